@@ -1,0 +1,1 @@
+"""The shipped model bundles (installed as package data of ``daemon``)."""

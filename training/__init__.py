@@ -1,0 +1,1 @@
+"""mididuet's offline half: read MIDI corpora, train the WaveNet, export a verified bundle."""
