@@ -1,0 +1,293 @@
+"""The engine: listen → window → predict → sample → play, with no devices and no clock.
+
+Every time comes in as an argument (``now_ns``, ``t_ns``: ``time.monotonic_ns`` in the
+daemon, a fake clock in :mod:`daemon.simulate`), so the same code runs live, in tests and
+in the demo. One thread calls :meth:`Engine.feed` for each player message and
+:meth:`Engine.tick` when the deadline it returned comes (and after each feed); the engine
+holds no locks.
+
+Modes:
+
+- ``duet``: the call ends after the phrase gap (``phrase_gap_ms``, or 1.5 × the player's
+  median inter-onset time if longer) with no key and no pedal down; the answer, as many
+  tokens as the call (or ``answer_tokens``), continues from a copy of the window, so the
+  window stays the player's own. A new player note cuts the answer short.
+- ``jam``: from the player's first token, one token per pulse; the player's tokens and
+  its own share the window. It stops after :data:`JAM_IDLE_PULSES` silent pulses.
+- ``solo``: one token per pulse from the primer, on its own; player tokens still join
+  the window, so the musician can steer it.
+
+Controls (CC numbers from settings): temperature (0..127 → :data:`CC_TEMPERATURE_RANGE`),
+mode (0–42 duet, 43–85 jam, 86–127 solo), mute (>= 64 mutes), panic (any value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mido
+
+from daemon.bundle import ModelRunner
+from daemon.listen import Listener, PlayedToken
+from daemon.record import MIDIDUET, PLAYER, SessionRecorder
+from daemon.sampler import Sampler
+from daemon.scheduler import NOTE_LENGTH, NoteLedger, Pulse, velocity_for, voice
+from daemon.settings import MODES, SUSTAIN_CC, EngineSettings
+from daemon.stats import Stats
+from daemon.tokens import MIDDLE_C
+from daemon.window import Window
+
+NS_PER_MS = 1_000_000
+PHRASE_GAP_IOI_FACTOR = 1.5  # a player who leaves long gaps inside a phrase gets a longer gap
+JAM_IDLE_PULSES = 16
+CC_TEMPERATURE_RANGE = (0.1, 2.0)
+CC_MODE_BOUNDS = (43, 86)  # values below the first: duet; below the second: jam; else solo
+CC_ON = 64  # a switch CC is on at 64 and above (as the sustain pedal)
+MAX_CC_VALUE = 127
+ANSWER, THRU = "answer", "thru"
+
+
+def temperature_for_cc(value: int) -> float:
+    low, high = CC_TEMPERATURE_RANGE
+    return low + (high - low) * value / MAX_CC_VALUE
+
+
+def mode_for_cc(value: int) -> str:
+    if value < CC_MODE_BOUNDS[0]:
+        return "duet"
+    return "jam" if value < CC_MODE_BOUNDS[1] else "solo"
+
+
+class Engine:
+    """A duet partner driven by messages and deadlines. Not thread-safe: one caller."""
+
+    def __init__(self, model: ModelRunner, settings: EngineSettings, send: Callable[[mido.Message], None],
+                 now_ns: int, primer: list[str] | None = None, recorder: SessionRecorder | None = None,
+                 stats: Stats | None = None) -> None:
+        settings.validate()
+        self.model = model
+        self.settings = settings
+        self.recorder = recorder
+        self.stats = stats
+        self._send_port = send
+        self._now = now_ns
+        self._vocabulary = model.vocabulary
+        self.ledger = NoteLedger(self._send)
+        self.listener = Listener(int(settings.chord_window_ms * NS_PER_MS))
+        self.window = Window(model.vocabulary, primer)
+        self.sampler = Sampler(settings.sampling, settings.temperature, settings.top_p, settings.seed)
+        self.pulse = Pulse(settings.bpm, settings.follow_clock)
+        self._out = settings.channel - 1  # mido channels are 0-based
+        self._in = None if settings.channel_in is None else settings.channel_in - 1
+        self._phrase_gap_ns = int(settings.phrase_gap_ms * NS_PER_MS)
+        self._mute = False
+        self.mode = settings.mode
+        self._playing = False  # an answer, a jam or a solo is under way
+        self._next_token_ns: int | None = None
+        self._answer_window: Window | None = None
+        self._remaining = 0  # tokens left in a duet answer
+        self._call_tokens = 0  # player tokens since the last answer began
+        self._reset_mode()
+
+    # --- the runner's interface -------------------------------------------------------
+
+    @property
+    def mute(self) -> bool:
+        return self._mute
+
+    @mute.setter
+    def mute(self, value: bool) -> None:
+        self._mute = bool(value)
+        if self._mute:
+            self._stop(release=True)
+        elif self.mode == "solo" and not self._playing:
+            self._start(self._now)
+
+    @property
+    def temperature(self) -> float:
+        return self.sampler.temperature
+
+    def set_mode(self, mode: str) -> None:
+        """Switch mode; every sounding note is released first. Raises ``ValueError`` for a bad name."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.release_all()
+        self.mode = mode
+        self._reset_mode()
+
+    def release_all(self) -> None:
+        """End every open note (then CC 123 per channel used) and the answer under way.
+
+        Never raises, even when ``send`` does; jam and solo carry on at their next pulse.
+        """
+        self.ledger.release_all()
+        if self.mode == "duet":
+            self._stop(release=False)
+
+    def feed(self, msg: mido.Message, t_ns: int) -> None:
+        """Take one player message stamped ``t_ns``; call :meth:`tick` afterwards.
+
+        Odd input (clock, sysex, stray note-offs, other channels) is ignored. Raises only
+        ``OSError`` from ``send`` (thru, a cut answer), with the ledger kept consistent.
+        """
+        self._now = max(self._now, t_ns)
+        if msg.type == "clock":
+            if self.settings.follow_clock:
+                self.pulse.clock_tick(t_ns)
+            return
+        channel = getattr(msg, "channel", None)
+        if channel is None or (self._in is not None and channel != self._in):
+            return  # system messages (sysex, active sensing, transport) and filtered channels
+        if self.recorder is not None:
+            self.recorder.record(PLAYER, msg, t_ns)
+        if msg.type == "note_on" and msg.velocity > 0:
+            self._player_note_on(msg.note, msg.velocity, t_ns)
+        elif msg.type in ("note_off", "note_on"):
+            self.listener.note_off(msg.note, t_ns)
+            if self.settings.thru:
+                self.ledger.note_off(self._out, msg.note, owner=THRU)
+        elif msg.type == "control_change":
+            self._control(msg.control, msg.value, t_ns)
+
+    def tick(self, now_ns: int) -> int | None:
+        """Do everything due at ``now_ns``; return the next deadline (ns), or None.
+
+        Raises ``OSError`` from ``send`` after keeping the ledger consistent.
+        """
+        self._now = max(self._now, now_ns)
+        played = self.listener.flush(now_ns)
+        if played is not None:
+            self._player_token(played)
+        self.ledger.release_due(now_ns)
+        if self.mode == "duet" and not self._playing:
+            end = self._phrase_end_ns()
+            if end is not None and now_ns >= end:
+                self._start_answer(end)
+        while self._next_token_ns is not None and now_ns >= self._next_token_ns:
+            self._play_due(now_ns)
+        return self._next_deadline()
+
+    # --- listening ------------------------------------------------------------------
+
+    def _player_note_on(self, note: int, velocity: int, t_ns: int) -> None:
+        if self.stats is not None:
+            self.stats.notes_in += 1
+        if self.mode == "duet" and self._playing:
+            self._stop(release=True)  # the player cuts in: the answer gives way at once
+        played = self.listener.note_on(note, velocity, t_ns)
+        if played is not None:
+            self._player_token(played)
+        if self.settings.thru:
+            self.ledger.note_on(self._out, note, velocity, THRU)
+
+    def _player_token(self, played: PlayedToken) -> None:
+        self.window.push(played.token)  # False for tokens the model does not know: dropped
+        self._call_tokens += 1
+        if self.mode == "jam" and not self._playing and not self._mute:
+            self._start(played.onset_ns + self._pulse_ns(played.onset_ns))
+
+    def _control(self, control: int, value: int, t_ns: int) -> None:
+        s = self.settings
+        if control == SUSTAIN_CC:
+            self.listener.pedal(value, t_ns)
+        elif control == s.cc_temperature:
+            self.sampler.temperature = temperature_for_cc(value)
+        elif control == s.cc_mode:
+            mode = mode_for_cc(value)
+            if mode != self.mode:
+                self.set_mode(mode)
+        elif control == s.cc_mute:
+            self.mute = value >= CC_ON
+        elif control == s.cc_panic:
+            self.listener.reset_phrase()  # keys whose note-offs were lost must not block phrase ends
+            self.release_all()
+
+    # --- playing --------------------------------------------------------------------
+
+    def _reset_mode(self) -> None:
+        self._stop(release=False)
+        self._call_tokens = 0
+        if self.mode == "solo" and not self._mute:
+            self._start(self._now)
+
+    def _start(self, first_ns: int) -> None:
+        self._playing = True
+        self._next_token_ns = first_ns
+        if self.stats is not None:
+            self.stats.answers += 1
+
+    def _stop(self, release: bool) -> None:
+        if release:
+            self.ledger.release_owner(ANSWER)
+        self._playing = False
+        self._next_token_ns = None
+        self._answer_window = None
+        self._remaining = 0
+
+    def _phrase_end_ns(self) -> int | None:
+        listener = self.listener
+        if self._call_tokens == 0 or listener.busy() or listener.last_activity_ns is None:
+            return None
+        ioi = listener.median_ioi_ns() or 0
+        return listener.last_activity_ns + max(self._phrase_gap_ns, int(PHRASE_GAP_IOI_FACTOR * ioi))
+
+    def _start_answer(self, at_ns: int) -> None:
+        length = self.settings.answer_tokens or self._call_tokens
+        self._call_tokens = 0
+        if self._mute:
+            return
+        self._answer_window = self.window.copy()
+        self._remaining = length
+        self._start(at_ns)
+
+    def _pulse_ns(self, now_ns: int) -> int:
+        return self.pulse.pulse_ns(now_ns, self.listener.median_ioi_ns())
+
+    def _play_due(self, now_ns: int) -> None:
+        scheduled = self._next_token_ns
+        assert scheduled is not None
+        pulse = self._pulse_ns(now_ns)
+        if self.mode == "jam" and self._jam_idle(now_ns, pulse):
+            self._stop(release=False)
+            return
+        self._play_token(scheduled, now_ns, pulse)
+        if self.mode == "duet":
+            self._remaining -= 1
+            if self._remaining <= 0:
+                self._stop(release=False)  # scheduled note-offs still end the last notes
+                return
+        following = scheduled + pulse
+        # Far behind (a stalled machine): skip the missed beats rather than rush them out.
+        self._next_token_ns = following if following > now_ns else now_ns + pulse
+
+    def _jam_idle(self, now_ns: int, pulse: int) -> bool:
+        last = self.listener.last_activity_ns
+        return not self.listener.busy() and (last is None or now_ns - last > JAM_IDLE_PULSES * pulse)
+
+    def _play_token(self, scheduled: int, now_ns: int, pulse: int) -> None:
+        stats = self.stats
+        started = stats.clock() if stats is not None else now_ns
+        window = self._answer_window if self._answer_window is not None else self.window
+        token_id = self.sampler.sample(self.model.query(window.ids), window.ids)
+        window.push_id(token_id)
+        register = self.listener.register()
+        notes = voice(self._vocabulary[token_id], MIDDLE_C if register is None else register)
+        velocity = velocity_for(self.settings.velocity, self.listener.median_velocity())
+        off_at = max(scheduled, now_ns) + int(pulse * NOTE_LENGTH)
+        for note in notes:
+            self.ledger.note_on(self._out, note, velocity, ANSWER, off_at)
+            if stats is not None:
+                sent = stats.clock()
+                stats.note_sent(sent - started, sent - scheduled)
+
+    def _next_deadline(self) -> int | None:
+        deadlines = [self.listener.pending_deadline, self.ledger.next_due, self._next_token_ns]
+        if self.mode == "duet" and not self._playing:
+            deadlines.append(self._phrase_end_ns())
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
+
+    def _send(self, msg: mido.Message) -> None:
+        self._send_port(msg)
+        if self.recorder is not None:
+            self.recorder.record(MIDIDUET, msg, self._now)

@@ -1,0 +1,97 @@
+"""Sample the next token id from the model's probabilities.
+
+- ``greedy``: the most probable token, exactly what the reference notebook does. It is
+  deterministic and may fall into an endless loop (a riff repeated forever); no guard is
+  applied, so it reproduces the notebook.
+- ``temperature``: sample from ``p ** (1 / T)``, renormalised.
+- ``top-p`` (the default): temperature first, then sample from the smallest set of
+  tokens whose probability adds up to ``top_p``.
+
+The two random methods use a seeded :class:`numpy.random.Generator` and a loop guard:
+a token that would make a pattern of 1–4 tokens repeat a fifth time back to back is
+never chosen (its probability is set to zero before sampling). :func:`longest_loop`
+measures the same property on any token sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+MAX_PATTERN = 4  # patterns of 1..4 tokens are guarded
+MAX_REPEATS = 4  # a pattern may repeat at most this many times back to back
+_TINY = 1e-12
+
+
+def longest_loop(tokens: Sequence[object], max_pattern: int = MAX_PATTERN) -> tuple[int, int]:
+    """The pattern length (1..max_pattern) repeated most times back to back, and that count.
+
+    ``longest_loop("abababc")`` is ``(2, 3)``. Ties go to the shorter pattern; an empty
+    sequence gives ``(1, 0)``.
+    """
+    best = (1, 1 if len(tokens) else 0)
+    for length in range(1, max_pattern + 1):
+        # run = how many consecutive positions i satisfy tokens[i] == tokens[i - length];
+        # a run of r such positions means the pattern occurs 1 + r // length times.
+        run = 0
+        for i in range(length, len(tokens)):
+            run = run + 1 if tokens[i] == tokens[i - length] else 0
+            repeats = 1 + run // length
+            if repeats > best[1]:
+                best = (length, repeats)
+    return best
+
+
+def looping_ids(history: np.ndarray, max_pattern: int = MAX_PATTERN,
+                max_repeats: int = MAX_REPEATS) -> list[int]:
+    """Ids that, appended to ``history``, would repeat a pattern more than ``max_repeats`` times."""
+    banned = []
+    n = len(history)
+    for length in range(1, max_pattern + 1):
+        span = length * (max_repeats + 1) - 1  # history tokens the candidate would complete
+        if span > n:
+            break
+        tail = history[n - span:]
+        if all(tail[i] == tail[i + length] for i in range(span - length)):
+            banned.append(int(history[n - length]))
+    return banned
+
+
+class Sampler:
+    """Chooses ids from probability vectors. Not thread-safe (it owns a random generator)."""
+
+    def __init__(self, method: str = "top-p", temperature: float = 1.0, top_p: float = 0.9,
+                 seed: int | None = None) -> None:
+        if method not in ("greedy", "temperature", "top-p"):
+            raise ValueError(f"sampling must be greedy, temperature or top-p, got {method!r}")
+        self.method = method
+        self.temperature = temperature
+        self.top_p = top_p
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self, probs: np.ndarray, history: np.ndarray | None = None) -> int:
+        """One id from ``probs`` (shape ``[V]``); ``history`` (recent ids) feeds the loop guard."""
+        if self.method == "greedy":
+            return int(np.argmax(probs))
+        p = np.asarray(probs, dtype=np.float64)
+        # A copy either way: the guard below writes into it.
+        p = np.exp(np.log(np.maximum(p, _TINY)) / self.temperature) if self.temperature != 1.0 else p.copy()
+        if history is not None:
+            for token_id in looping_ids(history):
+                p[token_id] = 0.0
+        total = p.sum()
+        if total <= _TINY:
+            # Everything left was banned or vanished: take the least bad unbanned token.
+            return int(np.argmax(p)) if p.max() > 0 else int(np.argmax(probs))
+        if self.method == "top-p" and self.top_p < 1.0:
+            order = np.argsort(p)[::-1]
+            cumulative = np.cumsum(p[order])
+            keep = int(np.searchsorted(cumulative, self.top_p * total)) + 1
+            order = order[:keep]
+            cumulative = cumulative[:keep]
+            pick = int(np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right"))
+            return int(order[min(pick, keep - 1)])
+        cumulative = np.cumsum(p)
+        pick = int(np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right"))
+        return min(pick, len(p) - 1)
