@@ -31,16 +31,13 @@ def note_name(midi: int) -> str:
 
 def parse_note_name(name: str) -> int:
     """The MIDI number of a single-note token such as ``C#4`` or ``E--1``."""
-    # The octave may be negative (``C-1`` is MIDI 0), and ``-`` is also the flat sign,
-    # so split at the first digit or at a minus sign that is followed by a digit.
-    for i in range(1, len(name)):
-        if name[i].isdigit() or (name[i] == "-" and i + 1 < len(name) and name[i + 1].isdigit()
-                                 and name[:i] in _NAME_TO_PC):
-            pitch, octave = name[:i], name[i:]
+    # "-" is both the flat sign and a negative octave's sign: as in music21, a two-letter
+    # pitch name (``E-``, ``C#``) wins, so ``E-4`` is E-flat 4 and ``C-1`` is C in octave -1.
+    for pitch in (name[:2], name[:1]):
+        if pitch in _NAME_TO_PC:
+            octave = name[len(pitch):]
             break
     else:
-        raise ValueError(f"not a note token: {name!r}")
-    if pitch not in _NAME_TO_PC:
         raise ValueError(f"not a note token: {name!r}")
     try:
         midi = (int(octave) + 1) * 12 + _NAME_TO_PC[pitch]

@@ -1,0 +1,41 @@
+# mididuet: `make test` runs everything, `make demo` plays a duet into files, `make model`
+# rebuilds the shipped Chopin model. Each target creates .venv and installs what it needs.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= $(or $(MIDIDUET_DATA),../shared/data/piano-midi/midis/Chopin)
+PYTEST_ARGS ?=
+
+.PHONY: test lint model demo bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# A stamp per extra set, redone when pyproject.toml changes.
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[$(subst +,$(comma),$*)]"
+	touch $@
+
+comma := ,
+
+test: $(VENV)/.installed-train+test
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-train+test
+	$(BIN)/ruff check .
+
+model: $(VENV)/.installed-train+test
+	$(BIN)/mididuet-train --data $(DATA) --out models/chopin.onnx --card models/chopin.md
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/mididuet demo
+
+bench: $(VENV)/.installed-train+test
+	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_daemon.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache mididuet-demo

@@ -1,0 +1,112 @@
+"""Vocabulary, 32-token windows and train/validation splits.
+
+Windows never straddle two pieces. The default split holds out whole pieces, so the
+validation loss measures music the model never saw; ``windows`` reproduces the notebook's
+random split of overlapping windows (whose validation windows share 31 of 32 tokens
+with training windows) only for comparison.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from daemon.bundle import WINDOW
+from daemon.tokens import encode
+from training.corpus import Piece
+
+SPLITS = ("pieces", "windows")
+
+
+def build_vocabulary(pieces: Sequence[Piece], min_count: int) -> list[str]:
+    """Tokens seen at least ``min_count`` times, most frequent first (ties by name)."""
+    counts = Counter(t for piece in pieces for t in piece.tokens)
+    kept = [t for t, n in counts.items() if n >= min_count]
+    return sorted(kept, key=lambda t: (-counts[t], t))
+
+
+def encode_pieces(pieces: Sequence[Piece], vocabulary: Sequence[str]) -> list[np.ndarray]:
+    """Each piece as an int32 id array, tokens outside the vocabulary dropped."""
+    ids = {t: i for i, t in enumerate(vocabulary)}
+    return [np.asarray(encode(p.tokens, ids), dtype=np.int32) for p in pieces]
+
+
+def make_windows(sequences: Sequence[np.ndarray], window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``window`` consecutive ids of a piece and the id that follows them."""
+    xs, ys = [], []
+    for seq in sequences:
+        if len(seq) <= window:
+            continue
+        view = np.lib.stride_tricks.sliding_window_view(seq, window + 1)
+        xs.append(view[:, :window])
+        ys.append(view[:, window])
+    if not xs:
+        return np.zeros((0, window), np.int32), np.zeros((0,), np.int32)
+    return np.concatenate(xs).astype(np.int32), np.concatenate(ys).astype(np.int32)
+
+
+def split_pieces(pieces: Sequence[Piece], val_fraction: float, seed: int) -> tuple[list[Piece], list[Piece]]:
+    """Hold out whole pieces: a seeded shuffle of the names, the first part validates."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"validation fraction must be in (0, 1), got {val_fraction}")
+    if len(pieces) < 2:
+        raise ValueError("a split by pieces needs at least 2 pieces")
+    names = sorted(p.name for p in pieces)
+    random.Random(seed).shuffle(names)
+    n_val = min(max(1, round(len(names) * val_fraction)), len(names) - 1)
+    held_out = set(names[:n_val])
+    return [p for p in pieces if p.name not in held_out], [p for p in pieces if p.name in held_out]
+
+
+@dataclass
+class Dataset:
+    vocabulary: list[str]
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    split: str
+    train_pieces: list[str]
+    val_pieces: list[str]
+    train_sequences: list[np.ndarray]  # for the n-gram baselines
+    val_sequences: list[np.ndarray]
+
+
+def build_dataset(
+    pieces: Sequence[Piece],
+    *,
+    split: str = "pieces",
+    val_fraction: float = 0.2,
+    min_count: int = 40,
+    seed: int = 42,
+    vocabulary: Sequence[str] | None = None,
+) -> Dataset:
+    """Vocabulary from the training pieces, then windows on both sides of the split."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if split == "pieces":
+        train, val = split_pieces(pieces, val_fraction, seed)
+        vocab = list(vocabulary) if vocabulary is not None else build_vocabulary(train, min_count)
+        if not vocab:
+            raise ValueError(f"no token occurs {min_count} times in the training pieces; lower --min-count")
+        train_seqs, val_seqs = encode_pieces(train, vocab), encode_pieces(val, vocab)
+        x_train, y_train = make_windows(train_seqs)
+        x_val, y_val = make_windows(val_seqs)
+        return Dataset(vocab, x_train, y_train, x_val, y_val, split,
+                       [p.name for p in train], [p.name for p in val], train_seqs, val_seqs)
+
+    # The notebook's way: one pool of windows from all pieces, split at random.
+    from sklearn.model_selection import train_test_split
+
+    vocab = list(vocabulary) if vocabulary is not None else build_vocabulary(pieces, min_count)
+    if not vocab:
+        raise ValueError(f"no token occurs {min_count} times; lower --min-count")
+    seqs = encode_pieces(pieces, vocab)
+    x, y = make_windows(seqs)
+    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.3, random_state=42)
+    names = [p.name for p in pieces]
+    return Dataset(vocab, x_train, y_train, x_val, y_val, split, names, [], seqs, [])

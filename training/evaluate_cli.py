@@ -1,0 +1,37 @@
+"""``mididuet-train evaluate``: re-score a bundle on the held-out pieces it records."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from daemon import bundle
+from training.evaluate import format_table
+from training.train import evaluate_bundle_on, load_corpus, log
+
+
+def run_evaluate(model: Path, data: Path, card: Path | None) -> int:
+    runner = bundle.ModelRunner(model)  # refuses a damaged or foreign file with a clear message
+    facts = runner.info.training
+    for key in ("reader", "split", "seed", "val_fraction"):
+        if key not in facts:
+            raise bundle.BundleError(f"{model}: training metadata lacks '{key}'; cannot rebuild its split")
+    corpus = load_corpus(data, facts["reader"])
+    if facts.get("corpus_sha256") and facts["corpus_sha256"] != corpus.sha256:
+        log("warning: this corpus differs from the one the model was trained on; "
+            "the numbers are not comparable with its card")
+    from training.dataset import build_dataset
+
+    ds = build_dataset(corpus.pieces, split=facts["split"], val_fraction=facts["val_fraction"],
+                       seed=facts["seed"], vocabulary=runner.vocabulary)
+    if facts.get("val_pieces") and sorted(facts["val_pieces"]) != sorted(ds.val_pieces):
+        log("warning: the held-out pieces differ from those recorded at training")
+    rows = evaluate_bundle_on(model, ds)
+    print(format_table(rows))
+    if card:
+        from training.card import write_card
+
+        write_card(card, model, {**facts, "metrics": {r.name: r.as_dict() for r in rows}}, rows)
+        log(f"wrote model card {card}")
+    sys.stdout.flush()
+    return 0
