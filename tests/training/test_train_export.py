@@ -1,0 +1,92 @@
+"""A small real training run: Keras trains, tf2onnx exports, onnxruntime must agree."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon import bundle
+from tests.midi_factory import scale_piece
+from training.cli import main
+
+CHOPIN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "piano-midi" / "midis" / "Chopin"
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory) -> Path:
+    """Four real Chopin pieces (linked, never copied into the repository) and a written one."""
+    root = tmp_path_factory.mktemp("corpus")
+    chopin = sorted(CHOPIN.glob("*.mid"))[:4]
+    if len(chopin) < 4:
+        pytest.fail(f"the Chopin corpus is missing at {CHOPIN}; tests need ../shared/data")
+    for path in chopin:
+        (root / path.name).symlink_to(path.resolve())
+    scale_piece(root / "written.mid")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(small_corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "small.onnx"
+    code = main(["--data", str(small_corpus), "--out", str(out), "--epochs", "2", "--min-count", "3",
+                 "--val-fraction", "0.4", "--card", str(out.with_suffix(".md"))])
+    assert code == 0
+    return out
+
+
+def test_training_exports_a_bundle_that_the_daemon_accepts(trained):
+    runner = bundle.load_bundle(trained)
+    facts = runner.info.training
+    assert facts["split"] == "pieces" and len(facts["val_pieces"]) == 2
+    assert facts["epochs_run"] <= 2 and facts["parameters"] > 0
+    assert facts["export_check"]["max_abs_diff"] <= 1e-4
+    assert facts["export_check"]["argmax_agreement"] >= 0.999
+    assert set(facts["metrics"]) == {"model", "unigram", "2-gram", "3-gram", "4-gram"}
+    assert (trained.parent / "small-training" / "history.csv").read_text().startswith("epoch")
+    png = (trained.parent / "small-training" / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_exported_model_reproduces_its_recorded_held_out_loss(trained, small_corpus):
+    """The bundle, rebuilt split and all from its metadata, scores what training recorded."""
+    from training.corpus import read_corpus
+    from training.dataset import build_dataset
+
+    runner = bundle.load_bundle(trained)
+    ds = build_dataset(read_corpus(small_corpus).pieces, val_fraction=0.4, seed=42,
+                       vocabulary=runner.vocabulary)
+    probs = runner.query_batch(ds.x_val)
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+    nll = float(-np.mean(np.log(probs[np.arange(len(ds.y_val)), ds.y_val])))
+    assert nll == pytest.approx(runner.info.training["metrics"]["model"]["nll"], rel=1e-4)
+
+
+def test_evaluate_reproduces_the_card(trained, small_corpus, capsys):
+    assert main(["evaluate", "--model", str(trained), "--data", str(small_corpus)]) == 0
+    table = capsys.readouterr().out.strip()
+    assert table.splitlines()[2].startswith("| model |")
+    assert table in trained.with_suffix(".md").read_text()
+
+
+def test_window_split_trains_too(small_corpus, tmp_path):
+    out = tmp_path / "w.onnx"
+    assert main(["--data", str(small_corpus), "--out", str(out), "--epochs", "1", "--min-count", "3",
+                 "--split", "windows"]) == 0
+    assert json.loads(json.dumps(bundle.load_bundle(out).info.training))["split"] == "windows"
+
+
+def test_cli_errors_exit_2_with_a_message(tmp_path, capsys):
+    assert main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "corpus directory not found" in capsys.readouterr().err
+    (tmp_path / "text.onnx").write_text("not onnx")
+    assert main(["evaluate", "--model", str(tmp_path / "text.onnx"), "--data", str(tmp_path)]) == 2
+    assert "not a readable ONNX model" in capsys.readouterr().err
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--data", "--out", "--epochs", "--batch-size", "--min-count", "--split", "--reader", "--seed"):
+        assert flag in text
