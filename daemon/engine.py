@@ -87,6 +87,8 @@ class Engine:
         self._answer_window: Window | None = None
         self._remaining = 0  # tokens left in a duet answer
         self._call_tokens = 0  # player tokens since the last answer began
+        # Called with each token the engine decides to play (generate, tests, the demo).
+        self.on_token: Callable[[str], None] | None = None
         self._reset_mode()
 
     # --- the runner's interface -------------------------------------------------------
@@ -270,6 +272,8 @@ class Engine:
         window = self._answer_window if self._answer_window is not None else self.window
         token_id = self.sampler.sample(self.model.query(window.ids), window.ids)
         window.push_id(token_id)
+        if self.on_token is not None:
+            self.on_token(self._vocabulary[token_id])
         register = self.listener.register()
         notes = voice(self._vocabulary[token_id], MIDDLE_C if register is None else register)
         velocity = velocity_for(self.settings.velocity, self.listener.median_velocity())

@@ -77,13 +77,15 @@ class Sampler:
         p = np.asarray(probs, dtype=np.float64)
         # A copy either way: the guard below writes into it.
         p = np.exp(np.log(np.maximum(p, _TINY)) / self.temperature) if self.temperature != 1.0 else p.copy()
-        if history is not None:
-            for token_id in looping_ids(history):
-                p[token_id] = 0.0
+        banned = looping_ids(history) if history is not None else []
+        for token_id in banned:
+            p[token_id] = 0.0
         total = p.sum()
         if total <= _TINY:
-            # Everything left was banned or vanished: take the least bad unbanned token.
-            return int(np.argmax(p)) if p.max() > 0 else int(np.argmax(probs))
+            # The model is certain of a banned token: take the most probable of the others.
+            fallback = np.asarray(probs, dtype=np.float64).copy()
+            fallback[banned] = -1.0
+            return int(np.argmax(fallback))
         if self.method == "top-p" and self.top_p < 1.0:
             order = np.argsort(p)[::-1]
             cumulative = np.cumsum(p[order])

@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import mido
 
+from daemon.bundle import ModelRunner
 from daemon.engine import Engine
+from daemon.settings import EngineSettings
 
 SECOND = 1_000_000_000
 NS_PER_MS = 1_000_000
@@ -90,3 +92,24 @@ def run_simulation(engine: Engine | EngineFactory, events: Iterable[TimedMessage
     clock.advance_to(until_ns)
     built.release_all()
     return output
+
+
+def generate_tokens(model: ModelRunner, count: int, settings: EngineSettings | None = None,
+                    primer: list[str] | None = None) -> list[str]:
+    """``count`` tokens as solo mode plays them (same window, sampler and guard), fast.
+
+    Runs an :class:`Engine` in solo mode in simulated time at a fixed 120 BPM and
+    returns the tokens it chose; ``settings`` give the sampling and the seed.
+    """
+    base = settings or EngineSettings()
+    solo = EngineSettings(**{**vars(base), "mode": "solo", "bpm": 120.0, "follow_clock": False})
+    tokens: list[str] = []
+    engine = Engine(model, solo, lambda msg: None, 0, primer=primer)
+    engine.on_token = tokens.append
+    now = 0
+    while len(tokens) < count:
+        deadline = engine.tick(now)
+        if deadline is None:
+            break
+        now = max(deadline, now + 1)
+    return tokens[:count]
