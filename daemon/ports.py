@@ -1,0 +1,209 @@
+"""MIDI ports: choose the MIDI API, list ports, match names, open ports.
+
+Everything goes through one ``mido.Backend`` object (never mido's global
+``set_backend``), so the API is chosen once, explicitly, and tests can run two backends
+side by side. The API is, in order: ``--api``, the API named in ``MIDO_BACKEND``
+(``mido.backends.rtmidi/UNIX_JACK``), the platform's own (ALSA on Linux, CoreMIDI on
+macOS, Windows MultiMedia on Windows). python-rtmidi picks ALSA when no API is given, so
+on a JACK-only machine the API must be named (FIELD-NOTES).
+
+Port names match by case-insensitive substring, or by a regular expression when the
+name starts with ``re:`` (``re:^fsynth:midi_0[0-9]$``). An unknown or ambiguous name is a
+:class:`PortError` listing the ports that exist. Library errors (rtmidi's ``SystemError``,
+mido's ``OSError``/``ValueError``) are translated here into :class:`PortError` with a
+message that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mido
+import rtmidi
+
+from daemon.errors import MididuetError
+
+RTMIDI_MODULE = "mido.backends.rtmidi"
+# Our API names (the --api choices) and rtmidi's.
+APIS = {"jack": "UNIX_JACK", "alsa": "LINUX_ALSA", "coremidi": "MACOSX_CORE", "winmm": "WINDOWS_MM"}
+_API_BY_RTMIDI = {rt: ours for ours, rt in APIS.items()}
+REGEX_PREFIX = "re:"
+VIRTUAL_IN = "mididuet in"
+VIRTUAL_OUT = "mididuet out"
+JACK_ENV_HINT = (
+    "start JACK first (e.g. `jackd -d alsa` or QjackCtl), or choose another API with --api"
+)
+
+
+class PortError(MididuetError):
+    """A MIDI API or port that cannot be used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class MidiApi:
+    """The MIDI API in use and the mido backend that talks to it."""
+
+    name: str  # one of APIS
+    backend: mido.Backend
+
+    @property
+    def virtual_ports(self) -> bool:
+        """Windows MultiMedia has no virtual ports (rtmidi raises); the others do."""
+        return self.name != "winmm"
+
+
+def platform_api(platform: str = sys.platform) -> str:
+    """The API a platform's users have by default."""
+    if platform.startswith("linux"):
+        return "alsa"
+    if platform == "darwin":
+        return "coremidi"
+    if platform.startswith(("win", "cygwin")):
+        return "winmm"
+    return "jack"
+
+
+def api_from_env(value: str | None) -> str | None:
+    """The API named by a ``MIDO_BACKEND`` value, or None when it names none.
+
+    Raises :class:`PortError` for a backend other than rtmidi or an unknown API.
+    """
+    if not value:
+        return None
+    module, _, api = value.partition("/")
+    if module != RTMIDI_MODULE:
+        raise PortError(f"MIDO_BACKEND={value!r}: mididuet needs {RTMIDI_MODULE} (e.g. {RTMIDI_MODULE}/UNIX_JACK)")
+    if not api:
+        return None
+    if api not in _API_BY_RTMIDI:
+        raise PortError(f"MIDO_BACKEND={value!r}: unknown API {api!r}; use one of {', '.join(_API_BY_RTMIDI)}")
+    return _API_BY_RTMIDI[api]
+
+
+def select_api(api: str | None = None, environ: dict[str, str] | None = None) -> MidiApi:
+    """The API to use: ``api`` if given, else ``MIDO_BACKEND``'s, else the platform's.
+
+    Raises :class:`PortError` for an unknown API or one this python-rtmidi lacks.
+    """
+    env = os.environ if environ is None else environ
+    name = api or api_from_env(env.get("MIDO_BACKEND")) or platform_api()
+    if name not in APIS:
+        raise PortError(f"unknown MIDI API {name!r}; choose one of {', '.join(APIS)}")
+    compiled = [rtmidi.get_api_name(a) for a in rtmidi.get_compiled_api()]
+    if name not in compiled:
+        raise PortError(
+            f"MIDI API {name!r} is not available in this python-rtmidi build "
+            f"(available: {', '.join(compiled) or 'none'}); choose one with --api"
+        )
+    return MidiApi(name, mido.Backend(f"{RTMIDI_MODULE}/{APIS[name]}", load=True))
+
+
+def _translate(api: MidiApi, err: BaseException) -> PortError:
+    """A library error turned into advice for the user."""
+    text = str(err).strip() or type(err).__name__
+    if api.name == "jack" and "server not running" in text:
+        return PortError(f"cannot reach a JACK server ({text}): {JACK_ENV_HINT}; "
+                         "JACK_DEFAULT_SERVER names the server to use")
+    if api.name == "alsa" and "ALSA" in text:
+        return PortError(f"cannot open the ALSA sequencer ({text}): is the snd-seq kernel module "
+                         "loaded (`sudo modprobe snd-seq`)? Or use JACK: --api jack")
+    return PortError(f"{api.name} MIDI: {text}")
+
+
+# What rtmidi and mido raise for a port or API problem; anything else is a bug.
+_LIBRARY_ERRORS = (rtmidi.RtMidiError, OSError, ValueError, RuntimeError)
+
+
+def list_ports(api: MidiApi) -> tuple[list[str], list[str]]:
+    """Names of the ports we can read from (inputs) and send to (outputs).
+
+    Raises :class:`PortError` when the API cannot be reached.
+    """
+    try:
+        return list(api.backend.get_input_names()), list(api.backend.get_output_names())
+    except _LIBRARY_ERRORS as err:
+        raise _translate(api, err) from err
+
+
+def match_port(query: str, names: list[str], kind: str) -> str:
+    """The one name in ``names`` that ``query`` means.
+
+    ``query`` is a case-insensitive substring, or a regular expression after ``re:``
+    (searched, case-insensitive). An exact name always wins over substring matches.
+    Raises :class:`PortError` for no match or several, listing the ``kind`` ports.
+    """
+    if query.startswith(REGEX_PREFIX):
+        try:
+            pattern = re.compile(query[len(REGEX_PREFIX):], re.IGNORECASE)
+        except re.error as err:
+            raise PortError(f"bad regular expression in {kind} port {query!r}: {err}") from None
+        found = [n for n in names if pattern.search(n)]
+    elif query in names:
+        return query
+    else:
+        found = [n for n in names if query.casefold() in n.casefold()]
+    if len(found) == 1:
+        return found[0]
+    listing = "; ".join(repr(n) for n in names) if names else "none"
+    if not found:
+        raise PortError(f"no {kind} port matches {query!r}. {kind.capitalize()} ports: {listing}")
+    matches = "; ".join(repr(n) for n in found)
+    raise PortError(f"{kind} port {query!r} is ambiguous: it matches {matches}. "
+                    f"Give more of the name, or a regex with {REGEX_PREFIX}...")
+
+
+def _no_virtual(kind: str) -> PortError:
+    flag = "--in" if kind == "input" else "--out"
+    return PortError(f"this MIDI API has no virtual ports: name an existing {kind} port with {flag} "
+                     "(see `mididuet ports`), or install a loopback driver such as loopMIDI")
+
+
+def open_input(api: MidiApi, query: str | None, callback: Callable[[mido.Message], Any]) -> Any:
+    """Open the input port ``query`` means (a virtual "mididuet in" when None).
+
+    ``callback`` is called on rtmidi's thread for every message; it is set while the
+    port opens, so nothing is queued unseen. Raises :class:`PortError`.
+    """
+    try:
+        if query is None:
+            if not api.virtual_ports:
+                raise _no_virtual("input")
+            # client_name makes mido open a virtual port (FIELD-NOTES); in JACK the
+            # client is named too, so the port shows up as "mididuet in:mididuet in".
+            return api.backend.open_input(VIRTUAL_IN, client_name=VIRTUAL_IN, callback=callback)
+        name = match_port(query, list_ports(api)[0], "input")
+        # No client_name here: with one, mido would make a virtual port instead of connecting.
+        return api.backend.open_input(name, callback=callback)
+    except _LIBRARY_ERRORS as err:
+        raise _translate(api, err) from err
+
+
+def open_output(api: MidiApi, query: str | None) -> Any:
+    """Open the output port ``query`` means (a virtual "mididuet out" when None).
+
+    Raises :class:`PortError`.
+    """
+    try:
+        if query is None:
+            if not api.virtual_ports:
+                raise _no_virtual("output")
+            return api.backend.open_output(VIRTUAL_OUT, client_name=VIRTUAL_OUT)
+        name = match_port(query, list_ports(api)[1], "output")
+        return api.backend.open_output(name)
+    except _LIBRARY_ERRORS as err:
+        raise _translate(api, err) from err
+
+
+def close_input(port: Any) -> None:
+    """Close an input: deregister the callback first, so rtmidi's thread cannot call
+    into a half-closed port (mido does the same in ``_close``; doing it here makes the
+    order explicit and independent of the backend)."""
+    try:
+        port.callback = None
+    finally:
+        port.close()

@@ -1,0 +1,91 @@
+"""Shared fixtures: a private JACK server per session, test MIDI clients, the daemon.
+
+The JACK fixtures are only started by tests that ask for them. When jackd is missing
+they skip with the reason, or fail when ``MIDIDUET_REQUIRE_JACK=1`` (CI sets it, so a
+broken CI image cannot pass by skipping every end-to-end test).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.bundle_factory import make_bundle
+from tests.jack import DaemonProcess, JackServer, Monitor, Player, environment, jack_available
+
+
+@pytest.fixture(scope="session")
+def jack_server() -> Iterator[JackServer]:
+    """A running jackd (dummy driver, realtime, period 64 at 48 kHz) under a unique name;
+    this process's environment points libjack and mido at it for the whole session."""
+    missing = jack_available()
+    if missing:
+        if os.environ.get("MIDIDUET_REQUIRE_JACK") == "1":
+            pytest.fail(f"MIDIDUET_REQUIRE_JACK=1 but {missing}")
+        pytest.skip(missing)
+    server = JackServer()
+    server.start()
+    try:
+        with environment(server.env):
+            yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real ONNX bundle (18 tokens) that loads in milliseconds."""
+    return make_bundle(tmp_path_factory.mktemp("models") / "tiny.onnx", seed=3)
+
+
+def _unique(prefix: str) -> str:
+    # A fresh client name per test: a port left behind by an earlier test never matches.
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def monitor(jack_server: JackServer) -> Iterator[Monitor]:
+    """A JACK input that records what the daemon plays, stamped on arrival."""
+    mon = Monitor(client=_unique("mdtest-monitor"))
+    yield mon
+    mon.close()
+
+
+@pytest.fixture
+def player(jack_server: JackServer) -> Iterator[Player]:
+    """A JACK output that plays into the daemon: the test's keyboard."""
+    out = Player(client=_unique("mdtest-player"))
+    yield out
+    out.close()
+
+
+DaemonFactory = Callable[..., DaemonProcess]
+
+
+@pytest.fixture
+def start_daemon(jack_server: JackServer, tiny_model: Path, player: Player,
+                 monitor: Monitor) -> Iterator[DaemonFactory]:
+    """``start_daemon(*flags, model=..., ready=True)``: ``mididuet run`` wired from the
+    test's player to its monitor, with the tiny model, waited on until ready."""
+    started: list[DaemonProcess] = []
+
+    def start(*flags: str, model: Path | None = tiny_model, ready: bool = True,
+              ports: bool = True) -> DaemonProcess:
+        args = ["--api", "jack", *flags]
+        if ports:
+            args = ["--in", player.name, "--out", monitor.name, *args]
+        if model is not None:
+            args = ["--model", str(model), *args]
+        daemon = DaemonProcess(args, jack_server.env)
+        started.append(daemon)
+        if ready:
+            daemon.wait_ready()
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()

@@ -1,0 +1,51 @@
+"""Duet through real JACK ports: a phrase in, an answer out after the gap."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from daemon.tokens import HIGHEST_PIANO_KEY, LOWEST_PIANO_KEY
+from tests.jack import Monitor, Player, poll
+
+pytestmark = pytest.mark.jack
+
+FAST = ("--phrase-gap", "150", "--bpm", "400", "--seed", "1")
+
+
+def onset_groups(events: list, tolerance_ns: int = 20_000_000) -> list[list]:
+    """Note-ons grouped by onset: the notes of one token are sent together."""
+    groups: list[list] = []
+    for t, msg in events:
+        if groups and t - groups[-1][-1][0] <= tolerance_ns:
+            groups[-1].append((t, msg))
+        else:
+            groups.append([(t, msg)])
+    return groups
+
+
+def test_duet_answers_after_the_gap(start_daemon, player: Player, monitor: Monitor) -> None:
+    start_daemon(*FAST, "--channel", "3")
+    player.play([60, 62, 64, 65, 67, 69])
+    phrase_end = time.monotonic_ns()
+    # Six tokens in, about six out; the last note-off ends the answer.
+    assert poll(lambda: len(monitor.note_offs()) >= 6 and len(onset_groups(monitor.note_ons())) >= 6, 5)
+    time.sleep(0.3)  # anything more would be a too-long answer
+    ons = monitor.note_ons()
+    first = ons[0][0]
+    assert first - phrase_end >= 100_000_000, "the answer must wait for the phrase gap"
+    assert len(onset_groups(ons)) == 6
+    assert all(LOWEST_PIANO_KEY <= m.note <= HIGHEST_PIANO_KEY for _, m in ons)
+    assert {m.channel for _, m in monitor.of_type("note_on", "note_off")} == {2}  # channel 3, 0-based
+    assert not _hanging(monitor)
+
+
+def _hanging(monitor: Monitor) -> set[tuple[int, int]]:
+    sounding: set[tuple[int, int]] = set()
+    for _, msg in monitor.of_type("note_on", "note_off"):
+        if msg.type == "note_on" and msg.velocity > 0:
+            sounding.add((msg.channel, msg.note))
+        else:
+            sounding.discard((msg.channel, msg.note))
+    return sounding
