@@ -74,26 +74,30 @@ class Sampler:
         """One id from ``probs`` (shape ``[V]``); ``history`` (recent ids) feeds the loop guard."""
         if self.method == "greedy":
             return int(np.argmax(probs))
-        p = np.asarray(probs, dtype=np.float64)
-        # A copy either way: the guard below writes into it.
-        p = np.exp(np.log(np.maximum(p, _TINY)) / self.temperature) if self.temperature != 1.0 else p.copy()
+        p = probs.astype(np.float64)  # a copy: the guard below writes into it
+        if self.temperature != 1.0:
+            p = np.exp(np.log(np.maximum(p, _TINY)) / self.temperature)
         banned = looping_ids(history) if history is not None else []
         for token_id in banned:
             p[token_id] = 0.0
-        total = p.sum()
-        if total <= _TINY:
-            # The model is certain of a banned token: take the most probable of the others.
-            fallback = np.asarray(probs, dtype=np.float64).copy()
-            fallback[banned] = -1.0
-            return int(np.argmax(fallback))
         if self.method == "top-p" and self.top_p < 1.0:
             order = np.argsort(p)[::-1]
             cumulative = np.cumsum(p[order])
+            total = cumulative[-1]
+            if total <= _TINY:
+                return self._fallback(probs, banned)
             keep = int(np.searchsorted(cumulative, self.top_p * total)) + 1
-            order = order[:keep]
-            cumulative = cumulative[:keep]
-            pick = int(np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right"))
+            pick = int(np.searchsorted(cumulative, self.rng.random() * cumulative[keep - 1], side="right"))
             return int(order[min(pick, keep - 1)])
         cumulative = np.cumsum(p)
+        if cumulative[-1] <= _TINY:
+            return self._fallback(probs, banned)
         pick = int(np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right"))
         return min(pick, len(p) - 1)
+
+    @staticmethod
+    def _fallback(probs: np.ndarray, banned: list[int]) -> int:
+        """The model is certain of a banned token: take the most probable of the others."""
+        others = probs.astype(np.float64)
+        others[banned] = -1.0
+        return int(np.argmax(others))
