@@ -207,11 +207,55 @@ stop with Ctrl-C or SIGTERM: every note mididuet holds is released first.
 """
 
 
+# --- generate, demo: the engine in simulated time ----------------------------------------
+def _simulated(module_name: str) -> tuple[Callable[[argparse.ArgumentParser], None],
+                                          Callable[[argparse.Namespace, argparse.ArgumentParser], int]]:
+    """Arguments and runner of a command that plays the engine in simulated time."""
+    import importlib
+
+    def add(parser: argparse.ArgumentParser) -> None:
+        importlib.import_module(module_name).add_arguments(parser)
+        add_setting_options(parser)
+
+    def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+        try:
+            settings = settings_from_args(args)
+        except ValueError as err:
+            parser.error(str(err))
+        try:
+            return importlib.import_module(module_name).run(args, settings)
+        except ValueError as err:
+            parser.error(str(err))
+
+    return add, run
+
+
+GENERATE_EPILOG = """\
+examples:
+  mididuet generate --out answer.mid                          # 64 tokens of solo, 120 BPM
+  mididuet generate --primer my-phrase.mid --tokens 32 --out answer.mid
+  mididuet generate --primer p.mid --sampling greedy --out g.mid   # the notebook's argmax (may loop)
+"""
+
+DEMO_EPILOG = """\
+examples:
+  mididuet demo                                   # writes ./mididuet-demo/duet.{mid,png,wav}
+  mididuet demo --primer my-phrase.mid --seed 5   # answer your own phrase
+  mididuet demo --sampling greedy --out-dir /tmp/greedy
+"""
+
+
 COMMANDS: list[Command] = [
     Command("ports", "list MIDI inputs and outputs, with the MIDI API in use",
             _ports_arguments, _ports, epilog=PORTS_EPILOG),
     Command("run", "listen on a port and play answers on another", _run_arguments, _run,
             description="Listen to a keyboard, predict, and play answers in real time.", epilog=RUN_EPILOG),
+    Command("generate", "write a MIDI file: mididuet's answer to a primer, or a solo", *_simulated("daemon.generate"),
+            description="Generate a standard MIDI file with the same engine and options as `run`, "
+            "in simulated time: the primer on track 1, mididuet's answer on track 2.", epilog=GENERATE_EPILOG),
+    Command("demo", "hear and see a duet without a keyboard (MIDI, piano roll, WAV)", *_simulated("daemon.demo"),
+            description="Play a short phrase to mididuet in simulated time and write what happened: "
+            "duet.mid, duet.png (a piano roll) and duet.wav (with FluidSynth).", epilog=DEMO_EPILOG),
 ]
 
 
