@@ -260,3 +260,33 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def onset_groups(events: list[tuple[int, mido.Message]], tolerance_ns: int = 20_000_000) -> list[list]:
+    """Note-ons grouped by onset: the notes of one token are sent together."""
+    groups: list[list] = []
+    for t, msg in events:
+        if groups and t - groups[-1][-1][0] <= tolerance_ns:
+            groups[-1].append((t, msg))
+        else:
+            groups.append([(t, msg)])
+    return groups
+
+
+def hanging(events: list[tuple[int, mido.Message]]) -> set[tuple[int, int]]:
+    """(channel, note) pairs whose last note-on has no note-off after it."""
+    sounding: set[tuple[int, int]] = set()
+    for _, msg in events:
+        if msg.type == "note_on" and msg.velocity > 0:
+            sounding.add((msg.channel, msg.note))
+        elif msg.type in ("note_on", "note_off"):
+            sounding.discard((msg.channel, msg.note))
+    return sounding
+
+
+def quiet_for(monitor: Monitor, seconds: float, timeout: float) -> bool:
+    """Wait until the monitor has received nothing for ``seconds`` (False after ``timeout``)."""
+    def quiet() -> bool:
+        last = monitor.messages[-1][0] if monitor.messages else 0
+        return time.monotonic_ns() - last >= seconds * 1e9
+    return bool(poll(quiet, timeout, 0.05))

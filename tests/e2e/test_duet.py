@@ -7,22 +7,11 @@ import time
 import pytest
 
 from daemon.tokens import HIGHEST_PIANO_KEY, LOWEST_PIANO_KEY
-from tests.jack import Monitor, Player, poll
+from tests.jack import Monitor, Player, hanging, onset_groups, poll
 
 pytestmark = pytest.mark.jack
 
 FAST = ("--phrase-gap", "150", "--bpm", "400", "--seed", "1")
-
-
-def onset_groups(events: list, tolerance_ns: int = 20_000_000) -> list[list]:
-    """Note-ons grouped by onset: the notes of one token are sent together."""
-    groups: list[list] = []
-    for t, msg in events:
-        if groups and t - groups[-1][-1][0] <= tolerance_ns:
-            groups[-1].append((t, msg))
-        else:
-            groups.append([(t, msg)])
-    return groups
 
 
 def test_duet_answers_after_the_gap(start_daemon, player: Player, monitor: Monitor) -> None:
@@ -38,14 +27,5 @@ def test_duet_answers_after_the_gap(start_daemon, player: Player, monitor: Monit
     assert len(onset_groups(ons)) == 6
     assert all(LOWEST_PIANO_KEY <= m.note <= HIGHEST_PIANO_KEY for _, m in ons)
     assert {m.channel for _, m in monitor.of_type("note_on", "note_off")} == {2}  # channel 3, 0-based
-    assert not _hanging(monitor)
+    assert not hanging(monitor.messages)
 
-
-def _hanging(monitor: Monitor) -> set[tuple[int, int]]:
-    sounding: set[tuple[int, int]] = set()
-    for _, msg in monitor.of_type("note_on", "note_off"):
-        if msg.type == "note_on" and msg.velocity > 0:
-            sounding.add((msg.channel, msg.note))
-        else:
-            sounding.discard((msg.channel, msg.note))
-    return sounding
