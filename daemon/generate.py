@@ -21,12 +21,13 @@ import mido
 from daemon.bundle import ModelRunner
 from daemon.engine import Engine
 from daemon.errors import MididuetError
-from daemon.midi_reader import MidiReadError, read_notes, tokens_from_notes
+from daemon.midi_reader import MidiReadError, read_notes
 from daemon.record import MIDIDUET, PLAYER, SessionRecorder
 from daemon.scheduler import MIN_BPM, bpm_to_ns
 from daemon.settings import MAX_ANSWER_TOKENS, EngineSettings
 from daemon.simulate import SECOND, TimedMessage, run_simulation
 
+DEFAULT_SOLO_BPM = 120.0
 NOTE_TYPES = frozenset({"note_on", "note_off"})
 # Room after the call for the phrase gap and an answer at the slowest pulse the
 # engine allows, so the simulation never stops mid-answer.
@@ -70,14 +71,6 @@ def events_from_midi(path: str | os.PathLike[str]) -> list[TimedMessage]:
         events.append((off, 0, mido.Message("note_off", note=n.pitch)))
     events.sort(key=lambda e: (e[0], e[1]))
     return [(t, msg) for t, _, msg in events]
-
-
-def primer_tokens(path: str | os.PathLike[str]) -> list[str]:
-    """The tokens of a primer file (for solo mode's window)."""
-    try:
-        return tokens_from_notes(read_notes(path))
-    except MidiReadError as err:
-        raise PrimerError(f"primer {err}") from None
 
 
 def perform(model: ModelRunner, settings: EngineSettings, call: Sequence[TimedMessage],
@@ -155,9 +148,10 @@ def run(args: argparse.Namespace, settings: EngineSettings) -> int:
     from daemon.bundle import load_bundle
 
     model = load_bundle(args.model)
-    if settings.bpm is None:
-        settings = dataclasses.replace(settings, bpm=120.0)  # a file needs a pulse of its own
     call = events_from_midi(args.primer) if args.primer else []
+    if settings.bpm is None and not call:
+        # Solo has no player to follow; with a primer the pulse follows it, as in `run`.
+        settings = dataclasses.replace(settings, bpm=DEFAULT_SOLO_BPM)
     performance = perform(model, settings, call, args.tokens)
     path = write_performance(performance, args.out)
     notes = sum(1 for _, m in performance.answer if m.type == "note_on")
