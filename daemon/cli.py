@@ -165,6 +165,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
                      help="write each session to DIR/mididuet-DATE-TIME.mid (player and mididuet tracks)")
     out.add_argument("--stats", nargs="?", type=float, const=10.0, metavar="SECONDS",
                      help="print decision time and lateness p50/p99/max every SECONDS (default 10) and at exit")
+    out.add_argument("--rt-priority", type=int, default=5, metavar="N",
+                     help="real-time (SCHED_FIFO) priority of the playing loop, 0 for none; below JACK's "
+                     "(default 5; without permission mididuet carries on at normal priority)")
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -174,6 +177,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         settings = settings_from_args(args)
     except ValueError as err:
         parser.error(str(err))  # exits 2 with usage: a bad flag value is a usage error
+    if not 0 <= args.rt_priority <= 99:
+        parser.error("--rt-priority must be in range 0..99")
     if args.stats is not None and args.stats <= 0:
         parser.error("--stats interval must be positive")
     primer = None
@@ -186,7 +191,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise MididuetError(f"--primer {args.primer}: {err}") from err
     options = RunOptions(settings=settings, model=args.model, primer=primer, in_port=args.in_port,
                          out_port=args.out_port, api=args.api, record_dir=args.record,
-                         stats_interval_s=args.stats)
+                         stats_interval_s=args.stats, rt_priority=args.rt_priority)
     return run(options)
 
 

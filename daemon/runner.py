@@ -58,6 +58,11 @@ class RunOptions:
     api: str | None = None
     record_dir: Path | None = None
     stats_interval_s: float | None = None  # None: no periodic stats
+    # SCHED_FIFO priority for the loop thread (0: none). Below JACK's own threads (10 and
+    # up), above every normal process, so a busy machine does not delay a note.
+    rt_priority: int = 5
+    # A Stats (or subclass) to use instead of a new one: benchmarks observe each note through it.
+    stats: Any = None
     # Called once ports are open and the model is loaded; the systemd notify hook goes here.
     on_ready: Callable[[str], None] | None = None
 
@@ -114,21 +119,36 @@ class Runner:
         api = ports.select_api(opts.api)
         model = load_bundle(opts.model)
         self._out = ports.open_output(api, opts.out_port)
-        self.stats = Stats()
+        self.stats = opts.stats if opts.stats is not None else Stats()
         if opts.record_dir is not None:
             from daemon.record import SessionRecorder
 
             self.recorder = SessionRecorder(opts.record_dir)
+        # Messages arriving from here on wait in the queue, stamped, until the loop runs.
+        self._in = ports.open_input(api, opts.in_port, self._on_message)
+        # The engine is made last, with the clock read now: opening a JACK client takes
+        # milliseconds, and solo's first note is due at the engine's start time.
         self.engine = Engine(model, opts.settings, self._out.send, time.monotonic_ns(),
                              primer=opts.primer, recorder=self.recorder, stats=self.stats)
         if log.isEnabledFor(logging.DEBUG):  # a log call per token only when asked for
             self.engine.on_token = lambda token: log.debug("play token %s", token)
-        # The input opens last: from here on messages arrive, and the engine exists.
-        self._in = ports.open_input(api, opts.in_port, self._on_message)
         ready = (f"ready: in {self._in.name!r}, out {self._out.name!r}, api {api.name}, "
                  f"model {model.path.name} ({model.info.size} tokens), mode {opts.settings.mode}, "
                  f"pid {os.getpid()}")
         (opts.on_ready or print_ready)(ready)
+
+    def set_realtime(self) -> None:
+        """Ask for real-time scheduling of the loop thread; without permission, carry on."""
+        priority = self.options.rt_priority
+        if priority <= 0 or not hasattr(os, "sched_setscheduler"):
+            return
+        try:
+            # pid 0 is the calling thread on Linux: only the loop gets the priority.
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            log.info("loop runs with SCHED_FIFO priority %d", priority)
+        except (PermissionError, OSError) as err:
+            log.info("no real-time priority (%s): notes may be late on a busy machine; "
+                     "see README 'Troubleshooting' (rtprio limits)", err)
 
     def close(self) -> None:
         """Release notes, write the recording, close the ports; never raises for a port error."""
@@ -187,6 +207,7 @@ class Runner:
         previous = self._install_signals()
         try:
             self.open()
+            self.set_realtime()
             try:
                 return self.loop()
             except OSError as err:

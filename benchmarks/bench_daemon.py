@@ -1,0 +1,241 @@
+"""Benchmark the real-time side of mididuet on a private JACK server (dummy driver).
+
+1. Decision time per token: window → onnxruntime → sampler → voicing → ``mido.Message``,
+   p50/p99 over many tokens, against the onnxruntime call alone (baseline, same run).
+   Target p99 <= 0.5 ms.
+2. Lateness of sent notes: the real :class:`daemon.runner.Runner` plays solo at a fixed
+   pulse into a JACK port. Inside the daemon, ``sent - scheduled`` per note (target
+   p99 <= 1 ms). A *separate process*, a JACK client, timestamps each arrival with
+   CLOCK_MONOTONIC (the daemon's clock too), so ``arrival - scheduled`` is the lateness
+   through JACK (target <= 2 periods + 1 ms), in ms and periods; lost messages counted
+   (target 0). The run ends with a real SIGTERM.
+3. Start-up to "ready" of ``mididuet run`` as a subprocess (target <= 1 s) against a bare
+   ``python -c pass`` (baseline), and its resident memory while playing (target <= 150 MB).
+
+The shipped model (models/chopin.onnx) is used when present, else a tiny test bundle;
+the output says which. Exit status 0 when every target is met, 1 otherwise.
+
+Run: ``.venv/bin/python benchmarks/bench_daemon.py [--seconds 30] [--period 64]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from daemon.bundle import ModelRunner, shipped_model_path  # noqa: E402
+from daemon.stats import Stats  # noqa: E402
+from tests.jack import JACK_BACKEND, DaemonProcess, JackServer, environment  # noqa: E402
+
+MS = 1_000_000
+MONITOR_CLIENT = "bench-monitor"
+
+
+def pct(values: list[int] | np.ndarray, q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) / MS if len(values) else float("nan")
+
+
+def choose_model(tmp: Path) -> tuple[Path, str]:
+    shipped = shipped_model_path()
+    if shipped.is_file():
+        return shipped, f"shipped model {shipped.name}"
+    from tests.bundle_factory import make_bundle
+
+    return make_bundle(tmp / "tiny.onnx"), "tiny test bundle (18 tokens; the shipped model is not built)"
+
+
+# --- 1. decision time ------------------------------------------------------------------------
+def bench_decision(model_path: Path, tokens: int = 3000) -> dict[str, float]:
+    import mido
+
+    from daemon.sampler import Sampler
+    from daemon.scheduler import voice
+    from daemon.window import Window
+
+    model = ModelRunner(model_path)
+    window = Window(model.vocabulary)
+    sampler = Sampler("top-p", 1.0, 0.9, seed=1)
+    vocab = model.vocabulary
+    base, full = [], []
+    clock = time.perf_counter_ns
+    for _ in range(200):  # warm caches and the allocator
+        window.push_id(sampler.sample(model.query(window.ids), window.ids))
+    for _ in range(tokens):
+        t0 = clock()
+        model.query(window.ids)
+        base.append(clock() - t0)
+        t0 = clock()
+        token_id = sampler.sample(model.query(window.ids), window.ids)
+        window.push_id(token_id)
+        messages = [mido.Message("note_on", channel=0, note=n, velocity=80) for n in voice(vocab[token_id], 60)]
+        full.append(clock() - t0)
+        assert messages
+    return {"tokens": tokens, "vocabulary": len(vocab),
+            "base_p50": pct(base, 50), "base_p99": pct(base, 99),
+            "p50": pct(full, 50), "p99": pct(full, 99), "max": max(full) / MS}
+
+
+# --- 2. lateness ------------------------------------------------------------------------------
+class ObservingStats(Stats):
+    """Stats that also keep each note-on's scheduled time, in send order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scheduled: list[int] = []
+        self.inside: list[int] = []
+
+    def note_sent(self, decision_ns: int, lateness_ns: int) -> None:
+        super().note_sent(decision_ns, lateness_ns)
+        sent = self.clock()
+        self.scheduled.append(sent - lateness_ns)
+        self.inside.append(lateness_ns)
+
+
+def run_monitor() -> None:
+    """The separate JACK client (``--monitor`` mode): stamp arrivals until stdin closes."""
+    import mido
+
+    arrivals: list[tuple[int, int, int]] = []  # (t_ns, status, note)
+    backend = mido.Backend(JACK_BACKEND, load=True)
+    port = backend.open_input("in", client_name=MONITOR_CLIENT,
+                              callback=lambda m: arrivals.append((time.monotonic_ns(), m.bytes()[0], m.bytes()[1]
+                                                                  if len(m.bytes()) > 1 else 0)))
+    print("ready", flush=True)
+    sys.stdin.read()  # the benchmark closes our stdin when the daemon has stopped
+    time.sleep(0.2)  # let the last messages of the final period arrive
+    port.callback = None
+    port.close()
+    print(json.dumps(arrivals), flush=True)
+
+
+def bench_lateness(model_path: Path, server: JackServer, seconds: float) -> dict[str, float]:
+    from daemon.runner import Runner, RunOptions
+    from daemon.settings import EngineSettings
+
+    monitor = subprocess.Popen([sys.executable, __file__, "--monitor"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env={**os.environ, **server.env})
+    assert monitor.stdout is not None and monitor.stdin is not None
+    assert monitor.stdout.readline().strip() == "ready"
+    stats = ObservingStats()
+    settings = EngineSettings(mode="solo", bpm=400.0, seed=1)
+    options = RunOptions(settings=settings, model=model_path, out_port=f"{MONITOR_CLIENT}:in", in_port=None,
+                         api="jack", stats=stats, on_ready=lambda line: None)
+    # A real SIGTERM ends the run, through the runner's own handler.
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    code = Runner(options).run()
+    monitor.stdin.close()
+    arrivals = json.loads(monitor.stdout.read())
+    monitor.wait()
+    ons = [t for t, status, _ in arrivals if status & 0xF0 == 0x90]
+    offs = [t for t, status, _ in arrivals if status & 0xF0 == 0x80]
+    sent = len(stats.scheduled)
+    n = min(len(ons), sent)
+    through = [a - s for a, s in zip(ons[:n], stats.scheduled[:n], strict=True)]
+    period_ms = server.period_ms
+    return {"exit_code": code, "notes": sent, "inside_p50": pct(stats.inside, 50),
+            "inside_p99": pct(stats.inside, 99), "inside_max": max(stats.inside) / MS,
+            "jack_p50": pct(through, 50), "jack_p99": pct(through, 99), "jack_max": max(through) / MS,
+            "period_ms": period_ms, "lost_note_ons": sent - len(ons), "lost_note_offs": sent - len(offs),
+            "decision_p50": stats.decision.percentile(50) / MS, "decision_p99": stats.decision.percentile(99) / MS}
+
+
+# --- 3. start-up and memory ------------------------------------------------------------------------
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmRSS without shared memory) in MB. Every JACK client maps the server's
+    ~105 MB shared segment (/dev/shm/jack-*), which counts in VmRSS but is jackd's, shared
+    by all clients; RssAnon + RssFile is what the daemon itself holds."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["RssAnon"] + fields["RssFile"]
+
+
+def bench_startup(model_path: Path, server: JackServer, runs: int = 5) -> dict[str, float]:
+    bare = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        bare.append(time.perf_counter() - t0)
+    ready, rss, own = [], [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        daemon = DaemonProcess(["--api", "jack", "--model", str(model_path), "--mode", "solo", "--bpm", "400"],
+                               server.env)
+        daemon.wait_ready(timeout=20)
+        ready.append(time.perf_counter() - t0)
+        time.sleep(2.0)  # playing
+        total, private = rss_mb(daemon.process.pid)
+        rss.append(total)
+        own.append(private)
+        assert daemon.stop() == 0, daemon.stderr
+    return {"bare_s": float(np.median(bare)), "ready_s": float(np.median(ready)), "ready_max_s": max(ready),
+            "rss_mb": max(rss), "own_mb": max(own)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the lateness run (default 30)")
+    parser.add_argument("--period", type=int, default=64, help="JACK period in frames at 48 kHz (default 64)")
+    parser.add_argument("--monitor", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.monitor:
+        run_monitor()
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path, model_name = choose_model(Path(tmp))
+        print(f"model: {model_name}")
+        d = bench_decision(model_path)
+        print(f"decision per token ({d['tokens']} tokens, V={d['vocabulary']}): p50 {d['p50']:.3f} ms, "
+              f"p99 {d['p99']:.3f} ms, max {d['max']:.3f} ms; onnxruntime alone p50 {d['base_p50']:.3f} "
+              f"p99 {d['base_p99']:.3f} ms; ratio p50 {d['p50'] / d['base_p50']:.2f}x")
+        server = JackServer(period=args.period)
+        server.start()
+        try:
+            with environment(server.env):
+                lat = bench_lateness(model_path, server, args.seconds)
+                up = bench_startup(model_path, server)
+        finally:
+            server.stop()
+    per = lat["period_ms"]
+    print(f"lateness inside the daemon ({lat['notes']} note-ons, solo at 400 BPM, {args.seconds:g} s): "
+          f"p50 {lat['inside_p50']:.3f} ms, p99 {lat['inside_p99']:.3f} ms, max {lat['inside_max']:.3f} ms; "
+          f"decision in the engine p50 {lat['decision_p50']:.3f} p99 {lat['decision_p99']:.3f} ms")
+    print(f"lateness through JACK (period {args.period} = {per:.3f} ms): p50 {lat['jack_p50']:.3f} ms "
+          f"({lat['jack_p50'] / per:.2f} periods), p99 {lat['jack_p99']:.3f} ms ({lat['jack_p99'] / per:.2f} "
+          f"periods), max {lat['jack_max']:.3f} ms; lost note-ons {lat['lost_note_ons']}, "
+          f"note-offs {lat['lost_note_offs']}; exit code after SIGTERM {lat['exit_code']}")
+    print(f"start-up to ready: median {up['ready_s']:.3f} s (max {up['ready_max_s']:.3f} s), bare python "
+          f"{up['bare_s']:.3f} s, ratio {up['ready_s'] / up['bare_s']:.1f}x; RSS while playing {up['rss_mb']:.1f} MB, "
+          f"of which not JACK's shared segment {up['own_mb']:.1f} MB")
+    targets = {
+        "decision p99 <= 0.5 ms": d["p99"] <= 0.5,
+        "lateness inside p99 <= 1 ms": lat["inside_p99"] <= 1.0,
+        "lateness through JACK p99 <= 2 periods + 1 ms": lat["jack_p99"] <= 2 * per + 1.0,
+        "no lost messages": lat["lost_note_ons"] == 0 and lat["lost_note_offs"] == 0,
+        "clean exit on SIGTERM": lat["exit_code"] == 0,
+        "start-up <= 1 s": up["ready_s"] <= 1.0,
+        "RSS (without JACK's shared segment) <= 150 MB": up["own_mb"] <= 150.0,
+    }
+    missed = [name for name, ok in targets.items() if not ok]
+    print("targets: " + ("all met" if not missed else "MISSED: " + "; ".join(missed)))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
