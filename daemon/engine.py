@@ -87,6 +87,12 @@ class Engine:
         self._answer_window: Window | None = None
         self._remaining = 0  # tokens left in a duet answer
         self._call_tokens = 0  # player tokens since the last answer began
+        # The next token, decided ahead of its deadline so that at the deadline only the
+        # send remains: a query costs ~0.3 ms warm and ~1 ms with caches cold between
+        # pulses, and that must not make every note late. Dropped whenever what it was
+        # decided from changes (a player token, a control, a stop), and decided again.
+        self._prepared: int | None = None
+        self._prepare_ns = 0  # how long that decision took (window -> model -> sampler)
         # Called with each token the engine decides to play (generate, tests, the demo).
         self.on_token: Callable[[str], None] | None = None
         self._reset_mode()
@@ -167,6 +173,8 @@ class Engine:
                 self._start_answer(end)
         while self._next_token_ns is not None and now_ns >= self._next_token_ns:
             self._play_due(now_ns)
+        if self._playing and self._prepared is None:
+            self._prepare()
         return self._next_deadline()
 
     # --- listening ------------------------------------------------------------------
@@ -184,12 +192,14 @@ class Engine:
 
     def _player_token(self, played: PlayedToken) -> None:
         self.window.push(played.token)  # False for tokens the model does not know: dropped
+        self._prepared = None  # the window changed: decide again from it
         self._call_tokens += 1
         if self.mode == "jam" and not self._playing and not self._mute:
             self._start(played.onset_ns + self._pulse_ns(played.onset_ns))
 
     def _control(self, control: int, value: int, t_ns: int) -> None:
         s = self.settings
+        self._prepared = None  # a new temperature or mode applies from the next token on
         if control == SUSTAIN_CC:
             self.listener.pedal(value, t_ns)
         elif control == s.cc_temperature:
@@ -223,6 +233,7 @@ class Engine:
             self.ledger.release_owner(ANSWER)
         self._playing = False
         self._next_token_ns = None
+        self._prepared = None
         self._answer_window = None
         self._remaining = 0
 
@@ -266,11 +277,23 @@ class Engine:
         last = self.listener.last_activity_ns
         return not self.listener.busy() and (last is None or now_ns - last > JAM_IDLE_PULSES * pulse)
 
+    def _prepare(self) -> None:
+        """Decide the next token from the window as it is now (query + sample)."""
+        stats = self.stats
+        started = stats.clock() if stats is not None else 0
+        window = self._answer_window if self._answer_window is not None else self.window
+        self._prepared = self.sampler.sample(self.model.query(window.ids), window.ids)
+        self._prepare_ns = stats.clock() - started if stats is not None else 0
+
     def _play_token(self, scheduled: int, now_ns: int, pulse: int) -> None:
         stats = self.stats
         started = stats.clock() if stats is not None else now_ns
+        if self._prepared is None:  # nothing decided ahead (the first token, or just invalidated)
+            self._prepare()
+        token_id, decided_ns = self._prepared, self._prepare_ns
+        assert token_id is not None
+        self._prepared = None
         window = self._answer_window if self._answer_window is not None else self.window
-        token_id = self.sampler.sample(self.model.query(window.ids), window.ids)
         window.push_id(token_id)
         if self.on_token is not None:
             self.on_token(self._vocabulary[token_id])
@@ -282,7 +305,9 @@ class Engine:
             self.ledger.note_on(self._out, note, velocity, ANSWER, off_at)
             if stats is not None:
                 sent = stats.clock()
-                stats.note_sent(sent - started, sent - scheduled)
+                # Decision time counts the whole chain (window -> model -> sampler -> message),
+                # though the model's part ran ahead of the deadline.
+                stats.note_sent(decided_ns + (sent - started), sent - scheduled)
 
     def _next_deadline(self) -> int | None:
         deadlines = [self.listener.pending_deadline, self.ledger.next_due, self._next_token_ns]
