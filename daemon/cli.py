@@ -2,8 +2,9 @@
 
 Subcommands are registered in :data:`COMMANDS`, one :class:`Command` each (its arguments
 and the function that runs it), so adding one (``generate``, ``demo``, ``service``...)
-touches nothing else. The engine's settings come from one declarative table,
-:data:`SETTING_OPTIONS`, which the TOML loader can share.
+touches nothing else. ``run``'s options come from the declarative tables in
+:mod:`daemon.options`, shared with the TOML config (:mod:`daemon.config`): flags
+override the file, the file overrides the defaults.
 
 Any :class:`~daemon.errors.MididuetError` becomes one line on stderr and exit code 2:
 a user never sees a traceback for a known problem.
@@ -18,81 +19,43 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from daemon.errors import MididuetError
-from daemon.settings import MODES, SAMPLINGS, EngineSettings
+from daemon.options import LOG_LEVELS, RUN_OPTIONS, SETTING_OPTIONS, Option, option_default
+from daemon.settings import EngineSettings
 
 EXIT_USAGE = 2
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-@dataclass(frozen=True)
-class SettingOption:
-    """One engine setting as a command-line flag (and, later, a TOML key: ``field``)."""
-
-    field: str  # the EngineSettings attribute
-    flag: str
-    help: str
-    type: Callable[[str], Any] | None = None  # None: an on/off switch
-    choices: tuple[str, ...] | None = None
-    metavar: str | None = None
-
-
-SETTING_OPTIONS: tuple[SettingOption, ...] = (
-    SettingOption("mode", "--mode", "duet: answer each phrase; jam: play along at the pulse; "
-                  "solo: play on its own", str, MODES),
-    SettingOption("chord_window_ms", "--chord-window", "notes starting within this many ms form one chord",
-                  float, metavar="MS"),
-    SettingOption("phrase_gap_ms", "--phrase-gap", "duet: silence (no key or pedal held) that ends a phrase",
-                  float, metavar="MS"),
-    SettingOption("answer_tokens", "--answer-tokens", "duet: answer length in tokens "
-                  "(default: about as long as the call)", int, metavar="N"),
-    SettingOption("sampling", "--sampling", "how the next token is chosen; greedy reproduces the "
-                  "notebook and may loop", str, SAMPLINGS),
-    SettingOption("temperature", "--temperature", "higher: more adventurous choices", float, metavar="T"),
-    SettingOption("top_p", "--top-p", "top-p sampling keeps the likeliest tokens up to this mass",
-                  float, metavar="P"),
-    SettingOption("seed", "--seed", "random seed, for repeatable runs", int, metavar="N"),
-    SettingOption("bpm", "--bpm", "fixed pulse in beats per minute (default: follow the player)",
-                  float, metavar="BPM"),
-    SettingOption("follow_clock", "--clock", "follow incoming MIDI clock (24 ticks per quarter)"),
-    SettingOption("velocity", "--velocity", "fixed velocity 1..127 (default: follow the player)",
-                  int, metavar="V"),
-    SettingOption("channel", "--channel", "output channel 1..16", int, metavar="CH"),
-    SettingOption("channel_in", "--channel-in", "listen to this channel only (default: all)",
-                  int, metavar="CH"),
-    SettingOption("thru", "--thru", "also forward the player's notes to the output"),
-    SettingOption("cc_temperature", "--cc-temperature", "CC number whose value sets the temperature",
-                  int, metavar="CC"),
-    SettingOption("cc_mode", "--cc-mode", "CC number that switches mode",
-                  int, metavar="CC"),
-    SettingOption("cc_mute", "--cc-mute", "CC number that mutes the answers",
-                  int, metavar="CC"),
-    SettingOption("cc_panic", "--cc-panic", "CC number that releases every note mididuet holds",
-                  int, metavar="CC"),
-)
+def add_option(group: argparse._ActionsContainer, opt: Option) -> None:
+    """One flag for a declared option. Absent flags stay absent from the namespace
+    (SUPPRESS), so the config file and the defaults can fill in what was not given."""
+    default = option_default(opt)
+    shown = opt.default_text if default is None else default
+    suffix = "" if shown is None else f" (default: {shown})"
+    if opt.type is None:
+        # --thru and --no-thru: a flag can switch off what the config file switched on.
+        group.add_argument(opt.flag, dest=opt.dest, action=argparse.BooleanOptionalAction,
+                           default=argparse.SUPPRESS, help=opt.help + suffix)
+    elif opt.const is not None:
+        group.add_argument(opt.flag, dest=opt.dest, type=opt.type, nargs="?", const=opt.const,
+                           metavar=opt.metavar, default=argparse.SUPPRESS,
+                           help=f"{opt.help} (alone: {opt.const:g}){suffix}")
+    else:
+        group.add_argument(opt.flag, dest=opt.dest, type=opt.type, choices=opt.choices, metavar=opt.metavar,
+                           default=argparse.SUPPRESS, help=opt.help + suffix)
 
 
 def add_setting_options(parser: argparse.ArgumentParser) -> None:
-    """Add a flag per engine setting. Unset flags stay absent from the namespace (SUPPRESS),
-    so defaults come from EngineSettings alone and a TOML file can sit in between."""
-    defaults = EngineSettings()
+    """Add a flag per engine setting (defaults from EngineSettings alone)."""
     group = parser.add_argument_group("engine settings")
     for opt in SETTING_OPTIONS:
-        default = getattr(defaults, opt.field)
-        shown = "" if default is None else f" (default: {default})"
-        if opt.type is None:
-            group.add_argument(opt.flag, dest=opt.field, action="store_true", default=argparse.SUPPRESS,
-                               help=opt.help)
-        else:
-            group.add_argument(opt.flag, dest=opt.field, type=opt.type, choices=opt.choices,
-                               metavar=opt.metavar, default=argparse.SUPPRESS, help=opt.help + shown)
+        add_option(group, opt)
 
 
 def settings_from_args(args: argparse.Namespace, base: EngineSettings | None = None) -> EngineSettings:
     """``base`` (default: the defaults) with the flags given applied. Raises ``ValueError``."""
-    given = {opt.field: getattr(args, opt.field) for opt in SETTING_OPTIONS if hasattr(args, opt.field)}
+    given = {opt.dest: getattr(args, opt.dest) for opt in SETTING_OPTIONS if hasattr(args, opt.dest)}
     settings = dataclasses.replace(base or EngineSettings(), **given)
     settings.validate()
     return settings
@@ -146,52 +109,27 @@ examples:
 
 
 # --- run -----------------------------------------------------------------------------------
+_RUN_GROUPS = (("ports and model", ("in_port", "out_port", "api", "model", "primer")),
+               ("recording, diagnostics and service", ("record", "stats", "rt_priority", "wait", "retry")))
+
+
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
-    ports_group = parser.add_argument_group("ports and model")
-    ports_group.add_argument("--in", dest="in_port", metavar="NAME",
-                             help="input port (your keyboard): a case-insensitive part of its name, "
-                             "or re:REGEX (default: a virtual port 'mididuet in')")
-    ports_group.add_argument("--out", dest="out_port", metavar="NAME",
-                             help="output port (a synth or DAW), matched like --in "
-                             "(default: a virtual port 'mididuet out')")
-    add_api_option(ports_group)
-    ports_group.add_argument("--model", type=Path, metavar="FILE",
-                             help="model bundle (.onnx) (default: the shipped Chopin model)")
-    ports_group.add_argument("--primer", type=Path, metavar="FILE.mid",
-                             help="MIDI file whose tokens fill the window before you play (solo starts from it)")
+    by_dest = {opt.dest: opt for opt in RUN_OPTIONS}
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML config file; flags override it (default: $XDG_CONFIG_HOME/mididuet/config.toml "
+                        "if it exists; `mididuet config --example` prints one)")
+    for title, dests in _RUN_GROUPS:
+        group = parser.add_argument_group(title)
+        for dest in dests:
+            add_option(group, by_dest[dest])
     add_setting_options(parser)
-    out = parser.add_argument_group("recording and diagnostics")
-    out.add_argument("--record", type=Path, metavar="DIR",
-                     help="write each session to DIR/mididuet-DATE-TIME.mid (player and mididuet tracks)")
-    out.add_argument("--stats", nargs="?", type=float, const=10.0, metavar="SECONDS",
-                     help="print decision time and lateness p50/p99/max every SECONDS (default 10) and at exit")
-    out.add_argument("--rt-priority", type=int, default=5, metavar="N",
-                     help="real-time (SCHED_FIFO) priority of the playing loop, 0 for none; below JACK's "
-                     "(default 5; without permission mididuet carries on at normal priority)")
 
 
-def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from daemon.runner import RunOptions, run
+def _run(args: argparse.Namespace, _parser: argparse.ArgumentParser) -> int:
+    from daemon import service
+    from daemon.runner import run
 
-    try:
-        settings = settings_from_args(args)
-    except ValueError as err:
-        parser.error(str(err))  # exits 2 with usage: a bad flag value is a usage error
-    if not 0 <= args.rt_priority <= 99:
-        parser.error("--rt-priority must be in range 0..99")
-    if args.stats is not None and args.stats <= 0:
-        parser.error("--stats interval must be positive")
-    primer = None
-    if args.primer is not None:
-        from daemon.midi_reader import MidiReadError, read_tokens
-
-        try:
-            primer = read_tokens(args.primer)
-        except (MidiReadError, OSError) as err:
-            raise MididuetError(f"--primer {args.primer}: {err}") from err
-    options = RunOptions(settings=settings, model=args.model, primer=primer, in_port=args.in_port,
-                         out_port=args.out_port, api=args.api, record_dir=args.record,
-                         stats_interval_s=args.stats, rt_priority=args.rt_priority)
+    options = service.run_options(args)  # raises ConfigError: exit 2, nothing opened
     return run(options)
 
 
@@ -208,8 +146,59 @@ examples:
   mididuet run --mode solo --primer nocturne.mid     # background music
   mididuet run --sampling greedy --seed 1 --record ~/sessions --stats
 
-stop with Ctrl-C or SIGTERM: every note mididuet holds is released first.
+config: every option is also a key of a TOML file (the flag without its dashes),
+read from --config FILE or $XDG_CONFIG_HOME/mididuet/config.toml; flags win.
+
+signals: Ctrl-C or SIGTERM stops (every note mididuet holds is released first);
+SIGHUP reloads the config and the model without closing the ports (a refused
+model is logged and the old one keeps playing).
+
+ports that go: a named port that disappears is looked for again every --retry
+seconds and reconnected when it is back. A port missing at start is an error in a
+terminal; with --wait (the default under systemd) mididuet waits for it.
 """
+
+
+# --- config, service -------------------------------------------------------------------------
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--example", action="store_true", help="print the example config: every key, "
+                      "its default and what it does")
+    what.add_argument("--path", action="store_true", help="print where mididuet looks for its config")
+    what.add_argument("--check", nargs="?", type=Path, const=True, metavar="FILE",
+                      help="check a config file (default: the one at --path); exit 2 naming the first problem")
+
+
+def _config(args: argparse.Namespace, _parser: argparse.ArgumentParser) -> int:
+    from daemon import config
+
+    if args.example:
+        sys.stdout.write(config.example_config())
+        return 0
+    path = config.default_config_path()
+    if args.path:
+        print(path)
+        return 0
+    checked = path if args.check is True else args.check
+    values = config.read_config(checked)
+    print(f"{checked}: ok ({len(values)} keys set)")
+    return 0
+
+
+def _service_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub.add_parser("install", help="write the systemd user unit and the config (an existing config is kept)")
+    sub.add_parser("unit", help="print the user unit that install writes")
+
+
+def _service(args: argparse.Namespace, _parser: argparse.ArgumentParser) -> int:
+    from daemon import service
+
+    if args.action == "unit":
+        sys.stdout.write(service.render_unit(service.script_path()))
+    else:
+        print(service.install())
+    return 0
 
 
 # --- generate, demo: the engine in simulated time ----------------------------------------
@@ -255,6 +244,10 @@ COMMANDS: list[Command] = [
             _ports_arguments, _ports, epilog=PORTS_EPILOG),
     Command("run", "listen on a port and play answers on another", _run_arguments, _run,
             description="Listen to a keyboard, predict, and play answers in real time.", epilog=RUN_EPILOG),
+    Command("config", "print the example config, its path, or check a config file", _config_arguments, _config,
+            description="mididuet reads run's options from a TOML file; flags override it."),
+    Command("service", "run mididuet at login: install the systemd user unit", _service_arguments, _service,
+            description="Install mididuet as a systemd user service (see README 'Run at login')."),
     Command("generate", "write a MIDI file: mididuet's answer to a primer, or a solo", *_simulated("daemon.generate"),
             description="Generate a standard MIDI file with the same engine and options as `run`, "
             "in simulated time: the primer on track 1, mididuet's answer on track 2.", epilog=GENERATE_EPILOG),
@@ -268,15 +261,16 @@ def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentPars
     parser = argparse.ArgumentParser(prog="mididuet", description=__doc__.split("\n\n")[0],
                                      epilog="run `mididuet COMMAND --help` for a command's options",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default="warning",
-                        help="how much to log on stderr (default: warning)")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS,
+                        help="how much to log on stderr (default: info for run, else warning)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in commands or COMMANDS:
         child = sub.add_parser(command.name, help=command.help, description=command.description or command.help,
                                epilog=command.epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
         # Also accepted after the subcommand, where people tend to type it.
         child.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS,
-                           help="how much to log on stderr (default: warning)")
+                           help="how much to log on stderr (default: info for run, else warning; "
+                           "run also reads log-level from its config)")
         command.add_arguments(child)
         child.set_defaults(_command=command, _parser=child)
     return parser
@@ -286,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     """The ``mididuet`` console script. Returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+    level = getattr(args, "log_level", None) or ("info" if getattr(args, "command", None) == "run" else "warning")
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="mididuet: %(levelname)s %(name)s: %(message)s")
     if not hasattr(args, "_command"):
         parser.print_help(sys.stderr)

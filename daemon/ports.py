@@ -163,11 +163,13 @@ def _no_virtual(kind: str) -> PortError:
                      "(see `mididuet ports`), or install a loopback driver such as loopMIDI")
 
 
-def open_input(api: MidiApi, query: str | None, callback: Callable[[mido.Message], Any]) -> Any:
+def open_input(api: MidiApi, query: str | None, callback: Callable[[mido.Message], Any],
+               names: list[str] | None = None) -> Any:
     """Open the input port ``query`` means (a virtual "mididuet in" when None).
 
     ``callback`` is called on rtmidi's thread for every message; it is set while the
-    port opens, so nothing is queued unseen. Raises :class:`PortError`.
+    port opens, so nothing is queued unseen. ``names``: the input ports, when the caller
+    has just listed them (saves a listing). Raises :class:`PortError`.
     """
     try:
         if query is None:
@@ -176,24 +178,24 @@ def open_input(api: MidiApi, query: str | None, callback: Callable[[mido.Message
             # client_name makes mido open a virtual port (FIELD-NOTES); in JACK the
             # client is named too, so the port shows up as "mididuet in:mididuet in".
             return api.backend.open_input(VIRTUAL_IN, client_name=VIRTUAL_IN, callback=callback)
-        name = match_port(query, list_ports(api)[0], "input")
+        name = match_port(query, list_ports(api)[0] if names is None else names, "input")
         # No client_name here: with one, mido would make a virtual port instead of connecting.
         return api.backend.open_input(name, callback=callback)
     except _LIBRARY_ERRORS as err:
         raise _translate(api, err) from err
 
 
-def open_output(api: MidiApi, query: str | None) -> Any:
+def open_output(api: MidiApi, query: str | None, names: list[str] | None = None) -> Any:
     """Open the output port ``query`` means (a virtual "mididuet out" when None).
 
-    Raises :class:`PortError`.
+    ``names``: the output ports, when the caller has just listed them. Raises :class:`PortError`.
     """
     try:
         if query is None:
             if not api.virtual_ports:
                 raise _no_virtual("output")
             return api.backend.open_output(VIRTUAL_OUT, client_name=VIRTUAL_OUT)
-        name = match_port(query, list_ports(api)[1], "output")
+        name = match_port(query, list_ports(api)[1] if names is None else names, "output")
         return api.backend.open_output(name)
     except _LIBRARY_ERRORS as err:
         raise _translate(api, err) from err
@@ -207,3 +209,32 @@ def close_input(port: Any) -> None:
         port.callback = None
     finally:
         port.close()
+
+
+class PortLister:
+    """Lists ports again and again, cheaply, through two long-lived rtmidi objects.
+
+    mido's ``get_input_names``/``get_output_names`` create and delete two rtmidi clients
+    per call: ~70 ms in JACK (measured), too long for the playing loop every few seconds.
+    Kept objects answer in ~0.25 ms. They open no port, so they show in no port list.
+    """
+
+    def __init__(self, api: MidiApi) -> None:
+        self.api = api
+        rtapi = getattr(rtmidi, f"API_{APIS[api.name]}")
+        try:
+            self._in = rtmidi.MidiIn(rtapi=rtapi, name="mididuet watch")
+            self._out = rtmidi.MidiOut(rtapi=rtapi, name="mididuet watch")
+        except _LIBRARY_ERRORS as err:
+            raise _translate(api, err) from err
+
+    def names(self) -> tuple[list[str], list[str]]:
+        """(inputs, outputs), as :func:`list_ports` names them. Raises :class:`PortError`."""
+        try:
+            return list(self._in.get_ports()), list(self._out.get_ports())
+        except _LIBRARY_ERRORS as err:
+            raise _translate(self.api, err) from err
+
+    def close(self) -> None:
+        self._in.delete()
+        self._out.delete()

@@ -1,4 +1,4 @@
-"""The runner: drive the engine in real time between two MIDI ports.
+"""The runner: drive the engine in real time between two MIDI ports, as a service.
 
 Threads:
 
@@ -7,14 +7,21 @@ Threads:
   no lock, no allocation beyond the tuple, no inference (a slow query there would stall
   the MIDI thread).
 - The loop (the main thread, so that it also receives signals) waits on the queue until
-  the engine's next deadline, feeds what arrived, and ticks the engine.
+  the engine's next deadline or the next chore, feeds what arrived, and ticks the engine.
 
 Signal handlers only record the signal and put a wake-up marker on the queue
 (``SimpleQueue.put`` is reentrant, safe in a handler); the loop acts on it. SIGTERM and
 SIGINT stop: release every open note (the engine's ledger), close the recorder, close
-the ports, exit 0. SIGHUP is recorded in :attr:`Runner.hangups` for the reload work to
-come. An output error or any unexpected exception also releases notes, is logged, and
-ends the run with a non-zero code.
+the ports, exit 0. SIGHUP reloads (:mod:`daemon.reload`): the new options and model are
+loaded and checked first; a refused reload is logged and the old model keeps playing.
+
+Chores, between notes: every ``retry_s`` the port list is read (a port that left it is
+*lost*: logged once, notes released, looked for again by name each time; see
+:mod:`daemon.links`); ``WATCHDOG=1`` at half systemd's watchdog period; the stats line.
+A port missing at start is an error unless ``wait`` is set (the service's default): then
+the runner starts without it and says so in the log and in systemd's STATUS.
+
+An unexpected exception releases notes, is logged, and ends the run with a non-zero code.
 """
 
 from __future__ import annotations
@@ -32,8 +39,9 @@ from typing import Any
 
 import mido
 
-from daemon import ports
+from daemon import ports, reload
 from daemon.bundle import load_bundle
+from daemon.links import PortLink
 from daemon.settings import EngineSettings
 
 log = logging.getLogger("mididuet.runner")
@@ -44,6 +52,7 @@ _WAKE = object()  # put on the queue by a signal handler: "look at the flags now
 # The loop never sleeps longer than this, so a lost wake-up costs at most this much.
 MAX_WAIT_S = 0.5
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+NS = 1_000_000_000
 
 
 @dataclass
@@ -63,8 +72,14 @@ class RunOptions:
     rt_priority: int = 5
     # A Stats (or subclass) to use instead of a new one: benchmarks observe each note through it.
     stats: Any = None
-    # Called once ports are open and the model is loaded; the systemd notify hook goes here.
+    # Called once, when both ports are first open and the model is loaded.
     on_ready: Callable[[str], None] | None = None
+    wait: bool = False  # a named port missing at start: wait for it instead of failing
+    retry_s: float = 2.0  # how often the port list is read (lost and missing ports)
+    notifier: Any = None  # a daemon.notify.Notifier when systemd listens
+    # SIGHUP: returns the options to switch to (config re-read); raises MididuetError.
+    reload: Callable[[], RunOptions] | None = None
+    log_level: str | None = None
 
 
 def print_ready(line: str) -> None:
@@ -80,11 +95,19 @@ class Runner:
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.stop_signal: int | None = None
         self.hangups = 0
+        self.reloads = 0  # hangups acted on
         self.engine: Any = None
+        self.model: Any = None
         self.recorder: Any = None
         self.stats: Any = None
-        self._in: Any = None
-        self._out: Any = None
+        self.api: ports.MidiApi | None = None
+        self.links: list[PortLink] = []
+        self._lister: ports.PortLister | None = None
+        self._send_error: OSError | None = None
+        self._announced = False
+        self._next_look = 0
+        self._next_watchdog: int | None = None
+        self._next_stats: int | None = None
 
     # --- rtmidi's thread -------------------------------------------------------------
     def _on_message(self, msg: mido.Message) -> None:
@@ -108,34 +131,77 @@ class Runner:
         return previous
 
     # --- setup ----------------------------------------------------------------------
+    @property
+    def out_link(self) -> PortLink:
+        return self.links[0]
+
+    @property
+    def in_link(self) -> PortLink:
+        return self.links[1]
+
     def open(self) -> None:
         """Load the model, open the ports, build the engine. Raises ``MididuetError``."""
-        # Imported here so `mididuet ports` and `--help` never pay for onnxruntime.
-        from daemon.engine import Engine
         from daemon.stats import Stats
 
         opts = self.options
         opts.settings.validate()
-        api = ports.select_api(opts.api)
-        model = load_bundle(opts.model)
-        self._out = ports.open_output(api, opts.out_port)
+        self.api = api = ports.select_api(opts.api)
+        self.model = load_bundle(opts.model)
+        self.links = [PortLink(api, "output", opts.out_port), PortLink(api, "input", opts.in_port, self._on_message)]
+        if any(link.watched for link in self.links):
+            self._lister = ports.PortLister(api)
         self.stats = opts.stats if opts.stats is not None else Stats()
         if opts.record_dir is not None:
             from daemon.record import SessionRecorder
 
             self.recorder = SessionRecorder(opts.record_dir)
-        # Messages arriving from here on wait in the queue, stamped, until the loop runs.
-        self._in = ports.open_input(api, opts.in_port, self._on_message)
+        names = self._names()
+        # Output first: messages arriving once the input is open wait in the queue, stamped.
+        for link, listed in zip(self.links, (names[1], names[0]) if names else (None, None), strict=True):
+            try:
+                link.open(listed)
+            except ports.PortError as err:
+                if not (opts.wait and link.watched):
+                    raise
+                log.warning("waiting for %s port %r, looking every %g s: %s", link.kind, link.query,
+                            opts.retry_s, err)
         # The engine is made last, with the clock read now: opening a JACK client takes
         # milliseconds, and solo's first note is due at the engine's start time.
-        self.engine = Engine(model, opts.settings, self._out.send, time.monotonic_ns(),
-                             primer=opts.primer, recorder=self.recorder, stats=self.stats)
-        if log.isEnabledFor(logging.DEBUG):  # a log call per token only when asked for
-            self.engine.on_token = lambda token: log.debug("play token %s", token)
-        ready = (f"ready: in {self._in.name!r}, out {self._out.name!r}, api {api.name}, "
-                 f"model {model.path.name} ({model.info.size} tokens), mode {opts.settings.mode}, "
-                 f"pid {os.getpid()}")
-        (opts.on_ready or print_ready)(ready)
+        self.engine = reload.new_engine(self.model, opts.settings, self.send, opts.primer, self.recorder,
+                                        self.stats)
+        if opts.notifier is not None:
+            # READY once the model is loaded and the ports are open or being waited for:
+            # holding READY back for a keyboard would make systemd time the start out.
+            opts.notifier.ready(self.status())
+        self._announce_if_ready()
+
+    def _announce_if_ready(self) -> None:
+        if self._announced or not all(link.playing for link in self.links):
+            return
+        self._announced = True
+        assert self.api is not None
+        line = (f"ready: in {self.in_link.name!r}, out {self.out_link.name!r}, api {self.api.name}, "
+                f"model {self.model.path.name} ({self.model.info.size} tokens), mode {self.engine.mode}, "
+                f"pid {os.getpid()}")
+        (self.options.on_ready or print_ready)(line)
+
+    def status(self) -> str:
+        """One line for systemd's STATUS (``systemctl --user status mididuet``)."""
+        def describe(link: PortLink) -> str:
+            label = "in" if link.kind == "input" else "out"
+            if link.playing:
+                return f"{label} {link.name!r}"
+            return f"{label} {link.query!r} {'lost' if link.lost else 'missing'}"
+
+        ports_text = ", ".join(describe(link) for link in self.links)
+        waiting = not all(link.playing for link in self.links)
+        head = f"waiting for ports: {ports_text}" if waiting else f"playing: {ports_text}"
+        return (f"{head}; mode {self.engine.mode}{' (muted)' if self.engine.mute else ''}; "
+                f"model {self.model.path.name}")
+
+    def notify_status(self) -> None:
+        if self.options.notifier is not None:
+            self.options.notifier.status(self.status())
 
     def set_realtime(self) -> None:
         """Ask for real-time scheduling of the loop thread; without permission, carry on."""
@@ -153,53 +219,138 @@ class Runner:
     def close(self) -> None:
         """Release notes, write the recording, close the ports; never raises for a port error."""
         if self.engine is not None:
-            try:
-                self.engine.release_all()
-            except OSError as err:  # the output is gone: nothing can be released any more
-                log.warning("could not release notes: output port lost (%s)", err)
+            self.engine.release_all()  # never raises: the ledger drops what it cannot send
         if self.recorder is not None:
             try:
                 path = self.recorder.close()
                 log.info("recorded %s", path)
             except OSError as err:
                 log.error("could not write the recording: %s", err)
-        if self._in is not None:
-            ports.close_input(self._in)
-            self._in = None
-        if self._out is not None:
-            self._out.close()
-            self._out = None
+        for link in reversed(self.links):  # the input first: nothing more comes in
+            link.close()
+        if self._lister is not None:
+            self._lister.close()
+            self._lister = None
         if self.stats is not None and self.options.stats_interval_s is not None:
             print(f"mididuet: stats at exit: {self.stats.summary()}", file=sys.stderr, flush=True)
 
+    # --- the engine's output ------------------------------------------------------------
+    def send(self, msg: mido.Message) -> None:
+        try:
+            self.out_link.send(msg)
+        except OSError as err:
+            # Called from inside the engine: note the loss and let the loop handle it.
+            if self._send_error is None:
+                self._send_error = err
+                self.queue.put(_WAKE)
+
+    # --- lost and found ports -------------------------------------------------------------
+    def _names(self) -> tuple[list[str], list[str]] | None:
+        if self._lister is None:
+            return None
+        try:
+            return self._lister.names()
+        except ports.PortError as err:
+            log.debug("cannot list ports: %s", err)
+            return None
+
+    def _lose(self, link: PortLink, why: str) -> None:
+        link.lost = True
+        log.warning("%s port %r lost (%s): notes released; looking for %r every %g s",
+                    link.kind, link.name, why, link.query, self.options.retry_s)
+        self.engine.release_all()
+        if link.kind == "input":
+            # Keys held when the keyboard went cannot be released now: forget them, or
+            # a duet phrase would never end.
+            self.engine.listener.reset_phrase()
+        self.notify_status()
+
+    def look_at_ports(self) -> None:
+        """Mark ports that left the list as lost; reopen lost and missing ones that are back."""
+        if self._send_error is not None:
+            err, self._send_error = self._send_error, None
+            if self.out_link.playing:
+                self._lose(self.out_link, f"send failed: {err}")
+        names = self._names()
+        if names is None:
+            return
+        for link in self.links:
+            listed = names[0] if link.kind == "input" else names[1]
+            if link.gone(listed):
+                self._lose(link, "it left the port list")
+            elif not link.playing and link.matches(listed):
+                was_lost = link.lost
+                try:
+                    link.open(listed)
+                except ports.PortError as err:
+                    log.debug("could not reopen %s port %r yet: %s", link.kind, link.query, err)
+                    continue
+                log.info("%s port %r %s", link.kind, link.name, "back: reconnected" if was_lost else "found")
+                self.notify_status()
+                self._announce_if_ready()
+
     # --- the loop ---------------------------------------------------------------------
+    def _chores(self, now: int) -> None:
+        """Work between notes: reload, ports, watchdog, stats. Each only when due."""
+        opts = self.options
+        if self.hangups != self.reloads:
+            self.reloads = self.hangups
+            reload.reload(self)
+            opts = self.options
+        if self._send_error is not None or now >= self._next_look:
+            self._next_look = now + int(opts.retry_s * NS)
+            self.look_at_ports()
+        if self._next_watchdog is not None and now >= self._next_watchdog:
+            opts.notifier.watchdog()
+            self._next_watchdog = now + int(opts.notifier.watchdog_interval_s * NS)
+        if self._next_stats is not None and now >= self._next_stats:
+            summary = self.stats.summary()
+            print(f"mididuet: stats: {summary}", file=sys.stderr, flush=True)
+            if opts.notifier is not None:
+                opts.notifier.status(f"{self.status()}; {summary}")
+            self._next_stats = None if opts.stats_interval_s is None else now + int(opts.stats_interval_s * NS)
+
+    def _next_chore(self) -> int:
+        due = [self._next_look, self._next_watchdog, self._next_stats]
+        return min(t for t in due if t is not None)
+
+    def schedule_chores(self, now: int) -> None:
+        """(Re)start the chores' timers from ``now`` (at start and after a reload)."""
+        opts = self.options
+        self._next_look = now + int(opts.retry_s * NS)
+        interval = opts.notifier.watchdog_interval_s if opts.notifier is not None else None
+        self._next_watchdog = None if interval is None else now + int(interval * NS)
+        self._next_stats = None if opts.stats_interval_s is None else now + int(opts.stats_interval_s * NS)
+
     def loop(self) -> int:
         """Run until a stop signal. Returns the exit code. Blocks."""
-        engine = self.engine
         get = self.queue.get
         monotonic_ns = time.monotonic_ns
-        interval = self.options.stats_interval_s
-        next_stats = None if interval is None else monotonic_ns() + int(interval * 1e9)
-        deadline = engine.tick(monotonic_ns())
+        self.schedule_chores(monotonic_ns())
+        deadline = self.engine.tick(monotonic_ns())
         while self.stop_signal is None:
             now = monotonic_ns()
-            due = [t for t in (deadline, next_stats) if t is not None]
-            timeout = min(max(min(due) - now, 0) / 1e9, MAX_WAIT_S) if due else MAX_WAIT_S
+            due = self._next_chore() if deadline is None else min(deadline, self._next_chore())
+            timeout = min(max(due - now, 0) / NS, MAX_WAIT_S)
             try:
                 item = get(timeout=timeout) if timeout > 0 else get_nowait(self.queue)
             except queue.Empty:
                 item = None
             # Feed everything that has arrived before ticking, so a chord's notes are
             # seen together and a burst does not wait one deadline per message.
+            engine = self.engine
             while item is not None:
                 if item is not _WAKE:
                     engine.feed(item[1], item[0])
                 item = get_nowait(self.queue)
             deadline = engine.tick(monotonic_ns())
-            if next_stats is not None and monotonic_ns() >= next_stats:
-                print(f"mididuet: stats: {self.stats.summary()}", file=sys.stderr, flush=True)
-                next_stats += int(interval * 1e9)
-        log.info("stopping on signal %s", signal.Signals(self.stop_signal).name)
+            now = monotonic_ns()
+            if now >= self._next_chore() or self.hangups != self.reloads or self._send_error is not None:
+                self._chores(now)
+                deadline = self.engine.tick(monotonic_ns())
+        log.info("stopping on signal %s: releasing notes, closing ports", signal.Signals(self.stop_signal).name)
+        if self.options.notifier is not None:
+            self.options.notifier.stopping()
         return EXIT_OK
 
     def run(self) -> int:
@@ -210,9 +361,6 @@ class Runner:
             self.set_realtime()
             try:
                 return self.loop()
-            except OSError as err:
-                log.error("output port error: %s; releasing notes and stopping", err)
-                return EXIT_FAILED
             except Exception:  # the loop must never leave notes hanging, whatever went wrong
                 log.exception("unexpected error; releasing notes and stopping")
                 return EXIT_FAILED
