@@ -173,6 +173,8 @@ def _toml(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, list | dict):  # only in messages about a wrong value
+        return json.dumps(value, default=str)
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
