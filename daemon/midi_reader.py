@@ -56,7 +56,10 @@ def read_notes(path: str | os.PathLike[str]) -> list[Note]:
     try:
         midi = mido.MidiFile(path, clip=True)
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as err:
-        raise MidiReadError(f"{Path(path).name}: not a readable MIDI file ({err or type(err).__name__})") from err
+        # An exception object is always truthy: test its text, or an empty file's bare
+        # EOFError would be reported as "()".
+        detail = str(err) or ("the file ends too early" if isinstance(err, EOFError) else type(err).__name__)
+        raise MidiReadError(f"{Path(path).name}: not a readable MIDI file ({detail})") from err
     if midi.ticks_per_beat <= 0:
         raise MidiReadError(f"{Path(path).name}: invalid ticks per beat {midi.ticks_per_beat}")
     # Type 2 files hold independent sequences, each read on its own; the tracks of the

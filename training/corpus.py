@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -109,8 +110,24 @@ def _read_one(args: tuple[str, str]) -> tuple[list[str] | None, str | None]:
     return tokens, None
 
 
+class NotAFileError(OSError):
+    """A name ending in .mid that is not a regular file (a FIFO, a device, a socket)."""
+
+
 def _file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The sha256 of a regular file's bytes. Raises ``OSError`` (:class:`NotAFileError`
+    for a FIFO or a device, which would otherwise block the read forever or never end).
+
+    Opened with ``O_NONBLOCK`` and checked with ``fstat`` on that descriptor, so a FIFO is
+    refused without waiting for a writer and a file swapped after a ``stat`` cannot slip by.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as file:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+            raise NotAFileError(f"{kind}, not a MIDI file")
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def read_corpus(
