@@ -7,6 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from training.evaluate import Metrics, best_baseline, format_table
+from training.quality import configuration_name, format_rows
+from training.quality import model_row as quality_row
+
+ARCH_TEXT = {
+    "seed": "the reference notebook's Conv1D \"WaveNet\" (Embedding 100 → Conv1D 64/128/256, "
+            "dilations 1/2/4, causal, each followed by max-pooling → GlobalMaxPool → Dense 256 → softmax)",
+    "wavenet": "a WaveNet: Embedding 64 → five gated residual blocks (tanh ⊙ sigmoid, kernel 2, causal, "
+               "dilations 1/2/4/8/16: the receptive field is the whole 32-token window) with 1×1 residual "
+               "and skip connections → ReLU → Dense 256 → softmax; trained to predict at every position, "
+               "exported for the last one",
+}
 
 LICENSE = ("The training data is the Classical Piano MIDI collection of piano-midi.de by "
            "Bernd Krueger, published under Creative Commons BY-SA 3.0 Germany "
@@ -26,21 +37,38 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
     val = facts.get("val_pieces") or []
     check = facts.get("export_check", {})
     curves = model_path.with_name(model_path.stem + "-training") / "curves.png"
+    arch = str(facts.get("arch", "seed"))
+    data_steps = ""
+    if facts.get("transpose"):
+        data_steps += (f"\n- Augmentation: every training piece also transposed by −{facts['transpose']}…"
+                       f"+{facts['transpose']} semitones (chords re-derived, notes leaving 21–108 dropped); "
+                       "validation pieces never transposed; vocabulary from the untransposed pieces.")
+    if facts.get("pretrain"):
+        data_steps += (f"\n- Pre-training: {facts.get('pretrain_epochs_run')} epochs on "
+                       f"`{facts['pretrain']}` ({facts.get('pretrain_pieces')} pieces, all composers, the "
+                       f"{facts.get('pretrain_excluded')} held-out pieces excluded by content hash; tokens "
+                       f"outside this vocabulary dropped; {facts.get('pretrain_seconds')} s), then fine-tuned "
+                       f"on the corpus at learning rate {facts.get('finetune_lr')}.")
+    latency = facts.get("latency_us") or {}
+    row = format_rows([quality_row(facts, latency.get("p99"))], with_commands=False)
     text = f"""# Model card: `{model_path.name}`
 
 A next-token model for mididuet: given the last 32 note/chord tokens, it gives the
 probability of each token in its vocabulary coming next. The daemon samples its
 answers from these probabilities.
 
-## Configuration
-- Architecture: `{facts.get("arch")}` — the reference notebook's Conv1D "WaveNet"
-  (Embedding 100 → Conv1D 64/128/256, dilations 1/2/4, causal → GlobalMaxPool → Dense 256 →
-  softmax), {facts.get("parameters"):,} parameters.
+## Configuration: {configuration_name(facts)}
+{row}
+
+(The row of `docs/model-quality.md` for this configuration; p99 is one (1, 32) prediction
+through onnxruntime, 1 thread, measured after training on a shared 2-core machine.)
+
+- Architecture: `{arch}` — {ARCH_TEXT.get(arch, arch)}; {facts.get("parameters"):,} parameters.
 - Vocabulary: {facts.get("vocabulary_size")} tokens — those seen at least
   {facts.get("min_count")} times in the training pieces.
 - Training: Adam, batch {facts.get("batch_size")}, {facts.get("epochs_run")} epochs run, best
   validation loss at epoch {facts.get("best_epoch")} (kept; early stopping), seed {facts.get("seed")},
-  {facts.get("train_seconds")} s on a 2-core CPU.
+  {facts.get("train_seconds")} s on a 2-core CPU (all stages).{data_steps}
 - Export: tf2onnx, checked against Keras on {int(check.get("windows", 0))} validation windows: max
   |Δprob| {check.get("max_abs_diff", float("nan")):.1e}, same argmax on {check.get("argmax_agreement", 0):.2%}.
 
@@ -72,5 +100,7 @@ Training curves: `{curves.name}` in `{curves.parent.name}/`.
 ```
 mididuet-train evaluate --model {model_path.as_posix()} --data ../shared/data/piano-midi/midis/Chopin
 ```
+The seed's configuration (the notebook's network, no augmentation, no pre-training) is
+the trainer's default: `mididuet-train --data ../shared/data/piano-midi/midis/Chopin --out seed.onnx`.
 """
     card.write_text(text)

@@ -2,6 +2,8 @@
 
   mididuet-train --data DIR --out FILE.onnx        train and export (the default command)
   mididuet-train evaluate --model FILE --data DIR  score a bundle on its held-out pieces
+  mididuet-train compare FILE...                   the quality table of several bundles
+  mididuet-train decoding --model FILE...          loops, variety and pitch classes of solo runs
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import sys
 from pathlib import Path
 
 from daemon.errors import MididuetError
+from training import ARCHITECTURES
+from training.augment import MAX_TRANSPOSE
 from training.corpus import READERS, default_data_dir
 from training.dataset import SPLITS
 
@@ -19,6 +23,7 @@ TRAIN_EPILOG = """examples:
   mididuet-train --out models/mine.onnx                      # Chopin, the seed's settings
   mididuet-train --data ~/midi/bach --out bach.onnx --card bach.md
   mididuet-train --epochs 2 --min-count 5 --out /tmp/quick.onnx   # a fast smoke run
+  mididuet-train --out better.onnx --arch wavenet --transpose 3 --pretrain ../shared/data/piano-midi/midis
 
 The corpus defaults to $MIDIDUET_DATA, else ../shared/data/piano-midi/midis/Chopin.
 Training curves and history.csv go to FILE-training/ beside the bundle.
@@ -33,6 +38,20 @@ def _positive_int(text: str) -> int:
 
 
 def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _transpose(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_TRANSPOSE:
+        raise argparse.ArgumentTypeError(f"must be in range 0..{MAX_TRANSPOSE}, got {value}")
+    return value
+
+
+def _learning_rate(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
@@ -68,7 +87,23 @@ def train_parser() -> argparse.ArgumentParser:
                    help="'mido' reads all tracks, merging notes that start together into chords "
                         "(seconds); 'music21' reproduces the notebook's reading (minutes)")
     p.add_argument("--seed", type=int, default=42, help="seed for the split and the weights (default: 42)")
-    p.add_argument("--arch", default="seed", help="network architecture (default: seed, the notebook's)")
+    p.add_argument("--arch", choices=ARCHITECTURES, default="seed",
+                   help="'seed': the notebook's Conv1D network, exactly (default); 'wavenet': gated, "
+                        "residual, dilated causal convolutions (WaveNet blocks) whose receptive field is the "
+                        "whole 32-token window, trained to predict at every position")
+    p.add_argument("--transpose", type=_transpose, default=0, metavar="K",
+                   help="also train on every training piece transposed by -K..+K semitones (chords "
+                        "re-derived, notes leaving 21..108 dropped); validation pieces are never transposed "
+                        "and the vocabulary comes from the untransposed pieces (default: 0, off)")
+    p.add_argument("--pretrain", type=Path, metavar="DIR",
+                   help="first train on every MIDI file under DIR (e.g. all composers), minus the held-out "
+                        "pieces (excluded by content hash), with this corpus's vocabulary; then fine-tune "
+                        "on --data (default: off)")
+    p.add_argument("--pretrain-epochs", type=_positive_int, default=3,
+                   help="most epochs of pre-training, best held-out loss kept (default: 3)")
+    p.add_argument("--finetune-lr", type=_learning_rate, default=3e-4,
+                   help="Adam's learning rate when fine-tuning after --pretrain (default: 3e-4; "
+                        "pre-training uses the seed's 1e-3)")
     return p
 
 
@@ -83,6 +118,33 @@ def evaluate_parser() -> argparse.ArgumentParser:
     return p
 
 
+def compare_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mididuet-train compare",
+        description="One Markdown table row per bundle (held-out metrics, epochs, training minutes, "
+        "parameters, onnxruntime p99 re-measured now), then the n-gram baselines. The bundles must share "
+        "a corpus and held-out pieces.")
+    p.add_argument("models", type=Path, nargs="+", help="bundles (.onnx) trained by mididuet-train")
+    p.add_argument("--recorded-latency", action="store_true",
+                   help="report the p99 measured after training instead of measuring all bundles now")
+    return p
+
+
+def decoding_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mididuet-train decoding",
+        description="Generate solo runs with the daemon's engine and sampler for each decoding setting "
+        "(greedy, temperature, top-p) and report loop rate, distinct tokens and the Jensen-Shannon "
+        "distance of the pitch-class histogram to the corpus's, as a Markdown table.")
+    p.add_argument("--model", type=Path, action="append", required=True,
+                   help="a bundle to measure (repeat for several)")
+    p.add_argument("--data", type=Path, default=None, help="the corpus (default: as for training)")
+    p.add_argument("--tokens", type=_positive_int, default=2000, help="tokens per solo run (default: 2000)")
+    p.add_argument("--seeds", type=_positive_int, default=5,
+                   help="runs per sampling setting, seeds 0..N-1 (default: 5; greedy runs once)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -91,6 +153,18 @@ def main(argv: list[str] | None = None) -> int:
 
             args = evaluate_parser().parse_args(argv[1:])
             return run_evaluate(args.model, args.data or default_data_dir(), args.card)
+        if argv[:1] == ["compare"]:
+            from training.quality import compare
+
+            args = compare_parser().parse_args(argv[1:])
+            print(compare(args.models, measure=not args.recorded_latency))
+            return 0
+        if argv[:1] == ["decoding"]:
+            from training.decoding import decoding_table
+
+            args = decoding_parser().parse_args(argv[1:])
+            print(decoding_table(args.model, args.data or default_data_dir(), args.tokens, args.seeds))
+            return 0
         if argv[:1] == ["train"]:
             argv = argv[1:]
         args = train_parser().parse_args(argv)
@@ -100,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             data=args.data or default_data_dir(), out=args.out, epochs=args.epochs,
             batch_size=args.batch_size, min_count=args.min_count, split=args.split,
             val_fraction=args.val_fraction, reader=args.reader, seed=args.seed,
-            patience=args.patience, arch=args.arch, card=args.card,
+            patience=args.patience, arch=args.arch, transpose=args.transpose, pretrain=args.pretrain,
+            pretrain_epochs=args.pretrain_epochs, finetune_lr=args.finetune_lr, card=args.card,
             command=" ".join(["mididuet-train", *map(shlex.quote, argv)])))
         return 0
     except (MididuetError, ValueError) as err:

@@ -17,6 +17,7 @@ import numpy as np
 
 from daemon.bundle import WINDOW
 from daemon.tokens import encode
+from training.augment import augment_pieces
 from training.corpus import Piece
 
 SPLITS = ("pieces", "windows")
@@ -49,6 +50,27 @@ def make_windows(sequences: Sequence[np.ndarray], window: int = WINDOW) -> tuple
     return np.concatenate(xs).astype(np.int32), np.concatenate(ys).astype(np.int32)
 
 
+def make_sequences(sequences: Sequence[np.ndarray], window: int = WINDOW,
+                   stride: int = WINDOW // 2) -> tuple[np.ndarray, np.ndarray]:
+    """Chunks of ``window`` ids and the same chunk shifted by one: a target at every position.
+
+    For causal networks that predict at every position (``--arch wavenet``): one chunk
+    trains ``window`` targets for the cost of one forward pass, where :func:`make_windows`
+    needs ``window`` passes. A stride of half the window shows each target once with at
+    least half a window of context and once with less.
+    """
+    xs, ys = [], []
+    for seq in sequences:
+        if len(seq) <= window:
+            continue
+        view = np.lib.stride_tricks.sliding_window_view(seq, window + 1)[::stride]
+        xs.append(view[:, :window])
+        ys.append(view[:, 1:])
+    if not xs:
+        return np.zeros((0, window), np.int32), np.zeros((0, window), np.int32)
+    return np.concatenate(xs).astype(np.int32), np.concatenate(ys).astype(np.int32)
+
+
 def split_pieces(pieces: Sequence[Piece], val_fraction: float, seed: int) -> tuple[list[Piece], list[Piece]]:
     """Hold out whole pieces: a seeded shuffle of the names, the first part validates."""
     if not 0 < val_fraction < 1:
@@ -72,8 +94,9 @@ class Dataset:
     split: str
     train_pieces: list[str]
     val_pieces: list[str]
-    train_sequences: list[np.ndarray]  # for the n-gram baselines
+    train_sequences: list[np.ndarray]  # for the n-gram baselines (never transposed)
     val_sequences: list[np.ndarray]
+    fit_sequences: list[np.ndarray]  # what the network trains on: train_sequences, augmented
 
 
 def build_dataset(
@@ -84,8 +107,14 @@ def build_dataset(
     min_count: int = 40,
     seed: int = 42,
     vocabulary: Sequence[str] | None = None,
+    transpose: int = 0,
 ) -> Dataset:
-    """Vocabulary from the training pieces, then windows on both sides of the split."""
+    """Vocabulary from the training pieces, then windows on both sides of the split.
+
+    ``transpose`` K adds every training piece in its transpositions by −K…+K semitones
+    (after the vocabulary is chosen from the untransposed pieces, so the vocabulary and the
+    n-gram baselines do not change with K). Validation pieces are never transposed.
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if split == "pieces":
@@ -94,10 +123,11 @@ def build_dataset(
         if not vocab:
             raise ValueError(f"no token occurs {min_count} times in the training pieces; lower --min-count")
         train_seqs, val_seqs = encode_pieces(train, vocab), encode_pieces(val, vocab)
-        x_train, y_train = make_windows(train_seqs)
+        fit_seqs = encode_pieces(augment_pieces(train, transpose), vocab) if transpose else train_seqs
+        x_train, y_train = make_windows(fit_seqs)
         x_val, y_val = make_windows(val_seqs)
         return Dataset(vocab, x_train, y_train, x_val, y_val, split,
-                       [p.name for p in train], [p.name for p in val], train_seqs, val_seqs)
+                       [p.name for p in train], [p.name for p in val], train_seqs, val_seqs, fit_seqs)
 
     # The notebook's way: one pool of windows from all pieces, split at random.
     from sklearn.model_selection import train_test_split
@@ -107,6 +137,9 @@ def build_dataset(
         raise ValueError(f"no token occurs {min_count} times; lower --min-count")
     seqs = encode_pieces(pieces, vocab)
     x, y = make_windows(seqs)
+    if transpose:
+        raise ValueError("transposition needs --split pieces: with random windows a transposed copy "
+                         "of a validation window would be in training")
     x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.3, random_state=42)
     names = [p.name for p in pieces]
-    return Dataset(vocab, x_train, y_train, x_val, y_val, split, names, [], seqs, [])
+    return Dataset(vocab, x_train, y_train, x_val, y_val, split, names, [], seqs, [], seqs)

@@ -1,0 +1,34 @@
+"""Decoding measurements: loop detection, pitch-class histograms and their distance."""
+
+import numpy as np
+import pytest
+
+from daemon.sampler import longest_loop
+from training.decoding import js_distance, loop_mask, pitch_class_histogram
+
+
+def test_loop_mask_marks_patterns_repeated_more_than_four_times():
+    assert not loop_mask(list("abababab")).any()  # "ab" 4 times: allowed
+    mask = loop_mask(list("xababababab" + "y"))  # "ab" 5 times
+    assert mask.tolist() == [False] + [True] * 10 + [False]
+    assert loop_mask(list("ccccc")).all() and not loop_mask(list("cccc")).any()
+    assert loop_mask(list("abcdabcdabcdabcdabcd")).all()  # a 4-token pattern 5 times
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_loop_mask_agrees_with_the_daemons_longest_loop(seed):
+    tokens = list(np.random.default_rng(seed).choice(list("ab"), 60))
+    _, repeats = longest_loop(tokens)
+    assert loop_mask(tokens).any() == (repeats > 4)
+
+
+def test_pitch_class_histogram_counts_each_chord_pitch_class_once():
+    hist = pitch_class_histogram(["C4", "C5", "0.4.7", "0"])
+    assert hist[0] == 4 and hist[4] == 1 and hist[7] == 1 and hist.sum() == 6
+
+
+def test_js_distance_is_zero_for_equal_and_one_for_disjoint_histograms():
+    p = np.array([1.0, 2, 3, 0])
+    assert js_distance(p, 2 * p) == pytest.approx(0, abs=1e-7)
+    assert js_distance(np.array([1.0, 0]), np.array([0.0, 1])) == pytest.approx(1)
+    assert 0 < js_distance(np.array([1.0, 1]), np.array([1.0, 3])) < 1

@@ -1,0 +1,108 @@
+"""The new trainer options end to end on a small corpus: wavenet, transposition, pre-training."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon import bundle
+from tests.midi_factory import scale_piece
+from training.cli import main
+
+MIDIS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "piano-midi" / "midis"
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory) -> tuple[Path, Path]:
+    """A 5-piece corpus, and a collection holding it under other names plus another composer."""
+    root = tmp_path_factory.mktemp("corpora")
+    corpus, collection = root / "corpus", root / "collection"
+    corpus.mkdir()
+    (collection / "Other").mkdir(parents=True)
+    chopin = sorted((MIDIS / "Chopin").glob("*.mid"))[:4]
+    other = sorted((MIDIS / "Bach").glob("*.mid"))[:1]
+    if len(chopin) < 4 or not other:
+        pytest.fail(f"the piano-midi corpus is missing at {MIDIS}; tests need ../shared/data")
+    for path in chopin:
+        (corpus / path.name).symlink_to(path.resolve())
+    scale_piece(corpus / "written.mid")
+    # Renamed copies: only the content hash can tell that a held-out piece is among them.
+    for path in corpus.iterdir():
+        (collection / f"copy-of-{path.name}").symlink_to(path.resolve())
+    (collection / "Other" / other[0].name).symlink_to(other[0].resolve())
+    return corpus, collection
+
+
+@pytest.fixture(scope="module")
+def pretrained(corpora, tmp_path_factory) -> Path:
+    corpus, collection = corpora
+    out = tmp_path_factory.mktemp("model") / "pre.onnx"
+    code = main(["--data", str(corpus), "--out", str(out), "--arch", "wavenet", "--transpose", "1",
+                 "--pretrain", str(collection), "--pretrain-epochs", "1", "--epochs", "1", "--min-count", "3",
+                 "--val-fraction", "0.4", "--card", str(out.with_suffix(".md"))])
+    assert code == 0
+    return out
+
+
+def test_pretrain_then_finetune_exports_a_bundle_with_its_facts(pretrained):
+    runner = bundle.load_bundle(pretrained)
+    facts = runner.info.training
+    assert facts["arch"] == "wavenet" and facts["transpose"] == 1
+    assert facts["pretrain_epochs_run"] == 1 and facts["epochs_run"] == 1
+    # 6 files in the collection; the 2 held-out pieces are there under other names.
+    assert facts["pretrain_excluded"] == len(facts["val_pieces"]) == 2
+    assert facts["pretrain_pieces"] == 4
+    assert facts["export_check"]["max_abs_diff"] <= 1e-4
+    assert facts["latency_us"]["p99"] > 0
+    probs = runner.query(np.zeros(32, dtype=np.int32))
+    assert abs(float(probs.sum()) - 1) < 1e-4
+    history = pretrained.parent / "pre-training"
+    assert (history / "pretrain-history.csv").read_text().startswith("epoch")
+    card = pretrained.with_suffix(".md").read_text()
+    assert "wavenet + transpose ±1 + pretrain" in card and "Pre-training: 1 epochs" in card
+
+
+def test_evaluate_reproduces_the_recorded_metrics(pretrained, corpora, capsys):
+    assert main(["evaluate", "--model", str(pretrained), "--data", str(corpora[0])]) == 0
+    table = capsys.readouterr().out
+    recorded = bundle.load_bundle(pretrained).info.training["metrics"]["model"]
+    assert f"| model | {recorded['nll']:.4f} |" in table
+
+
+def test_compare_and_decoding_tables(pretrained, corpora, capsys):
+    assert main(["compare", "--recorded-latency", str(pretrained)]) == 0
+    table = capsys.readouterr().out
+    assert "| wavenet + transpose ±1 + pretrain" in table and "| 2-gram (baseline) |" in table
+    assert main(["decoding", "--model", str(pretrained), "--data", str(corpora[0]), "--tokens", "200",
+                 "--seeds", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| pre.onnx")]
+    assert len(rows) == 5 and any("greedy" in r for r in rows)
+
+
+def test_wavenet_export_computes_the_last_position_of_the_trained_network():
+    from training.model import build_network
+
+    net = build_network("wavenet", 50)
+    # Random but not trivial weights: perturb the freshly initialised ones.
+    rng = np.random.default_rng(0)
+    net.fit.set_weights([w + rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in net.fit.get_weights()])
+    x = rng.integers(0, 50, size=(64, 32)).astype(np.int32)
+    every = net.fit.predict(x, verbose=0)
+    assert every.shape == (64, 32, 50)
+    last = net.export().predict(x, verbose=0)
+    assert np.max(np.abs(every[:, -1, :] - last)) < 1e-5
+    # Causal: changing the last token changes no earlier position's prediction.
+    y = x.copy()
+    y[:, -1] = (y[:, -1] + 1) % 50
+    assert np.allclose(net.fit.predict(y, verbose=0)[:, :-1], every[:, :-1], atol=1e-6)
+    # And the receptive field is the whole window: the first token reaches the last position.
+    z = x.copy()
+    z[:, 0] = (z[:, 0] + 1) % 50
+    assert not np.allclose(net.export().predict(z, verbose=0), last, atol=1e-7)
+
+
+def test_unknown_arch_is_refused_with_exit_code_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--out", str(tmp_path / "x.onnx"), "--arch", "transformer"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'transformer'" in capsys.readouterr().err

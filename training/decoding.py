@@ -1,0 +1,174 @@
+"""``mididuet-train decoding``: how a bundle sounds in solo mode, measured over long runs.
+
+For each decoding setting the daemon offers, solo runs of 2,000 tokens are generated with
+the daemon's own engine (:func:`daemon.simulate.generate_tokens`: its window, primer,
+sampler and loop guard) for several seeds, and scored:
+
+- **loop rate**: the share of tokens that sit inside a loop — a pattern of 1–4 tokens
+  repeated more than 4 times back to back (the daemon issue's definition) — and how many
+  runs contain one at all;
+- **distinct tokens** used in the run (of the vocabulary's V);
+- **pitch-class JS distance**: the Jensen–Shannon distance (base 2, 0 = same, 1 = disjoint)
+  between the run's pitch-class histogram and the corpus's (a chord counts each of its
+  pitch classes once).
+
+Rows marked "no guard" sample with the daemon's :class:`daemon.sampler.Sampler` but
+without the loop guard, to show what the model itself does. A reference row scores
+2,000-token stretches of the corpus's own held-out pieces, for scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from daemon.bundle import ModelRunner
+from daemon.sampler import MAX_PATTERN, MAX_REPEATS, Sampler
+from daemon.settings import EngineSettings
+from daemon.simulate import generate_tokens
+from daemon.tokens import token_pitch_classes
+from daemon.window import Window
+
+RUN_TOKENS = 2000
+SEEDS = 5
+
+
+@dataclass(frozen=True)
+class Decoding:
+    label: str
+    sampling: str
+    temperature: float = 1.0
+    top_p: float = 0.9
+    guard: bool = True
+
+
+DECODINGS = (
+    Decoding("greedy (the notebook's)", "greedy"),
+    Decoding("temperature 1.0", "temperature", temperature=1.0),
+    Decoding("temperature 0.7", "temperature", temperature=0.7),
+    Decoding("top-p 0.9, T 1.0 (daemon default)", "top-p", temperature=1.0, top_p=0.9),
+    Decoding("top-p 0.9, T 1.0, no guard", "top-p", temperature=1.0, top_p=0.9, guard=False),
+)
+
+
+def loop_mask(tokens: Sequence[object], max_pattern: int = MAX_PATTERN, max_repeats: int = MAX_REPEATS) -> np.ndarray:
+    """True for each token inside a stretch where a 1..max_pattern-token pattern repeats > max_repeats times."""
+    n = len(tokens)
+    mask = np.zeros(n, dtype=bool)
+    for length in range(1, max_pattern + 1):
+        run = 0  # consecutive i with tokens[i] == tokens[i - length]
+        for i in range(length, n + 1):
+            if i < n and tokens[i] == tokens[i - length]:
+                run += 1
+                continue
+            if 1 + run // length > max_repeats:  # the stretch i-run-length .. i-1 is a loop
+                mask[i - run - length:i] = True
+            run = 0
+    return mask
+
+
+def pitch_class_histogram(tokens: Iterable[str]) -> np.ndarray:
+    counts = np.zeros(12)
+    for token in tokens:
+        for pc in set(token_pitch_classes(token)):
+            counts[pc] += 1
+    return counts
+
+
+def js_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen–Shannon distance, base 2: sqrt of the JS divergence, in [0, 1]."""
+    p, q = p / p.sum(), q / q.sum()
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
+
+    return float(np.sqrt(max((kl(p) + kl(q)) / 2, 0.0)))
+
+
+@dataclass
+class RunScore:
+    loop_share: float
+    has_loop: bool
+    distinct: int
+    js: float
+
+
+def score_run(tokens: Sequence[str], corpus_pcs: np.ndarray) -> RunScore:
+    mask = loop_mask(tokens)
+    return RunScore(float(mask.mean()) if len(tokens) else 0.0, bool(mask.any()), len(set(tokens)),
+                    js_distance(pitch_class_histogram(tokens), corpus_pcs))
+
+
+def generate_unguarded(model: ModelRunner, count: int, decoding: Decoding, seed: int) -> list[str]:
+    """Solo tokens from the daemon's window and sampler, but without the loop guard."""
+    window = Window(model.vocabulary)
+    sampler = Sampler(decoding.sampling, decoding.temperature, decoding.top_p, seed=seed)
+    out = []
+    for _ in range(count):
+        token_id = sampler.sample(model.query(window.ids), history=None)
+        window.push_id(token_id)
+        out.append(model.vocabulary[token_id])
+    return out
+
+
+def generate(model: ModelRunner, decoding: Decoding, count: int, seed: int) -> list[str]:
+    if not decoding.guard:
+        return generate_unguarded(model, count, decoding, seed)
+    settings = EngineSettings(sampling=decoding.sampling, temperature=decoding.temperature,
+                              top_p=decoding.top_p, seed=seed)
+    return generate_tokens(model, count, settings)
+
+
+def summarise(label: str, scores: Sequence[RunScore], vocab_size: int | None) -> str:
+    share = np.array([s.loop_share for s in scores])
+    distinct = np.array([s.distinct for s in scores])
+    js = np.array([s.js for s in scores])
+    of = f" of {vocab_size}" if vocab_size else ""
+    return (f"| {label} | {len(scores)} | {share.mean():.1%} | {sum(s.has_loop for s in scores)}/{len(scores)} "
+            f"| {distinct.mean():.0f}{of} | {js.mean():.3f} ± {js.std():.3f} |")
+
+
+HEADER = ("| model · decoding | runs | tokens in loops | runs with a loop | distinct tokens | "
+          "pitch-class JS distance to the corpus |\n|---|---:|---:|---:|---:|---:|")
+
+
+def reference_rows(corpus_tokens: Sequence[Sequence[str]], held_out: Sequence[Sequence[str]],
+                   count: int) -> list[RunScore]:
+    """2,000-token stretches of the held-out pieces themselves, scored like the runs."""
+    corpus_pcs = pitch_class_histogram(t for piece in corpus_tokens for t in piece)
+    stream = [t for piece in held_out for t in piece]
+    return [score_run(stream[i:i + count], corpus_pcs) for i in range(0, len(stream) - count + 1, count)]
+
+
+def decoding_table(models: Sequence[Path], data: Path, count: int = RUN_TOKENS, seeds: int = SEEDS,
+                   progress: bool = True) -> str:
+    """The Markdown decoding table for ``models`` over the corpus at ``data``."""
+    from training.dataset import split_pieces
+    from training.train import load_corpus, log
+
+    lines = [HEADER]
+    corpus = None
+    for path in models:
+        model = ModelRunner(path)
+        facts = model.info.training
+        if corpus is None:
+            corpus = load_corpus(data, facts.get("reader", "mido"))
+            corpus_pcs = pitch_class_histogram(t for p in corpus.pieces for t in p.tokens)
+            _, val = split_pieces(corpus.pieces, facts.get("val_fraction", 0.2), facts.get("seed", 42))
+            ref = reference_rows([p.tokens for p in corpus.pieces], [p.tokens for p in val], count)
+            lines.append(summarise(f"Chopin itself: held-out pieces in {count}-token stretches", ref, None))
+        from training.quality import configuration_name
+
+        name = f"{path.name} ({configuration_name(facts)})"
+        for decoding in DECODINGS:
+            runs = 1 if decoding.sampling == "greedy" else seeds  # greedy is deterministic
+            scores = [score_run(generate(model, decoding, count, seed), corpus_pcs) for seed in range(runs)]
+            lines.append(summarise(f"{name} · {decoding.label}", scores, model.info.size))
+            if progress:
+                log(lines[-1])
+    return "\n".join(lines)
