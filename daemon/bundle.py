@@ -25,6 +25,7 @@ FORMAT_VERSION = 1
 WINDOW = 32
 INPUT_NAME = "tokens"
 OUTPUT_NAME = "probs"
+PROBS_TOLERANCE = 1e-3  # |sum - 1| allowed for a float32 softmax over a few hundred tokens
 
 META_FORMAT = "mididuet.format"
 META_VOCABULARY = "mididuet.vocabulary"
@@ -133,6 +134,15 @@ class ModelRunner:
             raise BundleError(
                 f"{self.path}: output '{OUTPUT_NAME}' has width {probs.shape[-1]} "
                 f"but the vocabulary has {self.info.size} tokens"
+            )
+        # The contract says softmax: a model exported without it (logits), or one that
+        # yields NaN, would otherwise play quietly wrong notes (the sampler takes any numbers).
+        total = float(probs.sum())
+        if not (np.isfinite(probs).all() and probs.min() >= 0.0 and abs(total - 1.0) <= PROBS_TOLERANCE):
+            raise BundleError(
+                f"{self.path}: output '{OUTPUT_NAME}' is not a probability distribution "
+                f"(values {float(probs.min()):.3g}..{float(probs.max()):.3g}, sum {total:.4g}); "
+                "export the model with its softmax"
             )
 
     def _check_signature(self) -> None:

@@ -1,0 +1,114 @@
+"""Damaged or foreign ONNX files: refused by ``mididuet run``, ``mididuet generate`` and
+``mididuet-train evaluate``, each with exit code 2, one message naming the problem, and no
+traceback. ``run`` goes through the real JACK fixture (ports exist; only the model is bad).
+
+Each damaged file is made for real: cut in half, random bytes, an ONNX model that is not a
+bundle (an Add graph built with onnx.helper), and bundles that break one rule of the
+contract (vocabulary vs output width, window, format version, logits instead of softmax).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from daemon import bundle
+from tests.bundle_factory import make_bundle
+from tests.jack import REPO
+
+
+def _truncated(path: Path) -> Path:
+    good = make_bundle(path.with_name("whole.onnx")).read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+    return path
+
+
+def _random_bytes(path: Path) -> Path:
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    return path
+
+
+def _add_graph(path: Path) -> Path:
+    """A valid ONNX model that has nothing to do with mididuet."""
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["c"])], "add",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in ("a", "b")],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def _logits(path: Path) -> Path:
+    """A bundle whose output skips the softmax (raw scores): the contract says probabilities."""
+    make_bundle(path)
+    model = onnx.load(path)
+    model.graph.node[-1].CopyFrom(helper.make_node("Identity", ["logits"], ["probs"]))
+    onnx.save(model, path)
+    return path
+
+
+CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "truncated": (_truncated, "not a readable ONNX model"),
+    "random-bytes": (_random_bytes, "not a readable ONNX model"),
+    "foreign-add-graph": (_add_graph, "not a mididuet model bundle: metadata lacks mididuet.format"),
+    "vocabulary-length": (lambda p: make_bundle(p, output_width=5), "width 5 but the vocabulary has 18 tokens"),
+    "window-16": (lambda p: make_bundle(p, window=16), "window is 16 tokens; mididuet models use 32"),
+    "input-16-metadata-32": (lambda p: make_bundle(p, window=16, metadata={bundle.META_WINDOW: "32"}),
+                             "must have shape [batch, 32]"),
+    "format-version-2": (lambda p: make_bundle(p, metadata={bundle.META_FORMAT: "2"}),
+                         "bundle format version 2, this mididuet reads version 1"),
+    "logits-not-probabilities": (_logits, "is not a probability distribution"),
+}
+
+
+@pytest.fixture(params=sorted(CASES))
+def damaged(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
+    make, expected = CASES[request.param]
+    return make(tmp_path / f"{request.param}.onnx"), expected
+
+
+def _one_error_line(stderr: str, prefix: str, expected: str) -> None:
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith(prefix)]
+    assert len(errors) == 1 and expected in errors[0], stderr
+
+
+def test_generate_refuses(damaged: tuple[Path, str], tmp_path: Path) -> None:
+    path, expected = damaged
+    out = tmp_path / "never.mid"
+    result = subprocess.run([sys.executable, "-m", "daemon.cli", "generate", "--model", str(path), "--out", str(out)],
+                            capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 2
+    _one_error_line(result.stderr, "mididuet: error:", expected)
+    assert not out.exists()
+
+
+def test_evaluate_refuses(damaged: tuple[Path, str], tmp_path: Path) -> None:
+    path, expected = damaged
+    corpus = tmp_path / "corpus"  # never reached: the model is checked first
+    corpus.mkdir()
+    result = subprocess.run([sys.executable, "-m", "training.cli", "evaluate", "--model", str(path),
+                             "--data", str(corpus)], capture_output=True, text=True, timeout=120, cwd=REPO,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 2
+    _one_error_line(result.stderr, "mididuet-train: error:", expected)
+
+
+@pytest.mark.jack
+def test_run_refuses(damaged: tuple[Path, str], start_daemon) -> None:
+    path, expected = damaged
+    daemon = start_daemon(model=path, ready=False)
+    assert daemon.wait(timeout=15) == 2
+    _one_error_line(daemon.stderr, "mididuet: error:", expected)
+    assert not any("ready" in line for line in daemon.lines)
