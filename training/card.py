@@ -49,6 +49,7 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
                        f"{facts.get('pretrain_excluded')} held-out pieces excluded by content hash; tokens "
                        f"outside this vocabulary dropped; {facts.get('pretrain_seconds')} s), then fine-tuned "
                        f"on the corpus at learning rate {facts.get('finetune_lr')}.")
+    finetune = " (fine-tuning)" if facts.get("pretrain") else ""
     latency = facts.get("latency_us") or {}
     row = format_rows([quality_row(facts, latency.get("p99"))], with_commands=False)
     text = f"""# Model card: `{model_path.name}`
@@ -66,7 +67,7 @@ through onnxruntime, 1 thread, measured after training on a shared 2-core machin
 - Architecture: `{arch}` — {ARCH_TEXT.get(arch, arch)}; {facts.get("parameters"):,} parameters.
 - Vocabulary: {facts.get("vocabulary_size")} tokens — those seen at least
   {facts.get("min_count")} times in the training pieces.
-- Training: Adam, batch {facts.get("batch_size")}, {facts.get("epochs_run")} epochs run, best
+- Training: Adam, batch {facts.get("batch_size")}, {facts.get("epochs_run")} epochs run{finetune}, best
   validation loss at epoch {facts.get("best_epoch")} (kept; early stopping), seed {facts.get("seed")},
   {facts.get("train_seconds")} s on a 2-core CPU (all stages).{data_steps}
 - Export: tf2onnx, checked against Keras on {int(check.get("windows", 0))} validation windows: max
