@@ -28,7 +28,7 @@ lint: $(VENV)/.installed-train+test
 	$(BIN)/ruff check .
 
 model: $(VENV)/.installed-train+test
-	$(BIN)/mididuet-train --data $(DATA) --out models/chopin.onnx --card models/chopin.md
+	$(BIN)/mididuet-train --data $(DATA) --out models/chopin.onnx --card models/chopin.md --arch wavenet --transpose 3 --pretrain $(patsubst %/,%,$(dir $(DATA))) --pretrain-epochs 1
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/mididuet demo
