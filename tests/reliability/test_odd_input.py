@@ -115,18 +115,21 @@ def _describe(msg: mido.Message) -> str:
 
 def test_malformed_bytes_are_dropped_odd_messages_handled_nothing_hangs(start_daemon, raw: RawKeyboard,
                                                                         monitor: Monitor, tmp_path: Path) -> None:
-    daemon = start_daemon("--in", raw.name, "--out", monitor.name, "--thru", "--phrase-gap", "150",
+    # A phrase gap longer than each attack's pause: the attacks are one long call, so
+    # answer notes never share a pitch with a thru note mid-attack (that re-strike is
+    # covered by the engine tests) and the figures below count the attacks alone.
+    daemon = start_daemon("--in", raw.name, "--out", monitor.name, "--thru", "--phrase-gap", "1500",
                           "--bpm", "400", "--answer-tokens", "2", "--record", str(tmp_path), ports=False)
     sent = 0
     for _name, events, _expected in ATTACKS:
         raw.send(*events)
         sent += len(events)
-        time.sleep(0.25)  # long enough for a phrase end: answers are interleaved with the attacks
+        time.sleep(0.25)
         assert daemon.process.poll() is None, daemon.stderr
     # The daemon still plays: a normal phrase gets its answer.
     mark = time.monotonic_ns()
     raw.send([0x90, 60, 80], [0x80, 60, 0], [0x90, 64, 80], [0x80, 64, 0])
-    assert poll(lambda: len(onset_groups(monitor.note_ons(since=mark))) >= 3, 5), (raw.wire, daemon.stderr)
+    assert poll(lambda: len(onset_groups(monitor.note_ons(since=mark))) >= 3, 8), (raw.wire, daemon.stderr)
     assert quiet_for(monitor, 0.3, 5)
     _stop_cleanly(daemon, monitor)
 
@@ -196,5 +199,5 @@ def test_an_unterminated_sysex_deafens_until_f7_then_the_daemon_recovers(start_d
     assert quiet_for(monitor, 0.5, 2) and not monitor.messages, "swallowed into the sysex"
     raw.send([0xF7])  # the lump ends; mido drops it whole (a sysex with status bytes inside)
     raw.send([0x90, 64, 80], [0x80, 64, 0])
-    assert poll(lambda: [m.note for _, m in monitor.note_ons()] == [64], 2), monitor.messages
+    assert poll(lambda: [m.note for _, m in monitor.note_ons()] == [64], 4), (raw.wire, monitor.messages)
     _stop_cleanly(daemon, monitor)
