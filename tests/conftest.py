@@ -89,3 +89,16 @@ def start_daemon(jack_server: JackServer, tiny_model: Path, player: Player,
     yield start
     for daemon in started:
         daemon.stop()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here, at the tests' root, so that `pytest --long` and `make test PYTEST_ARGS=--long`
+    # see it: pytest reads options only from the conftests it loads at start.
+    parser.addoption("--long", action="store_true", default=False,
+                     help="also run the long variants: an hour of simulated playing, a 30 s flood")
+
+
+@pytest.fixture(scope="session")
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """True when the long variants were asked for (``--long`` or ``MIDIDUET_LONG=1``)."""
+    return bool(request.config.getoption("--long")) or os.environ.get("MIDIDUET_LONG") == "1"

@@ -159,5 +159,5 @@ def test_soak_minutes_of_playing(model_path: Path) -> None:
 
 def test_soak_an_hour(model_path: Path, long_run: bool) -> None:
     if not long_run:
-        pytest.skip("an hour of simulated playing: pytest tests/reliability --long (or MIDIDUET_LONG=1)")
+        pytest.skip("an hour of simulated playing: pytest --long (or MIDIDUET_LONG=1)")
     check(soak(model_path, LONG_MINUTES))
