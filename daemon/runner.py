@@ -2,18 +2,31 @@
 
 Threads:
 
-- rtmidi's input thread runs :meth:`Runner._on_message`, which only stamps
+- rtmidi's input thread runs :meth:`daemon.intake.Intake.put`, which only stamps
   ``time.monotonic_ns()`` at the edge and puts ``(t_ns, msg)`` on a ``SimpleQueue``;
   no lock, no allocation beyond the tuple, no inference (a slow query there would stall
-  the MIDI thread).
+  the MIDI thread). The queue is bounded by an overload policy (expendable messages
+  first, never a release of a key that went in; see :mod:`daemon.intake`); drops are
+  counted, warned about at most every :data:`DROP_WARN_S`, and shown in the stats line.
 - The loop (the main thread, so that it also receives signals) waits on the queue until
-  the engine's next deadline or the next chore, feeds what arrived, and ticks the engine.
+  the engine's next deadline or the next chore, feeds what arrived (at most
+  :data:`FEED_BATCH` messages between ticks, so a flood cannot starve the answer), and
+  ticks the engine.
 
 Signal handlers only record the signal and put a wake-up marker on the queue
 (``SimpleQueue.put`` is reentrant, safe in a handler); the loop acts on it. SIGTERM and
 SIGINT stop: release every open note (the engine's ledger), close the recorder, close
 the ports, exit 0. SIGHUP reloads (:mod:`daemon.reload`): the new options and model are
 loaded and checked first; a refused reload is logged and the old model keeps playing.
+
+Idle time (no deadline within :data:`IDLE_MARGIN_NS`): the recording is rewritten when
+due (:meth:`daemon.record.SessionRecorder.write_if_due`; a disk error is logged and the
+music goes on) and drops are reported.
+
+The JACK server going away (stopped or crashed) is seen by :class:`daemon.ports.ServerWatch`:
+rtmidi's clients cannot be revived in the same process, so the runner releases what it
+can, says so, and exits with :data:`EXIT_SERVER_GONE` (3); systemd's
+``Restart=on-failure`` starts it again, and it waits for the server's ports.
 
 Chores, between notes: every ``retry_s`` the port list is read (a port that left it is
 *lost*: logged once, notes released, looked for again by name each time; see
@@ -41,18 +54,32 @@ import mido
 
 from daemon import ports, reload
 from daemon.bundle import load_bundle
+from daemon.intake import Intake
 from daemon.links import PortLink
+from daemon.record import WRITE_EVERY_NS
 from daemon.settings import EngineSettings
 
 log = logging.getLogger("mididuet.runner")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_SERVER_GONE = 3  # the JACK server went away: restart mididuet (systemd does, on failure)
 _WAKE = object()  # put on the queue by a signal handler: "look at the flags now"
 # The loop never sleeps longer than this, so a lost wake-up costs at most this much.
 MAX_WAIT_S = 0.5
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 NS = 1_000_000_000
+# Messages fed between two ticks at most: ~2 ms of feeding, so a deadline waits no longer.
+FEED_BATCH = 256
+# Disk writes and reports only when the next deadline is at least this far away: a
+# rewrite of an hour's recording takes ~1 ms, a slow disk more.
+IDLE_MARGIN_NS = 20_000_000
+# Nothing is fed in the last 2 ms before a deadline: under load a decision made again
+# takes ~1-1.5 ms. A message arriving then is fed right after the note (in duet, a player
+# cutting in less than 2 ms before an answer's note hears that note start and stop).
+GUARD_NS = 2_000_000
+SWITCH_INTERVAL_S = 0.0005
+DROP_WARN_S = 10.0  # at most one overload warning this often
 
 
 @dataclass
@@ -92,7 +119,8 @@ class Runner:
 
     def __init__(self, options: RunOptions) -> None:
         self.options = options
-        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.intake = Intake()
+        self.queue = self.intake.queue  # what the loop waits on
         self.stop_signal: int | None = None
         self.hangups = 0
         self.reloads = 0  # hangups acted on
@@ -108,19 +136,28 @@ class Runner:
         self._next_look = 0
         self._next_watchdog: int | None = None
         self._next_stats: int | None = None
+        self._watch: ports.ServerWatch | None = None
+        self.server_gone = False  # set on libjack's thread by the ServerWatch
+        self._dropped_warned = 0  # drops already reported
+        self._next_drop_check = 0
+        self._record_failed = False
 
-    # --- rtmidi's thread -------------------------------------------------------------
+    # --- rtmidi's and libjack's threads --------------------------------------------------
     def _on_message(self, msg: mido.Message) -> None:
-        self.queue.put((time.monotonic_ns(), msg))
+        self.intake.put(msg)
+
+    def _on_server_gone(self) -> None:
+        self.server_gone = True
+        self.intake.wake(_WAKE)
 
     # --- signal handlers: record only --------------------------------------------------
     def _on_stop_signal(self, signum: int, _frame: object) -> None:
         self.stop_signal = signum
-        self.queue.put(_WAKE)
+        self.intake.wake(_WAKE)
 
     def _on_hangup(self, _signum: int, _frame: object) -> None:
         self.hangups += 1
-        self.queue.put(_WAKE)
+        self.intake.wake(_WAKE)
 
     def _install_signals(self) -> dict[int, Any]:
         previous = {}
@@ -169,6 +206,12 @@ class Runner:
         # milliseconds, and solo's first note is due at the engine's start time.
         self.engine = reload.new_engine(self.model, opts.settings, self.send, opts.primer, self.recorder,
                                         self.stats)
+        if api.name == "jack":
+            watch = ports.ServerWatch(self._on_server_gone)
+            if watch.start():
+                self._watch = watch
+            else:
+                log.info("cannot watch the JACK server: if it stops, mididuet will not notice")
         if opts.notifier is not None:
             # READY once the model is loaded and the ports are open or being waited for:
             # holding READY back for a keyboard would make systemd time the start out.
@@ -231,8 +274,17 @@ class Runner:
         if self._lister is not None:
             self._lister.close()
             self._lister = None
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         if self.stats is not None and self.options.stats_interval_s is not None:
-            print(f"mididuet: stats at exit: {self.stats.summary()}", file=sys.stderr, flush=True)
+            print(f"mididuet: stats at exit: {self.stats_line()}", file=sys.stderr, flush=True)
+
+    def stats_line(self) -> str:
+        """The engine's summary and the input's: messages taken, dropped, highest backlog."""
+        intake = self.intake
+        return (f"{self.stats.summary()} | input {intake.accepted} dropped {intake.dropped_total} "
+                f"({intake.dropped_text()}) max waiting {intake.peak}")
 
     # --- the engine's output ------------------------------------------------------------
     def send(self, msg: mido.Message) -> None:
@@ -242,7 +294,7 @@ class Runner:
             # Called from inside the engine: note the loss and let the loop handle it.
             if self._send_error is None:
                 self._send_error = err
-                self.queue.put(_WAKE)
+                self.intake.wake(_WAKE)
 
     # --- lost and found ports -------------------------------------------------------------
     def _names(self) -> tuple[list[str], list[str]] | None:
@@ -263,6 +315,7 @@ class Runner:
             # Keys held when the keyboard went cannot be released now: forget them, or
             # a duet phrase would never end.
             self.engine.listener.reset_phrase()
+            self.intake.forget_keys()
         self.notify_status()
 
     def look_at_ports(self) -> None:
@@ -304,7 +357,7 @@ class Runner:
             opts.notifier.watchdog()
             self._next_watchdog = now + int(opts.notifier.watchdog_interval_s * NS)
         if self._next_stats is not None and now >= self._next_stats:
-            summary = self.stats.summary()
+            summary = self.stats_line()
             print(f"mididuet: stats: {summary}", file=sys.stderr, flush=True)
             if opts.notifier is not None:
                 opts.notifier.status(f"{self.status()}; {summary}")
@@ -328,30 +381,79 @@ class Runner:
         monotonic_ns = time.monotonic_ns
         self.schedule_chores(monotonic_ns())
         deadline = self.engine.tick(monotonic_ns())
-        while self.stop_signal is None:
+        while self.stop_signal is None and not self.server_gone:
             now = monotonic_ns()
-            due = self._next_chore() if deadline is None else min(deadline, self._next_chore())
+            if deadline is not None and deadline - now <= GUARD_NS:
+                # Something is due within the guard: it goes out before anything more is
+                # fed. A player token fed now would drop the token decided ahead, and
+                # deciding again (~1 ms under load) would make this note late; what
+                # arrives meanwhile waits in the queue, stamped, and is fed just after.
+                if deadline > now:
+                    time.sleep((deadline - now) / NS)
+                deadline = self.engine.tick(monotonic_ns())
+                if self.hangups != self.reloads or self._send_error is not None:
+                    self._chores(monotonic_ns())
+                    deadline = self.engine.tick(monotonic_ns())
+                continue
+            due = self._next_chore() if deadline is None else min(deadline - GUARD_NS, self._next_chore())
             timeout = min(max(due - now, 0) / NS, MAX_WAIT_S)
             try:
                 item = get(timeout=timeout) if timeout > 0 else get_nowait(self.queue)
             except queue.Empty:
                 item = None
-            # Feed everything that has arrived before ticking, so a chord's notes are
-            # seen together and a burst does not wait one deadline per message.
+            # Feed what has arrived before ticking, so a chord's notes are seen together
+            # and a burst does not wait one deadline per message; but no more than a
+            # batch, and not into the guard before the next deadline, so a flood that
+            # never lets the queue empty cannot hold off a note.
             engine = self.engine
+            fed = 0
             while item is not None:
                 if item is not _WAKE:
                     engine.feed(item[1], item[0])
+                fed += 1
+                if fed >= FEED_BATCH or (deadline is not None and monotonic_ns() >= deadline - GUARD_NS):
+                    break
                 item = get_nowait(self.queue)
             deadline = engine.tick(monotonic_ns())
             now = monotonic_ns()
             if now >= self._next_chore() or self.hangups != self.reloads or self._send_error is not None:
                 self._chores(now)
                 deadline = self.engine.tick(monotonic_ns())
-        log.info("stopping on signal %s: releasing notes, closing ports", signal.Signals(self.stop_signal).name)
+            if deadline is None or deadline - now >= IDLE_MARGIN_NS:
+                self._idle(now)
         if self.options.notifier is not None:
             self.options.notifier.stopping()
+        if self.stop_signal is None:
+            log.error("the JACK server went away: mididuet's JACK clients cannot be reopened in this "
+                      "process; releasing what it can and exiting with status %d (systemd restarts it; "
+                      "in a terminal, start it again once JACK runs)", EXIT_SERVER_GONE)
+            return EXIT_SERVER_GONE
+        log.info("stopping on signal %s: releasing notes, closing ports", signal.Signals(self.stop_signal).name)
         return EXIT_OK
+
+    def _idle(self, now: int) -> None:
+        """Work that may take a millisecond, done only with no deadline near: the
+        recording's periodic rewrite and the overload report."""
+        if self.recorder is not None:
+            try:
+                if self.recorder.write_if_due(now):
+                    if self._record_failed:
+                        log.info("recording written again to %s", self.recorder.path)
+                    self._record_failed = False
+            except OSError as err:
+                # A full disk must not stop the music; the next try is an interval later.
+                if not self._record_failed:
+                    log.error("could not write the recording (still playing, trying again every %g s): %s",
+                              WRITE_EVERY_NS / NS, err)
+                self._record_failed = True
+        if now >= self._next_drop_check:
+            self._next_drop_check = now + int(DROP_WARN_S * NS)
+            dropped = self.intake.dropped_total
+            if dropped > self._dropped_warned:
+                log.warning("input overloaded: dropped %d messages (%d in all: %s); notes and their "
+                            "note-offs are kept first", dropped - self._dropped_warned, dropped,
+                            self.intake.dropped_text())
+                self._dropped_warned = dropped
 
     def run(self) -> int:
         """Open, loop, close. Returns the exit code; raises ``MididuetError`` from setup."""
@@ -359,6 +461,11 @@ class Runner:
         try:
             self.open()
             self.set_realtime()
+            # rtmidi runs our input callback on JACK's thread, which must take the GIL
+            # from the loop (and the loop from it): at CPython's default 5 ms switch
+            # interval a flood of input made notes ~3.5 ms late at p99. 0.5 ms bounds
+            # that wait; the cost is more frequent switches (negligible here).
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
             try:
                 return self.loop()
             except Exception:  # the loop must never leave notes hanging, whatever went wrong
