@@ -9,7 +9,7 @@ the messages it took and dropped; from /proc its RSS early and late in the flood
 monitoring JACK client a note-off for every note-on.
 
 ``make test`` floods for 5 s; ``--long`` (or ``MIDIDUET_LONG=1``) for 30 s as the issue asks.
-The figures of a run are printed (``-s`` shows them) for docs/reliability-faults.md.
+The figures of a run are printed (``-s`` shows them) for docs/reliability.md.
 
 The overload policy itself (:mod:`daemon.intake`) is tested here without ports too: a
 loop that stops taking messages cannot be caused from outside the process (SIGSTOP would
@@ -42,7 +42,7 @@ BATCH_S = 0.005  # the sender wakes every 5 ms and sends what is due (10 message
 # within twice that. Lateness inside the daemon: p99 <= 1 ms.
 DECISION_P99_MS = 2.5
 # Lateness p99 <= 1 ms is met without load but NOT under this flood: measured 1.1-4.2 ms
-# (docs/reliability-faults.md says why: rtmidi runs every input message's Python callback
+# (docs/reliability.md says why: rtmidi runs every input message's Python callback
 # on JACK's thread, which contends for the GIL with the loop). The bound here is the one
 # the daemon had before deciding ahead (p99 4.3 ms), so a regression past it fails.
 LATENESS_P99_MS = 5.0
