@@ -14,7 +14,7 @@ sampler and loop guard) for several seeds, and scored:
 
 Rows marked "no guard" sample with the daemon's :class:`daemon.sampler.Sampler` but
 without the loop guard, to show what the model itself does. A reference row scores
-2,000-token stretches of the corpus's own held-out pieces, for scale.
+2,000-token stretches of the corpus's own held-out pieces (in-vocabulary tokens), for scale.
 """
 
 from __future__ import annotations
@@ -48,9 +48,11 @@ class Decoding:
 DECODINGS = (
     Decoding("greedy (the notebook's)", "greedy"),
     Decoding("temperature 1.0", "temperature", temperature=1.0),
+    Decoding("temperature 1.0, no guard", "temperature", temperature=1.0, guard=False),
     Decoding("temperature 0.7", "temperature", temperature=0.7),
     Decoding("top-p 0.9, T 1.0 (daemon default)", "top-p", temperature=1.0, top_p=0.9),
     Decoding("top-p 0.9, T 1.0, no guard", "top-p", temperature=1.0, top_p=0.9, guard=False),
+    Decoding("top-p 0.95, T 1.0", "top-p", temperature=1.0, top_p=0.95),
 )
 
 
@@ -138,10 +140,15 @@ HEADER = ("| model · decoding | runs | tokens in loops | runs with a loop | dis
 
 
 def reference_rows(corpus_tokens: Sequence[Sequence[str]], held_out: Sequence[Sequence[str]],
-                   count: int) -> list[RunScore]:
-    """2,000-token stretches of the held-out pieces themselves, scored like the runs."""
+                   count: int, vocabulary: Sequence[str]) -> list[RunScore]:
+    """Stretches of ``count`` tokens of the held-out pieces themselves, scored like the runs.
+
+    Only tokens in the model's vocabulary are kept, as the daemon's window keeps them, so
+    "distinct tokens" compares like with like.
+    """
     corpus_pcs = pitch_class_histogram(t for piece in corpus_tokens for t in piece)
-    stream = [t for piece in held_out for t in piece]
+    known = set(vocabulary)
+    stream = [t for piece in held_out for t in piece if t in known]
     return [score_run(stream[i:i + count], corpus_pcs) for i in range(0, len(stream) - count + 1, count)]
 
 
@@ -160,8 +167,10 @@ def decoding_table(models: Sequence[Path], data: Path, count: int = RUN_TOKENS, 
             corpus = load_corpus(data, facts.get("reader", "mido"))
             corpus_pcs = pitch_class_histogram(t for p in corpus.pieces for t in p.tokens)
             _, val = split_pieces(corpus.pieces, facts.get("val_fraction", 0.2), facts.get("seed", 42))
-            ref = reference_rows([p.tokens for p in corpus.pieces], [p.tokens for p in val], count)
-            lines.append(summarise(f"Chopin itself: held-out pieces in {count}-token stretches", ref, None))
+            ref = reference_rows([p.tokens for p in corpus.pieces], [p.tokens for p in val], count,
+                                 model.vocabulary)
+            lines.append(summarise(f"the corpus itself: held-out pieces in {count}-token stretches", ref,
+                                   model.info.size))
         from training.quality import configuration_name
 
         name = f"{path.name} ({configuration_name(facts)})"

@@ -67,6 +67,12 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     from training.export import export_bundle
     from training.model import build_network, compile_model
 
+    if opts.arch != "seed" and opts.split != "pieces":
+        # It trains on chunks of whole pieces, which with random windows would hold the
+        # validation windows' own tokens.
+        raise ValueError(f"--arch {opts.arch} needs --split pieces")
+    if opts.pretrain is not None and opts.split != "pieces":
+        raise ValueError("--pretrain needs --split pieces (held-out pieces are excluded by content hash)")
     corpus = load_corpus(opts.data, opts.reader)
     ds = build_dataset(corpus.pieces, split=opts.split, val_fraction=opts.val_fraction,
                        min_count=opts.min_count, seed=opts.seed, transpose=opts.transpose)

@@ -76,7 +76,7 @@ def test_compare_and_decoding_tables(pretrained, corpora, capsys):
     assert main(["decoding", "--model", str(pretrained), "--data", str(corpora[0]), "--tokens", "200",
                  "--seeds", "2"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| pre.onnx")]
-    assert len(rows) == 5 and any("greedy" in r for r in rows)
+    assert len(rows) == 7 and any("greedy" in r for r in rows)
 
 
 def test_wavenet_export_computes_the_last_position_of_the_trained_network():
@@ -106,3 +106,10 @@ def test_unknown_arch_is_refused_with_exit_code_2(tmp_path, capsys):
         main(["--out", str(tmp_path / "x.onnx"), "--arch", "transformer"])
     assert exc.value.code == 2
     assert "invalid choice: 'transformer'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["--arch", "wavenet"], ["--pretrain", "."], ["--transpose", "2"]])
+def test_new_options_refuse_the_random_window_split(tmp_path, capsys, corpora, flags):
+    code = main(["--data", str(corpora[0]), "--out", str(tmp_path / "x.onnx"), "--split", "windows", *flags])
+    assert code == 2
+    assert "split pieces" in capsys.readouterr().err
