@@ -1,15 +1,19 @@
 """The bounded hand-off from rtmidi's thread to the playing loop, and what it drops.
 
-rtmidi calls :meth:`Intake.put` for every message (from JACK's process thread, with
-the GIL), so the call stays small: stamp, classify, maybe count a drop, put. The loop
-takes ``(t_ns, msg)`` items from :attr:`Intake.queue`. Nothing grows without bound:
+rtmidi calls :meth:`Intake.on_event` for every input event (from JACK's process thread,
+with the GIL) with the event's raw bytes, so the call stays small: stamp, classify by
+the status byte, maybe count a drop, put. No ``mido.Message`` is built there: the loop
+takes ``(t_ns, bytes)`` items from :attr:`Intake.queue` and parses them in its own time
+(:mod:`daemon.midibytes`). Nothing grows without bound:
 
 - Up to :data:`SOFT_LIMIT` waiting messages, everything goes in.
 - Above it, the *expendable* messages are dropped: clock, pitch bend, aftertouch,
   polytouch, sysex, active sensing, program changes and every other system message.
   The engine only follows clock (with ``--follow-clock``) and only records the others;
   losing some in an overload costs a little tempo accuracy, never a note.
-- Above :data:`HARD_LIMIT`, note-ons and control changes are dropped too.
+- Above :data:`HARD_LIMIT`, note-ons and control changes are dropped too. Only
+  well-formed ones count as such (3 bytes, data bytes < 128); a malformed event is
+  expendable, and the loop's parser drops it anyway.
 - *Releases* always go in: the note-off (or velocity-0 note-on) of a key whose note-on
   went in, and the pedal-up of a channel whose pedal-down went in. Dropping one would
   leave the engine believing a key or the pedal is held: a duet phrase would never end,
@@ -20,17 +24,19 @@ takes ``(t_ns, msg)`` items from :attr:`Intake.queue`. Nothing grows without bou
 
 Counts are kept per type (:attr:`Intake.dropped`) and the highest backlog seen
 (:attr:`Intake.peak`); both are written by rtmidi's thread only and read by the loop
-(a stale read there is harmless: the numbers only grow).
+(a stale read there is harmless: the numbers only grow). Drops are counted by the type
+the status byte names (``other`` for a data byte or an undefined status in first place).
 """
 
 from __future__ import annotations
 
 import queue
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import mido
-from mido.messages.specs import SPEC_BY_TYPE
+from mido.messages.specs import SPEC_BY_STATUS, SPEC_BY_TYPE
 
 # ~256 messages take the loop ~2-3 ms to feed: an expendable message waiting behind more
 # than that is not worth the delay it adds to the notes behind it.
@@ -40,7 +46,11 @@ SOFT_LIMIT = 256
 HARD_LIMIT = 1024
 SUSTAIN_CC = 64
 PEDAL_DOWN = 64  # the listener's threshold: 64..127 is down
-_KEEP_TYPES = frozenset({"note_on", "note_off", "control_change"})
+NOTE_OFF, NOTE_ON, CONTROL_CHANGE = 0x80, 0x90, 0xB0  # status bytes' high nibbles
+_KEEP = frozenset({NOTE_OFF, NOTE_ON, CONTROL_CHANGE})
+OTHER = "other"  # the drop count of a first byte that names no message type
+# The type a first byte names, by byte: a lookup instead of parsing on rtmidi's thread.
+_TYPE_BY_STATUS = tuple(SPEC_BY_STATUS[b]["type"] if b in SPEC_BY_STATUS else OTHER for b in range(256))
 
 
 class Intake:
@@ -58,7 +68,7 @@ class Intake:
         self._pedal = bytearray(16)
         # Every type is a key from the start: the loop iterates this dict while rtmidi's
         # thread counts, and a key added then would break the iteration.
-        self.dropped: dict[str, int] = dict.fromkeys(SPEC_BY_TYPE, 0)
+        self.dropped: dict[str, int] = dict.fromkeys([*SPEC_BY_TYPE, OTHER], 0)
         self.accepted = 0
         self.peak = 0
 
@@ -71,44 +81,55 @@ class Intake:
         counts = sorted(((n, kind) for kind, n in list(self.dropped.items()) if n), key=lambda c: (-c[0], c[1]))
         return ", ".join(f"{kind} {n}" for n, kind in counts) or "none"
 
+    def on_event(self, event: tuple[list[int], float], _data: object = None) -> None:
+        """python-rtmidi's input callback: ``event`` is ``([bytes...], delta_s)``."""
+        self.put_bytes(event[0])
+
     def put(self, msg: mido.Message) -> None:
-        """Stamp ``msg`` now and queue it, or count it as dropped. Never blocks or raises."""
+        """Queue a message as its bytes (for callers holding a ``mido.Message``)."""
+        self.put_bytes(msg.bytes())
+
+    def put_bytes(self, data: Sequence[int]) -> None:
+        """Stamp one event's bytes now and queue them, or count them as dropped.
+        Never blocks or raises."""
         t_ns = time.monotonic_ns()
         waiting = self.queue.qsize()
         if waiting > self.peak:
             self.peak = waiting
-        kind = msg.type
-        if kind in _KEEP_TYPES:
-            if self._release(msg) or waiting < self.hard_limit:
-                self._mark(msg)
-                self.queue.put((t_ns, msg))
+        status = data[0] if data else 0
+        high = status & 0xF0
+        if high in _KEEP and len(data) == 3 and data[1] < 0x80 and data[2] < 0x80:
+            channel, key, value = status & 0x0F, data[1], data[2]
+            if self._release(high, channel, key, value) or waiting < self.hard_limit:
+                self._mark(high, channel, key, value)
+                self.queue.put((t_ns, data))
                 self.accepted += 1
                 return
         elif waiting < self.soft_limit:
-            self.queue.put((t_ns, msg))
+            self.queue.put((t_ns, data))
             self.accepted += 1
             return
-        self.dropped[kind] += 1
+        self.dropped[_TYPE_BY_STATUS[status]] += 1
 
     def wake(self, marker: object) -> None:
         """Put a marker for the loop (signal handlers, a send error); never dropped."""
         self.queue.put(marker)
 
-    def _release(self, msg: mido.Message) -> bool:
-        """True when ``msg`` ends a key or pedal that went in (it must go in too)."""
-        if msg.type == "control_change":
-            return msg.control == SUSTAIN_CC and msg.value < PEDAL_DOWN and bool(self._pedal[msg.channel])
-        if msg.type == "note_off" or msg.velocity == 0:
-            return bool(self._down[msg.channel * 128 + msg.note])
+    def _release(self, high: int, channel: int, key: int, value: int) -> bool:
+        """True when the event ends a key or pedal that went in (it must go in too)."""
+        if high == CONTROL_CHANGE:
+            return key == SUSTAIN_CC and value < PEDAL_DOWN and bool(self._pedal[channel])
+        if high == NOTE_OFF or value == 0:
+            return bool(self._down[channel * 128 + key])
         return False
 
-    def _mark(self, msg: mido.Message) -> None:
-        """Remember which keys and pedals are down among the messages that went in."""
-        if msg.type == "control_change":
-            if msg.control == SUSTAIN_CC:
-                self._pedal[msg.channel] = msg.value >= PEDAL_DOWN
+    def _mark(self, high: int, channel: int, key: int, value: int) -> None:
+        """Remember which keys and pedals are down among the events that went in."""
+        if high == CONTROL_CHANGE:
+            if key == SUSTAIN_CC:
+                self._pedal[channel] = value >= PEDAL_DOWN
         else:
-            self._down[msg.channel * 128 + msg.note] = msg.type == "note_on" and msg.velocity > 0
+            self._down[channel * 128 + key] = high == NOTE_ON and value > 0
 
     def forget_keys(self) -> None:
         """Forget held keys and pedals (the input port was lost: their releases will not come).

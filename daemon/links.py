@@ -25,7 +25,8 @@ class PortLink:
     """One input or output port, by name. Used from the runner's loop only."""
 
     def __init__(self, api: ports.MidiApi, kind: str, query: str | None,
-                 callback: Callable[[mido.Message], Any] | None = None) -> None:
+                 callback: Callable[[Any, Any], Any] | None = None) -> None:
+        """``callback``: an input's python-rtmidi callback (raw bytes; :class:`daemon.ports.RawInput`)."""
         if kind not in ("input", "output"):
             raise ValueError(f"kind must be 'input' or 'output', got {kind!r}")
         self.api = api
@@ -88,7 +89,4 @@ class PortLink:
         if self.port is None:
             return
         port, self.port = self.port, None
-        if self.kind == "input":
-            ports.close_input(port)
-        else:
-            port.close()
+        port.close()  # an input deregisters its callback first (RawInput.close)

@@ -1,8 +1,10 @@
 """MIDI ports: choose the MIDI API, list ports, match names, open ports.
 
-Everything goes through one ``mido.Backend`` object (never mido's global
-``set_backend``), so the API is chosen once, explicitly, and tests can run two backends
-side by side. The API is, in order: ``--api``, the API named in ``MIDO_BACKEND``
+The API is chosen once, explicitly, in a :class:`MidiApi`: outputs and listings go
+through its ``mido.Backend`` object (never mido's global ``set_backend``), so tests can
+run two backends side by side; the input is opened with python-rtmidi on the same API
+(:class:`RawInput`), so that rtmidi's thread hands over raw bytes and no Python parsing.
+The API is, in order: ``--api``, the API named in ``MIDO_BACKEND``
 (``mido.backends.rtmidi/UNIX_JACK``), the platform's own (ALSA on Linux, CoreMIDI on
 macOS, Windows MultiMedia on Windows). python-rtmidi picks ALSA when no API is given, so
 on a JACK-only machine the API must be named (FIELD-NOTES).
@@ -16,7 +18,6 @@ message that says what to do.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import sys
@@ -164,24 +165,71 @@ def _no_virtual(kind: str) -> PortError:
                      "(see `mididuet ports`), or install a loopback driver such as loopMIDI")
 
 
-def open_input(api: MidiApi, query: str | None, callback: Callable[[mido.Message], Any],
-               names: list[str] | None = None) -> Any:
+# What RtMidi delivers from an input: sysex and clock (the engine records the one and can
+# follow the other); active sensing is filtered in C (mido's choice too: it only says
+# "still here", 3 times a second from some keyboards).
+_IGNORE = {"sysex": False, "timing": False, "active_sense": True}
+
+
+class RawInput:
+    """An input port opened with python-rtmidi directly: ``callback(event, data)`` gets
+    rtmidi's raw ``([bytes...], delta_s)`` on rtmidi's thread, no ``mido.Message`` built.
+
+    mido's rtmidi port parses and checks every message in Python on that thread (JACK's
+    process thread, holding the GIL); the loop then waits behind each of those calls. Here
+    the bytes go out as they came and the loop parses them (:mod:`daemon.midibytes`).
+    The callback is set before the port opens, so nothing is queued unseen.
+    """
+
+    def __init__(self, api: MidiApi, name: str, callback: Callable[[Any, Any], Any],
+                 virtual: bool = False) -> None:
+        # A virtual port's client is named after it, as mido does with client_name; a
+        # connecting client keeps rtmidi's default name, as with mido.
+        self._rt = rtmidi.MidiIn(rtapi=_rtmidi_api(api), name=name if virtual else None)
+        try:
+            self._rt.ignore_types(**_IGNORE)
+            self._rt.set_callback(callback)
+            if virtual:
+                self._rt.open_virtual_port(name)
+            else:
+                # Index in this client's own list: the caller's names came from another one.
+                names = self._rt.get_ports()
+                if name not in names:
+                    raise OSError(f"unknown port {name!r}")
+                self._rt.open_port(names.index(name))
+        except BaseException:
+            self._rt.delete()
+            raise
+        self.name = name
+
+    def close(self) -> None:
+        """Deregister the callback, then close: rtmidi's thread must not call into a
+        half-closed port (mido's order, made explicit here)."""
+        self._rt.cancel_callback()
+        self._rt.close_port()
+        self._rt.delete()
+
+
+def _rtmidi_api(api: MidiApi) -> int:
+    return getattr(rtmidi, f"API_{APIS[api.name]}")
+
+
+def open_input(api: MidiApi, query: str | None, callback: Callable[[Any, Any], Any],
+               names: list[str] | None = None) -> RawInput:
     """Open the input port ``query`` means (a virtual "mididuet in" when None).
 
-    ``callback`` is called on rtmidi's thread for every message; it is set while the
-    port opens, so nothing is queued unseen. ``names``: the input ports, when the caller
-    has just listed them (saves a listing). Raises :class:`PortError`.
+    ``callback(event, data)`` is python-rtmidi's: it gets raw bytes on rtmidi's thread
+    (:class:`RawInput`). ``names``: the input ports, when the caller has just listed them
+    (saves a listing). Raises :class:`PortError`.
     """
     try:
         if query is None:
             if not api.virtual_ports:
                 raise _no_virtual("input")
-            # client_name makes mido open a virtual port (FIELD-NOTES); in JACK the
-            # client is named too, so the port shows up as "mididuet in:mididuet in".
-            return api.backend.open_input(VIRTUAL_IN, client_name=VIRTUAL_IN, callback=callback)
+            # In JACK the client is named too, so the port shows up as "mididuet in:mididuet in".
+            return RawInput(api, VIRTUAL_IN, callback, virtual=True)
         name = match_port(query, list_ports(api)[0] if names is None else names, "input")
-        # No client_name here: with one, mido would make a virtual port instead of connecting.
-        return api.backend.open_input(name, callback=callback)
+        return RawInput(api, name, callback)
     except _LIBRARY_ERRORS as err:
         raise _translate(api, err) from err
 
@@ -202,16 +250,6 @@ def open_output(api: MidiApi, query: str | None, names: list[str] | None = None)
         raise _translate(api, err) from err
 
 
-def close_input(port: Any) -> None:
-    """Close an input: deregister the callback first, so rtmidi's thread cannot call
-    into a half-closed port (mido does the same in ``_close``; doing it here makes the
-    order explicit and independent of the backend)."""
-    try:
-        port.callback = None
-    finally:
-        port.close()
-
-
 class PortLister:
     """Lists ports again and again, cheaply, through two long-lived rtmidi objects.
 
@@ -222,7 +260,7 @@ class PortLister:
 
     def __init__(self, api: MidiApi) -> None:
         self.api = api
-        rtapi = getattr(rtmidi, f"API_{APIS[api.name]}")
+        rtapi = _rtmidi_api(api)
         try:
             self._in = rtmidi.MidiIn(rtapi=rtapi, name="mididuet watch")
             self._out = rtmidi.MidiOut(rtapi=rtapi, name="mididuet watch")
@@ -239,69 +277,3 @@ class PortLister:
     def close(self) -> None:
         self._in.delete()
         self._out.delete()
-
-
-# JackOptions.JackNoStartServer (jack/types.h): never start a server as a side effect.
-_JACK_NO_START_SERVER = 0x01
-_JackShutdown = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-
-
-def _loaded_libjack() -> str | None:
-    """The path of the libjack this process has loaded (python-rtmidi bundles its own), or None."""
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            for line in maps:
-                fields = line.split(maxsplit=5)
-                if len(fields) == 6 and "/libjack" in fields[5]:
-                    return fields[5].strip()
-    except OSError:  # no /proc (not Linux)
-        return None
-    return None
-
-
-class ServerWatch:
-    """Tells when the JACK server goes away (stopped, crashed, restarted).
-
-    rtmidi registers no shutdown callback: its clients outlive the server silently (port
-    lists stay as they were, sends go nowhere) and cannot be revived in this process. So
-    a client of our own, with no ports and never activated, asks libjack's
-    ``jack_on_shutdown`` to call ``on_gone`` (on libjack's thread: it must only record).
-    Uses the libjack rtmidi loaded (found in /proc/self/maps), so both share one
-    library state. :meth:`start` returns False where that cannot be done (another API,
-    not Linux, no libjack loaded yet): then the loss goes unnoticed, as before.
-    """
-
-    def __init__(self, on_gone: Callable[[], Any], name: str = "mididuet watch") -> None:
-        self.on_gone = on_gone
-        self.name = name
-        self._lib: Any = None
-        self._client: int | None = None
-        # Kept referenced: libjack holds a raw pointer to it; a collected callback would crash.
-        self._callback = _JackShutdown(lambda _arg: self.on_gone())
-
-    def start(self) -> bool:
-        """Open the watching client. True when watching; False (nothing opened) otherwise."""
-        path = _loaded_libjack()
-        if path is None:
-            return False
-        try:
-            lib = ctypes.CDLL(path)
-            lib.jack_client_open.restype = ctypes.c_void_p
-            lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-            lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _JackShutdown, ctypes.c_void_p]
-            lib.jack_client_close.argtypes = [ctypes.c_void_p]
-        except (OSError, AttributeError):
-            return False
-        status = ctypes.c_int(0)
-        client = lib.jack_client_open(self.name.encode(), _JACK_NO_START_SERVER, ctypes.byref(status))
-        if not client:
-            return False
-        lib.jack_on_shutdown(client, self._callback, None)
-        self._lib, self._client = lib, client
-        return True
-
-    def close(self) -> None:
-        """Close the watching client (safe when the server is gone: libjack cleans up)."""
-        if self._client is not None:
-            client, self._client = self._client, None
-            self._lib.jack_client_close(client)

@@ -2,16 +2,18 @@
 
 Threads:
 
-- rtmidi's input thread runs :meth:`daemon.intake.Intake.put`, which only stamps
-  ``time.monotonic_ns()`` at the edge and puts ``(t_ns, msg)`` on a ``SimpleQueue``;
-  no lock, no allocation beyond the tuple, no inference (a slow query there would stall
-  the MIDI thread). The queue is bounded by an overload policy (expendable messages
+- rtmidi's input thread runs :meth:`daemon.intake.Intake.on_event` with each event's raw
+  bytes, which only stamps ``time.monotonic_ns()`` at the edge and puts ``(t_ns, bytes)``
+  on a ``SimpleQueue``; no lock, no allocation beyond the tuple, no parsing, no inference
+  (a slow query there would stall the MIDI thread, and the loop waits for the GIL behind
+  every call there). The queue is bounded by an overload policy (expendable messages
   first, never a release of a key that went in; see :mod:`daemon.intake`); drops are
   counted, warned about at most every :data:`DROP_WARN_S`, and shown in the stats line.
 - The loop (the main thread, so that it also receives signals) waits on the queue until
   the engine's next deadline or the next chore, feeds what arrived (at most
-  :data:`FEED_BATCH` messages between ticks, so a flood cannot starve the answer), and
-  ticks the engine.
+  :data:`FEED_BATCH` events between ticks, so a flood cannot starve the answer), parsing
+  each into messages (:mod:`daemon.midibytes`: malformed ones dropped, a sysex lump cut up
+  again), and ticks the engine.
 
 Signal handlers only record the signal and put a wake-up marker on the queue
 (``SimpleQueue.put`` is reentrant, safe in a handler); the loop acts on it. SIGTERM and
@@ -23,7 +25,7 @@ Idle time (no deadline within :data:`IDLE_MARGIN_NS`): the recording is rewritte
 due (:meth:`daemon.record.SessionRecorder.write_if_due`; a disk error is logged and the
 music goes on) and drops are reported.
 
-The JACK server going away (stopped or crashed) is seen by :class:`daemon.ports.ServerWatch`:
+The JACK server going away (stopped or crashed) is seen by :class:`daemon.jackwatch.ServerWatch`:
 rtmidi's clients cannot be revived in the same process, so the runner releases what it
 can, says so, and exits with :data:`EXIT_SERVER_GONE` (3); systemd's
 ``Restart=on-failure`` starts it again, and it waits for the server's ports.
@@ -55,7 +57,9 @@ import mido
 from daemon import ports, reload
 from daemon.bundle import load_bundle
 from daemon.intake import Intake
+from daemon.jackwatch import ServerWatch
 from daemon.links import PortLink
+from daemon.midibytes import Parser
 from daemon.record import WRITE_EVERY_NS
 from daemon.settings import EngineSettings
 
@@ -121,6 +125,7 @@ class Runner:
         self.options = options
         self.intake = Intake()
         self.queue = self.intake.queue  # what the loop waits on
+        self.parser = Parser()  # the loop's: input bytes into messages
         self.stop_signal: int | None = None
         self.hangups = 0
         self.reloads = 0  # hangups acted on
@@ -136,15 +141,16 @@ class Runner:
         self._next_look = 0
         self._next_watchdog: int | None = None
         self._next_stats: int | None = None
-        self._watch: ports.ServerWatch | None = None
+        self._watch: ServerWatch | None = None
         self.server_gone = False  # set on libjack's thread by the ServerWatch
         self._dropped_warned = 0  # drops already reported
         self._next_drop_check = 0
         self._record_failed = False
 
     # --- rtmidi's and libjack's threads --------------------------------------------------
-    def _on_message(self, msg: mido.Message) -> None:
-        self.intake.put(msg)
+    def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
+        """python-rtmidi's input callback: raw bytes, stamped and queued (or dropped)."""
+        self.intake.on_event(event)
 
     def _on_server_gone(self) -> None:
         self.server_gone = True
@@ -207,7 +213,7 @@ class Runner:
         self.engine = reload.new_engine(self.model, opts.settings, self.send, opts.primer, self.recorder,
                                         self.stats)
         if api.name == "jack":
-            watch = ports.ServerWatch(self._on_server_gone)
+            watch = ServerWatch(self._on_server_gone)
             if watch.start():
                 self._watch = watch
             else:
@@ -284,7 +290,7 @@ class Runner:
         """The engine's summary and the input's: messages taken, dropped, highest backlog."""
         intake = self.intake
         return (f"{self.stats.summary()} | input {intake.accepted} dropped {intake.dropped_total} "
-                f"({intake.dropped_text()}) max waiting {intake.peak}")
+                f"({intake.dropped_text()}) max waiting {intake.peak} malformed {self.parser.malformed}")
 
     # --- the engine's output ------------------------------------------------------------
     def send(self, msg: mido.Message) -> None:
@@ -406,10 +412,12 @@ class Runner:
             # batch, and not into the guard before the next deadline, so a flood that
             # never lets the queue empty cannot hold off a note.
             engine = self.engine
+            parse = self.parser.parse
             fed = 0
             while item is not None:
                 if item is not _WAKE:
-                    engine.feed(item[1], item[0])
+                    for msg in parse(item[1]):
+                        engine.feed(msg, item[0])
                 fed += 1
                 if fed >= FEED_BATCH or (deadline is not None and monotonic_ns() >= deadline - GUARD_NS):
                     break

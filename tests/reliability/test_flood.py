@@ -13,8 +13,8 @@ The figures of a run are printed (``-s`` shows them) for docs/reliability.md.
 
 The overload policy itself (:mod:`daemon.intake`) is tested here without ports too: a
 loop that stops taking messages cannot be caused from outside the process (SIGSTOP would
-stop rtmidi's thread with it), so those tests feed ``Intake.put`` directly with real
-messages and a consumer that does not consume.
+stop rtmidi's thread with it), so those tests feed ``Intake.put`` (a message's bytes, as
+rtmidi hands them over) directly and a consumer that does not consume.
 """
 
 from __future__ import annotations
@@ -173,11 +173,13 @@ def flood(jack_server: JackServer, tiny_model: Path, monitor: Monitor, seconds: 
 
 
 def check_flood(figures: dict[str, float]) -> None:
-    # Every message that reached the daemon was either taken or counted as dropped; on
-    # the way, JACK and rtmidi's ring buffers lost at most 1 in 1,000 (measured: 0 in
-    # 10,128 over 5 s; 12 in 60,128 over 30 s, counted in the report).
+    # Every message that reached the daemon was either taken or counted as dropped. On
+    # the way JACK loses some when its graph misses cycles (jackd logs xruns of every
+    # client, the sender and the monitor too, on a loaded 2-core machine): measured 0-30
+    # in 10,128 over 5 s and 2-30 in 60,128 over 30 s, with mido's callback and with the
+    # raw one alike. At most 1 in 200: more would be a loss of the daemon's own.
     assert figures["input"] + figures["dropped"] <= figures["sent"], figures
-    assert figures["input"] + figures["dropped"] >= 0.999 * figures["sent"], figures
+    assert figures["input"] + figures["dropped"] >= 0.995 * figures["sent"], figures
     assert figures["notes_in"] >= 0.09 * figures["sent"], figures  # a tenth are note-ons: they came in
     # It kept playing: at 400 BPM, ~6.7 tokens a second for the whole flood.
     assert figures["played"] >= 5 * figures["seconds"], figures
@@ -199,8 +201,8 @@ def test_a_flood_of_2000_messages_a_second(jack_server: JackServer, tiny_model: 
 def _drain(intake: Intake) -> list[mido.Message]:
     out = []
     while not intake.queue.empty():
-        item = intake.queue.get_nowait()
-        out.append(item[1])
+        _t_ns, data = intake.queue.get_nowait()
+        out.append(mido.Message.from_bytes(data))
     return out
 
 
@@ -258,6 +260,19 @@ def test_forgotten_keys_no_longer_force_their_note_offs_through() -> None:
     intake.forget_keys()  # the keyboard was lost with the key down
     intake.put(mido.Message("note_off", note=60))
     assert len(_drain(intake)) == 1 and intake.dropped["note_off"] == 1
+
+
+def test_malformed_events_are_expendable_and_counted_by_their_first_byte() -> None:
+    intake = Intake(soft_limit=1, hard_limit=8)
+    intake.put_bytes([0xF8])  # fills the soft limit
+    # Not well-formed notes or controls: no key is marked (note 200 would index past the
+    # table), and they go the expendable way, dropped above the soft limit.
+    for event in ([0x90, 200, 64], [0x9F, 60], [0xB0, 64, 128], [0x40, 0x40], [0xF4], []):
+        intake.put_bytes(event)
+    assert intake.dropped_text() == "other 3, note_on 2, control_change 1"
+    assert not any(intake._down)
+    intake.on_event(([0x90, 60, 80], 0.001), None)  # rtmidi's callback: a real note still goes in
+    assert [m.type for m in _drain(intake)] == ["clock", "note_on"]
 
 
 def test_limits_are_checked() -> None:
