@@ -8,12 +8,17 @@ Threads:
   (a slow query there would stall the MIDI thread, and the loop waits for the GIL behind
   every call there). The queue is bounded by an overload policy (expendable messages
   first, never a release of a key that went in; see :mod:`daemon.intake`); drops are
-  counted, warned about at most every :data:`DROP_WARN_S`, and shown in the stats line.
+  counted, warned about (:mod:`daemon.chores`), and shown in the stats line.
 - The loop (the main thread, so that it also receives signals) waits on the queue until
   the engine's next deadline or the next chore, feeds what arrived (at most
   :data:`FEED_BATCH` events between ticks, so a flood cannot starve the answer), parsing
   each into messages (:mod:`daemon.midibytes`: malformed ones dropped, a sysex lump cut up
-  again), and ticks the engine.
+  again), and ticks the engine. Between notes it does its chores, and with no deadline
+  within :data:`IDLE_MARGIN_NS` its idle work (:mod:`daemon.chores`).
+
+The runner is built from two halves besides this loop: :class:`daemon.supervise.PortSupervision`
+(the ports, lost and found, the engine's output, systemd's STATUS text) and
+:class:`daemon.chores.Chores` (reload, port list, watchdog, stats, recording, drop reports).
 
 Signal handlers only record the signal and put a wake-up marker on the queue
 (``SimpleQueue.put`` is reentrant, safe in a handler); the loop acts on it. SIGTERM and
@@ -21,20 +26,10 @@ SIGINT stop: release every open note (the engine's ledger), close the recorder, 
 the ports, exit 0. SIGHUP reloads (:mod:`daemon.reload`): the new options and model are
 loaded and checked first; a refused reload is logged and the old model keeps playing.
 
-Idle time (no deadline within :data:`IDLE_MARGIN_NS`): the recording is rewritten when
-due (:meth:`daemon.record.SessionRecorder.write_if_due`; a disk error is logged and the
-music goes on) and drops are reported.
-
 The JACK server going away (stopped or crashed) is seen by :class:`daemon.jackwatch.ServerWatch`:
 rtmidi's clients cannot be revived in the same process, so the runner releases what it
 can, says so, and exits with :data:`EXIT_SERVER_GONE` (3); systemd's
 ``Restart=on-failure`` starts it again, and it waits for the server's ports.
-
-Chores, between notes: every ``retry_s`` the port list is read (a port that left it is
-*lost*: logged once, notes released, looked for again by name each time; see
-:mod:`daemon.links`); ``WATCHDOG=1`` at half systemd's watchdog period; the stats line.
-A port missing at start is an error unless ``wait`` is set (the service's default): then
-the runner starts without it and says so in the log and in systemd's STATUS.
 
 An unexpected exception releases notes, is logged, and ends the run with a non-zero code.
 """
@@ -47,32 +42,28 @@ import queue
 import signal
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import mido
 
 from daemon import ports, reload
 from daemon.bundle import load_bundle
+from daemon.chores import NS, Chores
 from daemon.intake import Intake
 from daemon.jackwatch import ServerWatch
 from daemon.links import PortLink
 from daemon.midibytes import Parser
-from daemon.record import WRITE_EVERY_NS
-from daemon.settings import EngineSettings
+from daemon.run_options import RunOptions
+from daemon.supervise import WAKE, PortSupervision
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SERVER_GONE", "NS", "RunOptions", "Runner", "run"]
 
 log = logging.getLogger("mididuet.runner")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_SERVER_GONE = 3  # the JACK server went away: restart mididuet (systemd does, on failure)
-_WAKE = object()  # put on the queue by a signal handler: "look at the flags now"
 # The loop never sleeps longer than this, so a lost wake-up costs at most this much.
 MAX_WAIT_S = 0.5
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-NS = 1_000_000_000
 # Messages fed between two ticks at most: ~2 ms of feeding, so a deadline waits no longer.
 FEED_BATCH = 256
 # Disk writes and reports only when the next deadline is at least this far away: a
@@ -83,42 +74,9 @@ IDLE_MARGIN_NS = 20_000_000
 # cutting in less than 2 ms before an answer's note hears that note start and stop).
 GUARD_NS = 2_000_000
 SWITCH_INTERVAL_S = 0.0005
-DROP_WARN_S = 10.0  # at most one overload warning this often
 
 
-@dataclass
-class RunOptions:
-    """Everything ``mididuet run`` needs besides the engine settings."""
-
-    settings: EngineSettings = field(default_factory=EngineSettings)
-    model: Path | None = None  # None: the shipped model
-    primer: list[str] | None = None
-    in_port: str | None = None  # None: a virtual "mididuet in"
-    out_port: str | None = None
-    api: str | None = None
-    record_dir: Path | None = None
-    stats_interval_s: float | None = None  # None: no periodic stats
-    # SCHED_FIFO priority for the loop thread (0: none). Below JACK's own threads (10 and
-    # up), above every normal process, so a busy machine does not delay a note.
-    rt_priority: int = 5
-    # A Stats (or subclass) to use instead of a new one: benchmarks observe each note through it.
-    stats: Any = None
-    # Called once, when both ports are first open and the model is loaded.
-    on_ready: Callable[[str], None] | None = None
-    wait: bool = False  # a named port missing at start: wait for it instead of failing
-    retry_s: float = 2.0  # how often the port list is read (lost and missing ports)
-    notifier: Any = None  # a daemon.notify.Notifier when systemd listens
-    # SIGHUP: returns the options to switch to (config re-read); raises MididuetError.
-    reload: Callable[[], RunOptions] | None = None
-    log_level: str | None = None
-
-
-def print_ready(line: str) -> None:
-    """The default readiness hook: one line on stderr (tests and scripts wait for it)."""
-    print(f"mididuet: {line}", file=sys.stderr, flush=True)
-
-
-class Runner:
+class Runner(PortSupervision, Chores):
     """Owns the ports, the engine and the loop for one ``mididuet run``."""
 
     def __init__(self, options: RunOptions) -> None:
@@ -147,23 +105,14 @@ class Runner:
         self._next_drop_check = 0
         self._record_failed = False
 
-    # --- rtmidi's and libjack's threads --------------------------------------------------
-    def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
-        """python-rtmidi's input callback: raw bytes, stamped and queued (or dropped)."""
-        self.intake.on_event(event)
-
-    def _on_server_gone(self) -> None:
-        self.server_gone = True
-        self.intake.wake(_WAKE)
-
     # --- signal handlers: record only --------------------------------------------------
     def _on_stop_signal(self, signum: int, _frame: object) -> None:
         self.stop_signal = signum
-        self.intake.wake(_WAKE)
+        self.intake.wake(WAKE)
 
     def _on_hangup(self, _signum: int, _frame: object) -> None:
         self.hangups += 1
-        self.intake.wake(_WAKE)
+        self.intake.wake(WAKE)
 
     def _install_signals(self) -> dict[int, Any]:
         previous = {}
@@ -173,15 +122,7 @@ class Runner:
             previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
         return previous
 
-    # --- setup ----------------------------------------------------------------------
-    @property
-    def out_link(self) -> PortLink:
-        return self.links[0]
-
-    @property
-    def in_link(self) -> PortLink:
-        return self.links[1]
-
+    # --- setup and teardown ---------------------------------------------------------------
     def open(self) -> None:
         """Load the model, open the ports, build the engine. Raises ``MididuetError``."""
         from daemon.stats import Stats
@@ -224,34 +165,6 @@ class Runner:
             opts.notifier.ready(self.status())
         self._announce_if_ready()
 
-    def _announce_if_ready(self) -> None:
-        if self._announced or not all(link.playing for link in self.links):
-            return
-        self._announced = True
-        assert self.api is not None
-        line = (f"ready: in {self.in_link.name!r}, out {self.out_link.name!r}, api {self.api.name}, "
-                f"model {self.model.path.name} ({self.model.info.size} tokens), mode {self.engine.mode}, "
-                f"pid {os.getpid()}")
-        (self.options.on_ready or print_ready)(line)
-
-    def status(self) -> str:
-        """One line for systemd's STATUS (``systemctl --user status mididuet``)."""
-        def describe(link: PortLink) -> str:
-            label = "in" if link.kind == "input" else "out"
-            if link.playing:
-                return f"{label} {link.name!r}"
-            return f"{label} {link.query!r} {'lost' if link.lost else 'missing'}"
-
-        ports_text = ", ".join(describe(link) for link in self.links)
-        waiting = not all(link.playing for link in self.links)
-        head = f"waiting for ports: {ports_text}" if waiting else f"playing: {ports_text}"
-        return (f"{head}; mode {self.engine.mode}{' (muted)' if self.engine.mute else ''}; "
-                f"model {self.model.path.name}")
-
-    def notify_status(self) -> None:
-        if self.options.notifier is not None:
-            self.options.notifier.status(self.status())
-
     def set_realtime(self) -> None:
         """Ask for real-time scheduling of the loop thread; without permission, carry on."""
         priority = self.options.rt_priority
@@ -286,101 +199,7 @@ class Runner:
         if self.stats is not None and self.options.stats_interval_s is not None:
             print(f"mididuet: stats at exit: {self.stats_line()}", file=sys.stderr, flush=True)
 
-    def stats_line(self) -> str:
-        """The engine's summary and the input's: messages taken, dropped, highest backlog."""
-        intake = self.intake
-        return (f"{self.stats.summary()} | input {intake.accepted} dropped {intake.dropped_total} "
-                f"({intake.dropped_text()}) max waiting {intake.peak} malformed {self.parser.malformed}")
-
-    # --- the engine's output ------------------------------------------------------------
-    def send(self, msg: mido.Message) -> None:
-        try:
-            self.out_link.send(msg)
-        except OSError as err:
-            # Called from inside the engine: note the loss and let the loop handle it.
-            if self._send_error is None:
-                self._send_error = err
-                self.intake.wake(_WAKE)
-
-    # --- lost and found ports -------------------------------------------------------------
-    def _names(self) -> tuple[list[str], list[str]] | None:
-        if self._lister is None:
-            return None
-        try:
-            return self._lister.names()
-        except ports.PortError as err:
-            log.debug("cannot list ports: %s", err)
-            return None
-
-    def _lose(self, link: PortLink, why: str) -> None:
-        link.lost = True
-        log.warning("%s port %r lost (%s): notes released; looking for %r every %g s",
-                    link.kind, link.name, why, link.query, self.options.retry_s)
-        self.engine.release_all()
-        if link.kind == "input":
-            # Keys held when the keyboard went cannot be released now: forget them, or
-            # a duet phrase would never end.
-            self.engine.listener.reset_phrase()
-            self.intake.forget_keys()
-        self.notify_status()
-
-    def look_at_ports(self) -> None:
-        """Mark ports that left the list as lost; reopen lost and missing ones that are back."""
-        if self._send_error is not None:
-            err, self._send_error = self._send_error, None
-            if self.out_link.playing:
-                self._lose(self.out_link, f"send failed: {err}")
-        names = self._names()
-        if names is None:
-            return
-        for link in self.links:
-            listed = names[0] if link.kind == "input" else names[1]
-            if link.gone(listed):
-                self._lose(link, "it left the port list")
-            elif not link.playing and link.matches(listed):
-                was_lost = link.lost
-                try:
-                    link.open(listed)
-                except ports.PortError as err:
-                    log.debug("could not reopen %s port %r yet: %s", link.kind, link.query, err)
-                    continue
-                log.info("%s port %r %s", link.kind, link.name, "back: reconnected" if was_lost else "found")
-                self.notify_status()
-                self._announce_if_ready()
-
     # --- the loop ---------------------------------------------------------------------
-    def _chores(self, now: int) -> None:
-        """Work between notes: reload, ports, watchdog, stats. Each only when due."""
-        opts = self.options
-        if self.hangups != self.reloads:
-            self.reloads = self.hangups
-            reload.reload(self)
-            opts = self.options
-        if self._send_error is not None or now >= self._next_look:
-            self._next_look = now + int(opts.retry_s * NS)
-            self.look_at_ports()
-        if self._next_watchdog is not None and now >= self._next_watchdog:
-            opts.notifier.watchdog()
-            self._next_watchdog = now + int(opts.notifier.watchdog_interval_s * NS)
-        if self._next_stats is not None and now >= self._next_stats:
-            summary = self.stats_line()
-            print(f"mididuet: stats: {summary}", file=sys.stderr, flush=True)
-            if opts.notifier is not None:
-                opts.notifier.status(f"{self.status()}; {summary}")
-            self._next_stats = None if opts.stats_interval_s is None else now + int(opts.stats_interval_s * NS)
-
-    def _next_chore(self) -> int:
-        due = [self._next_look, self._next_watchdog, self._next_stats]
-        return min(t for t in due if t is not None)
-
-    def schedule_chores(self, now: int) -> None:
-        """(Re)start the chores' timers from ``now`` (at start and after a reload)."""
-        opts = self.options
-        self._next_look = now + int(opts.retry_s * NS)
-        interval = opts.notifier.watchdog_interval_s if opts.notifier is not None else None
-        self._next_watchdog = None if interval is None else now + int(interval * NS)
-        self._next_stats = None if opts.stats_interval_s is None else now + int(opts.stats_interval_s * NS)
-
     def loop(self) -> int:
         """Run until a stop signal. Returns the exit code. Blocks."""
         get = self.queue.get
@@ -415,7 +234,7 @@ class Runner:
             parse = self.parser.parse
             fed = 0
             while item is not None:
-                if item is not _WAKE:
+                if item is not WAKE:
                     for msg in parse(item[1]):
                         engine.feed(msg, item[0])
                 fed += 1
@@ -438,30 +257,6 @@ class Runner:
             return EXIT_SERVER_GONE
         log.info("stopping on signal %s: releasing notes, closing ports", signal.Signals(self.stop_signal).name)
         return EXIT_OK
-
-    def _idle(self, now: int) -> None:
-        """Work that may take a millisecond, done only with no deadline near: the
-        recording's periodic rewrite and the overload report."""
-        if self.recorder is not None:
-            try:
-                if self.recorder.write_if_due(now):
-                    if self._record_failed:
-                        log.info("recording written again to %s", self.recorder.path)
-                    self._record_failed = False
-            except OSError as err:
-                # A full disk must not stop the music; the next try is an interval later.
-                if not self._record_failed:
-                    log.error("could not write the recording (still playing, trying again every %g s): %s",
-                              WRITE_EVERY_NS / NS, err)
-                self._record_failed = True
-        if now >= self._next_drop_check:
-            self._next_drop_check = now + int(DROP_WARN_S * NS)
-            dropped = self.intake.dropped_total
-            if dropped > self._dropped_warned:
-                log.warning("input overloaded: dropped %d messages (%d in all: %s); notes and their "
-                            "note-offs are kept first", dropped - self._dropped_warned, dropped,
-                            self.intake.dropped_text())
-                self._dropped_warned = dropped
 
     def run(self) -> int:
         """Open, loop, close. Returns the exit code; raises ``MididuetError`` from setup."""
