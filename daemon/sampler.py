@@ -61,7 +61,7 @@ def looping_ids(history: np.ndarray, max_pattern: int = MAX_PATTERN,
 class Sampler:
     """Chooses ids from probability vectors. Not thread-safe (it owns a random generator)."""
 
-    def __init__(self, method: str = "top-p", temperature: float = 1.0, top_p: float = 0.9,
+    def __init__(self, method: str = "top-p", temperature: float = 1.0, top_p: float = 0.95,
                  seed: int | None = None) -> None:
         if method not in ("greedy", "temperature", "top-p"):
             raise ValueError(f"sampling must be greedy, temperature or top-p, got {method!r}")
