@@ -127,10 +127,12 @@ class PortSupervision:
             return None
 
     def _lose(self, link: PortLink, why: str) -> None:
+        # Release while the link still sends: a port that failed once may still reach the
+        # synth (a transient error), and its note-offs must not be thrown away.
+        self.engine.release_all()
         link.lost = True
         log.warning("%s port %r lost (%s): notes released; looking for %r every %g s",
                     link.kind, link.name, why, link.query, self.options.retry_s)
-        self.engine.release_all()
         if link.kind == "input":
             # Keys held when the keyboard went cannot be released now: forget them, or
             # a duet phrase would never end.
@@ -159,5 +161,8 @@ class PortSupervision:
                     log.debug("could not reopen %s port %r yet: %s", link.kind, link.query, err)
                     continue
                 log.info("%s port %r %s", link.kind, link.name, "back: reconnected" if was_lost else "found")
+                if was_lost and link.kind == "output":
+                    # Notes sent before the loss may still sound on the device: All Notes Off.
+                    self.engine.release_all()
                 self.notify_status()
                 self._announce_if_ready()

@@ -38,6 +38,38 @@ class FailingPort:
         pass
 
 
+def ended(sent: list[mido.Message]) -> bool:
+    """Every note-on has a later note-off on its channel and key (or an All Notes Off)."""
+    sounding: set[tuple[int, int]] = set()
+    for msg in sent:
+        if msg.type == "note_on" and msg.velocity > 0:
+            sounding.add((msg.channel, msg.note))
+        elif msg.type in ("note_off", "note_on"):
+            sounding.discard((msg.channel, msg.note))
+        elif msg.type == "control_change" and msg.control == 123:
+            sounding = {key for key in sounding if key[0] != msg.channel}
+    return not sounding
+
+
+def test_a_failed_send_on_a_port_that_still_works_releases_its_notes(tiny_model: Path) -> None:
+    """One transient error: the note-offs must still reach the synth, not be dropped."""
+    runner = Runner(RunOptions(out_port="usb synth", retry_s=2.0))
+    api = ports.select_api("jack")
+    out = PortLink(api, "output", "usb synth")
+    port = FailingPort()
+    out.port = port
+    runner.links = [out, PortLink(api, "input", None, runner._on_message)]
+    runner.model = load_bundle(tiny_model)
+    runner.engine = new_engine(runner.model, EngineSettings(mode="solo", bpm=400), runner.send, None, None, None)
+    runner.engine.tick(runner.engine._now + 10**9)
+    assert any(m.type == "note_on" for m in port.sent)
+    port.broken = True
+    runner.engine.tick(runner.engine._now + 10**9)  # this send fails once...
+    port.broken = False  # ...and the device answers again
+    runner.look_at_ports()
+    assert ended(port.sent), "a note-on reached the synth without its note-off"
+
+
 def test_a_send_error_marks_the_output_lost_and_releases_the_ledger(tiny_model: Path) -> None:
     runner = Runner(RunOptions(out_port="usb synth", retry_s=2.0))
     api = ports.select_api("jack")  # loads the backend only; no port is opened here
