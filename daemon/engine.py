@@ -199,10 +199,12 @@ class Engine:
 
     def _control(self, control: int, value: int, t_ns: int) -> None:
         s = self.settings
-        self._prepared = None  # a new temperature or mode applies from the next token on
+        # Only our own controls change what the next token should be: the mod wheel,
+        # volume or expression must not throw away the token decided ahead of its deadline.
         if control == SUSTAIN_CC:
             self.listener.pedal(value, t_ns)
         elif control == s.cc_temperature:
+            self._prepared = None  # the new temperature applies from the next token on
             self.sampler.temperature = temperature_for_cc(value)
         elif control == s.cc_mode:
             mode = mode_for_cc(value)

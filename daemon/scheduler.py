@@ -67,10 +67,15 @@ class Pulse:
         if self.follow_clock:
             from_clock = self.clock_ns(now_ns)
             if from_clock:
-                return from_clock
+                return clamp_pulse(from_clock)  # a runaway clock must not fire 40 tokens a second
         if player_ioi_ns is None:
             return bpm_to_ns(DEFAULT_BPM)
-        return min(max(player_ioi_ns, bpm_to_ns(MAX_BPM)), bpm_to_ns(MIN_BPM))
+        return clamp_pulse(player_ioi_ns)
+
+
+def clamp_pulse(pulse_ns: int) -> int:
+    """A pulse kept within MIN_BPM..MAX_BPM."""
+    return min(max(pulse_ns, bpm_to_ns(MAX_BPM)), bpm_to_ns(MIN_BPM))
 
 
 def voice(token: str, register: int) -> list[int]:

@@ -300,3 +300,15 @@ def test_never_a_hanging_note_after_a_busy_session(model: ModelRunner) -> None:
     out = simulate(model, events, t + SECOND, thru=True)
     assert len(note_ons(out)) > 50
     assert not hanging(out)
+
+
+def test_only_our_controls_discard_the_token_decided_ahead(build) -> None:
+    engine, _sink = build(mode="solo", bpm=120)
+    engine.tick(0)  # plays the first token and decides the next one ahead
+    decided = engine._prepared
+    assert decided is not None
+    for control in (1, 7, 11):  # mod wheel, volume, expression: not ours
+        engine.feed(mido.Message("control_change", control=control, value=90), 1_000)
+    assert engine._prepared == decided
+    engine.feed(mido.Message("control_change", control=engine.settings.cc_temperature, value=90), 2_000)
+    assert engine._prepared is None

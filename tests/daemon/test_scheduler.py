@@ -149,3 +149,12 @@ def test_a_failing_note_on_stays_in_the_ledger_and_the_error_propagates() -> Non
     with pytest.raises(OSError, match="port gone"):
         ledger.note_on(0, 60, 90, "answer")
     assert ledger.is_open(0, 60)  # a spare note-off later is harmless; a hanging note is not
+
+
+def test_a_runaway_midi_clock_is_clamped_like_the_player() -> None:
+    from daemon.scheduler import MAX_BPM, Pulse, bpm_to_ns
+
+    pulse = Pulse(follow_clock=True)
+    for i in range(30):
+        pulse.clock_tick(i * 1_000_000)  # a tick every 1 ms: 2,500 BPM
+    assert pulse.pulse_ns(30_000_000, None) == bpm_to_ns(MAX_BPM)
