@@ -13,6 +13,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from daemon.errors import MididuetError
 from daemon.generate import Performance, events_from_midi, perform, write_performance
 from daemon.render import HOW_TO_GET, RenderError, find_soundfont, render_wav
 from daemon.settings import EngineSettings
@@ -59,8 +60,11 @@ def run(args: argparse.Namespace, settings: EngineSettings) -> int:
     call = events_from_midi(args.primer) if args.primer else demo_phrase()
     performance = perform(model, settings, call, args.tokens)
     out = args.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    files = write_outputs(performance, out, args.soundfont)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        files = write_outputs(performance, out, args.soundfont)
+    except OSError as err:
+        raise MididuetError(f"cannot write to {out}: {err.strerror or err}") from err
     report(performance, args.primer, settings, files)
     return 0
 

@@ -95,8 +95,9 @@ def perform(model: ModelRunner, settings: EngineSettings, call: Sequence[TimedMe
         engine.on_token = chosen.append
         return engine
 
-    gap = max(int(duet.phrase_gap_ms * 1_000_000), 2 * SLOWEST_PULSE_NS)
-    until = call[-1][0] + gap + ((tokens or MAX_ANSWER_TOKENS) + 2) * SLOWEST_PULSE_NS
+    slowest = max(SLOWEST_PULSE_NS, bpm_to_ns(duet.bpm) if duet.bpm else 0)  # --bpm may be slower
+    gap = max(int(duet.phrase_gap_ms * 1_000_000), 2 * slowest)
+    until = call[-1][0] + gap + ((tokens or MAX_ANSWER_TOKENS) + 2) * slowest
     output = run_simulation(build, call, until)
     answer = [(t, msg) for t, msg in output if msg.type in NOTE_TYPES]
     return Performance(list(call), answer, chosen)
@@ -153,7 +154,10 @@ def run(args: argparse.Namespace, settings: EngineSettings) -> int:
         # Solo has no player to follow; with a primer the pulse follows it, as in `run`.
         settings = dataclasses.replace(settings, bpm=DEFAULT_SOLO_BPM)
     performance = perform(model, settings, call, args.tokens)
-    path = write_performance(performance, args.out)
+    try:
+        path = write_performance(performance, args.out)
+    except OSError as err:
+        raise MididuetError(f"cannot write {args.out}: {err.strerror or err}") from err
     notes = sum(1 for _, m in performance.answer if m.type == "note_on")
     seconds = (max(t for t, _ in performance.answer) - (performance.answer[0][0])) / SECOND
     source = f"answering {args.primer.name}" if args.primer else "solo, from the model's own material"

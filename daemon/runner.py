@@ -47,6 +47,7 @@ from typing import Any
 from daemon import ports, reload
 from daemon.bundle import load_bundle
 from daemon.chores import NS, Chores
+from daemon.errors import MididuetError
 from daemon.intake import Intake
 from daemon.jackwatch import ServerWatch
 from daemon.links import PortLink
@@ -138,7 +139,10 @@ class Runner(PortSupervision, Chores):
         if opts.record_dir is not None:
             from daemon.record import SessionRecorder
 
-            self.recorder = SessionRecorder(opts.record_dir)
+            try:
+                self.recorder = SessionRecorder(opts.record_dir)
+            except OSError as err:
+                raise MididuetError(f"--record {opts.record_dir}: cannot create it ({err.strerror or err})") from err
         names = self._names()
         # Output first: messages arriving once the input is open wait in the queue, stamped.
         for link, listed in zip(self.links, (names[1], names[0]) if names else (None, None), strict=True):

@@ -147,3 +147,21 @@ def test_demo_answers_a_users_primer(tmp_path):
     assert main(["demo", "--primer", str(primer), "--out-dir", str(tmp_path / "out"), "--tokens", "5"]) == 0
     answer = notes_of(mido.MidiFile(tmp_path / "out" / "duet.mid").tracks[1])
     assert len({s for s, _, _ in answer}) == 5
+
+
+def test_unwritable_outputs_are_one_line_errors(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["generate", "--tokens", "4", "--out", str(blocker / "answer.mid")]) == 2
+    assert main(["demo", "--out-dir", str(blocker / "demo")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("mididuet: error: cannot write") == 2 and "Traceback" not in err
+
+
+def test_a_slow_bpm_still_gets_the_whole_answer():
+    from daemon.bundle import load_bundle
+    from daemon.generate import perform
+    from daemon.settings import EngineSettings
+
+    performance = perform(load_bundle(), EngineSettings(bpm=20, seed=1), demo_phrase(), 40)
+    assert len(performance.tokens) == 40  # the simulation once stopped at the 40 BPM horizon
