@@ -181,6 +181,8 @@ def _config(args: argparse.Namespace, _parser: argparse.ArgumentParser) -> int:
         return 0
     checked = path if args.check is True else args.check
     values = config.read_config(checked)
+    # As `run` would: keys that are fine alone may still exclude each other (bpm and clock).
+    config.resolve(argparse.Namespace(config=checked))
     print(f"{checked}: ok ({len(values)} keys set)")
     return 0
 

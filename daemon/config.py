@@ -103,7 +103,7 @@ def check_value(opt: Option, value: Any, where: str | None = None) -> Any:
             opt.check(value)
         elif opt in SETTING_OPTIONS and value is not None:
             # EngineSettings owns the ranges: check this one field against the defaults.
-            dataclasses.replace(EngineSettings(), **{opt.dest: value}).validate()
+            dataclasses.replace(EngineSettings(), **{opt.dest: value}).validate_fields()
     except ValueError as err:
         # The check names the field (phrase_gap_ms) or key; say it as the user wrote it.
         message = str(err)

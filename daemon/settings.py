@@ -51,7 +51,19 @@ class EngineSettings:
     cc_panic: int = 24
 
     def validate(self) -> None:
-        """Raise ``ValueError`` for the first field outside its allowed values."""
+        """Raise ``ValueError`` for the first field outside its allowed values, or for
+        fields that exclude each other."""
+        self.validate_fields()
+        if self.bpm is not None and self.follow_clock:
+            raise ValueError("bpm and follow_clock exclude each other: choose one pulse")
+        controls = {"cc_temperature": self.cc_temperature, "cc_mode": self.cc_mode,
+                    "cc_mute": self.cc_mute, "cc_panic": self.cc_panic}
+        if len(set(controls.values())) != len(controls):
+            raise ValueError(f"cc_temperature, cc_mode, cc_mute and cc_panic must differ, got {controls}")
+
+    def validate_fields(self) -> None:
+        """Each field on its own (a config key is checked with this: a rule between two
+        fields can only be judged once all of them are known)."""
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.sampling not in SAMPLINGS:
@@ -67,8 +79,6 @@ class EngineSettings:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.bpm is not None:
             _check_range("bpm", self.bpm, *BPM_RANGE)
-            if self.follow_clock:
-                raise ValueError("bpm and follow_clock exclude each other: choose one pulse")
         if self.velocity is not None:
             _check_int("velocity", self.velocity, 1, 127)
         _check_int("channel", self.channel, 1, 16)
@@ -80,8 +90,6 @@ class EngineSettings:
             _check_int(name, number, 0, 119)  # 120..127 are channel mode messages
             if number == SUSTAIN_CC:
                 raise ValueError(f"{name} must not be {SUSTAIN_CC}: that is the sustain pedal")
-        if len(set(controls.values())) != len(controls):
-            raise ValueError(f"cc_temperature, cc_mode, cc_mute and cc_panic must differ, got {controls}")
 
 
 def _check_range(name: str, value: object, low: float, high: float) -> None:

@@ -170,3 +170,23 @@ def test_config_example_command_prints_it() -> None:
 def test_every_option_is_in_exactly_one_group() -> None:
     grouped = [key for _, keys in config.GROUPS for key in keys]
     assert sorted(grouped) == sorted(OPTIONS_BY_KEY)
+
+
+def test_two_controls_may_swap_numbers(tmp_path: Path) -> None:
+    """Each key alone is checked against the others' final values, not their defaults."""
+    path = tmp_path / "swap.toml"
+    path.write_text("cc-temperature = 22\ncc-mode = 21\n")
+    args = build_parser().parse_args(["run", "--config", str(path)])
+    settings = config.resolve(args).settings
+    assert (settings.cc_temperature, settings.cc_mode) == (22, 21)
+    flags = build_parser().parse_args(["run", "--cc-temperature", "22", "--cc-mode", "21"])
+    assert config.resolve(flags).settings.cc_mode == 21
+
+
+def test_config_check_refuses_what_run_would_refuse(tmp_path: Path) -> None:
+    path = tmp_path / "both.toml"
+    path.write_text("bpm = 96\nclock = true\n")
+    done = subprocess.run([sys.executable, "-m", "daemon.cli", "config", "--check", str(path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "bpm and follow_clock exclude each other" in done.stderr
