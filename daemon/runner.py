@@ -224,7 +224,8 @@ class Runner(PortSupervision, Chores):
                     self._chores(monotonic_ns())
                     deadline = self.engine.tick(monotonic_ns())
                 continue
-            due = self._next_chore() if deadline is None else min(deadline - GUARD_NS, self._next_chore())
+            chore_at = self._chore_time(deadline)
+            due = chore_at if deadline is None else min(deadline - GUARD_NS, chore_at)
             timeout = min(max(due - now, 0) / NS, MAX_WAIT_S)
             try:
                 item = get(timeout=timeout) if timeout > 0 else get_nowait(self.queue)
@@ -247,7 +248,7 @@ class Runner(PortSupervision, Chores):
                 item = get_nowait(self.queue)
             deadline = engine.tick(monotonic_ns())
             now = monotonic_ns()
-            if now >= self._next_chore() or self.hangups != self.reloads or self._send_error is not None:
+            if now >= self._chore_time(deadline) or self.hangups != self.reloads or self._send_error is not None:
                 self._chores(now)
                 deadline = self.engine.tick(monotonic_ns())
             if deadline is None or deadline - now >= IDLE_MARGIN_NS:
@@ -261,6 +262,17 @@ class Runner(PortSupervision, Chores):
             return EXIT_SERVER_GONE
         log.info("stopping on signal %s: releasing notes, closing ports", signal.Signals(self.stop_signal).name)
         return EXIT_OK
+
+    def _chore_time(self, deadline: int | None) -> int:
+        """When the chores may run: when due, but never just before a note.
+
+        Listing JACK's ports can wait for the server (10 ms has been seen); a chore that
+        falls due within the idle margin before a deadline waits until that note is out.
+        """
+        chore_at = self._next_chore()
+        if deadline is not None and chore_at > deadline - IDLE_MARGIN_NS:
+            return max(chore_at, deadline + 1)
+        return chore_at
 
     def run(self) -> int:
         """Open, loop, close. Returns the exit code; raises ``MididuetError`` from setup."""
