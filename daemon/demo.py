@@ -78,7 +78,11 @@ def write_outputs(performance: Performance, out: Path, soundfont: Path | None) -
         files["png"] = draw_piano_roll(out / "duet.png", performance.call, performance.answer)
     except ImportError:
         files["png"] = "skipped: matplotlib is not installed (pip install 'mididuet[demo]')"
-    font = find_soundfont(soundfont)
+    try:
+        font = find_soundfont(soundfont)
+    except RenderError as err:
+        files["wav"] = f"skipped: {err}"
+        return files
     if font is None:
         files["wav"] = "skipped: no soundfont found; " + HOW_TO_GET
     else:

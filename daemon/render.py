@@ -31,7 +31,13 @@ class RenderError(MididuetError):
 
 
 def find_soundfont(explicit: Path | None = None) -> Path | None:
-    """``explicit``, else ``$MIDIDUET_SOUNDFONT``, else the first usual place that exists."""
+    """``explicit``, else ``$MIDIDUET_SOUNDFONT``, else the first usual place that exists.
+
+    Raises :class:`RenderError` when ``explicit`` is not a file: a soundfont the user
+    named must not be swapped silently for another.
+    """
+    if explicit is not None and not explicit.is_file():
+        raise RenderError(f"--soundfont {explicit}: no such file")
     candidates = [explicit] if explicit else []
     if os.environ.get(SOUNDFONT_ENV):
         candidates.append(Path(os.environ[SOUNDFONT_ENV]))

@@ -284,12 +284,15 @@ class Runner(PortSupervision, Chores):
             # from the loop (and the loop from it): at CPython's default 5 ms switch
             # interval a flood of input made notes ~3.5 ms late at p99. 0.5 ms bounds
             # that wait; the cost is more frequent switches (negligible here).
+            switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(SWITCH_INTERVAL_S)
             try:
                 return self.loop()
             except Exception:  # the loop must never leave notes hanging, whatever went wrong
                 log.exception("unexpected error; releasing notes and stopping")
                 return EXIT_FAILED
+            finally:
+                sys.setswitchinterval(switch_interval)  # for callers that run us in-process
         finally:
             self.close()
             for sig, handler in previous.items():

@@ -61,7 +61,9 @@ def _learning_rate(text: str) -> float:
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mididuet-train", description="Train mididuet's next-token model on a MIDI corpus and "
-        "export it as a verified ONNX bundle.", epilog=TRAIN_EPILOG,
+        "export it as a verified ONNX bundle.\n\nother commands (each has --help):\n"
+        + "\n".join(line for line in __doc__.splitlines() if line.startswith("  mididuet-train ")
+                     and "(the default command)" not in line), epilog=TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=None,
                    help="directory of .mid files, searched recursively (default: $MIDIDUET_DATA or the "

@@ -165,3 +165,9 @@ def test_a_slow_bpm_still_gets_the_whole_answer():
 
     performance = perform(load_bundle(), EngineSettings(bpm=20, seed=1), demo_phrase(), 40)
     assert len(performance.tokens) == 40  # the simulation once stopped at the 40 BPM horizon
+
+
+def test_a_named_soundfont_that_is_missing_is_said_not_swapped(tmp_path, capsys):
+    assert main(["demo", "--out-dir", str(tmp_path), "--soundfont", str(tmp_path / "nope.sf2")]) == 0
+    assert not (tmp_path / "duet.wav").exists()
+    assert "--soundfont" in capsys.readouterr().err and (tmp_path / "duet.mid").is_file()
