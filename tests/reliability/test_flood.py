@@ -37,7 +37,7 @@ from tests.jack import REPO, DaemonProcess, JackServer, Monitor, hanging, quiet_
 RATE = 2_000  # messages per second
 BATCH_S = 0.005  # the sender wakes every 5 ms and sends what is due (10 messages)
 # The daemon issue's targets: decision p99 <= 0.5 ms is the back-to-back benchmark's
-# (benchmarks/RESULTS-daemon.md); inside the running daemon, with caches cold between
+# (benchmarks/RESULTS.md); inside the running daemon, with caches cold between
 # tokens, its baseline without load is p99 1.25 ms, so under the flood it must stay
 # within twice that. Lateness inside the daemon: p99 <= 1 ms.
 DECISION_P99_MS = 2.5
