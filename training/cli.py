@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from daemon.errors import MididuetError
@@ -30,32 +31,26 @@ Training curves and history.csv go to FILE-training/ beside the bundle.
 """
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_from(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in low..high (no upper bound when high is None)."""
+    def convert(text: str) -> int:
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            allowed = f"at least {low}" if high is None else f"in range {low}..{high}"
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
+        return value
+    return convert
 
 
-def _fraction(text: str) -> float:
+def _between_0_and_1(text: str) -> float:
+    """An argparse type: a fraction or a learning rate, strictly between 0 and 1."""
     value = float(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return value
 
 
-def _transpose(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= MAX_TRANSPOSE:
-        raise argparse.ArgumentTypeError(f"must be in range 0..{MAX_TRANSPOSE}, got {value}")
-    return value
-
-
-def _learning_rate(text: str) -> float:
-    value = float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
+_positive_int = _int_from(1)
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -83,7 +78,7 @@ def train_parser() -> argparse.ArgumentParser:
                    help="'pieces' holds out whole pieces, so validation is music the model never saw "
                         "(default); 'windows' is the notebook's random split of overlapping windows "
                         "(test_size 0.3, random_state 42), kept only for comparison")
-    p.add_argument("--val-fraction", type=_fraction, default=0.2,
+    p.add_argument("--val-fraction", type=_between_0_and_1, default=0.2,
                    help="share of pieces held out with --split pieces (default: 0.2)")
     p.add_argument("--reader", choices=READERS, default="mido",
                    help="'mido' reads all tracks, merging notes that start together into chords "
@@ -93,7 +88,7 @@ def train_parser() -> argparse.ArgumentParser:
                    help="'seed': the notebook's Conv1D network, exactly (default); 'wavenet': gated, "
                         "residual, dilated causal convolutions (WaveNet blocks) whose receptive field is the "
                         "whole 32-token window, trained to predict at every position")
-    p.add_argument("--transpose", type=_transpose, default=0, metavar="K",
+    p.add_argument("--transpose", type=_int_from(0, MAX_TRANSPOSE), default=0, metavar="K",
                    help="also train on every training piece transposed by -K..+K semitones (chords "
                         "re-derived, notes leaving 21..108 dropped); validation pieces are never transposed "
                         "and the vocabulary comes from the untransposed pieces (default: 0, off)")
@@ -103,7 +98,7 @@ def train_parser() -> argparse.ArgumentParser:
                         "on --data (default: off)")
     p.add_argument("--pretrain-epochs", type=_positive_int, default=3,
                    help="most epochs of pre-training, best held-out loss kept (default: 3)")
-    p.add_argument("--finetune-lr", type=_learning_rate, default=3e-4,
+    p.add_argument("--finetune-lr", type=_between_0_and_1, default=3e-4,
                    help="Adam's learning rate when fine-tuning after --pretrain (default: 3e-4; "
                         "pre-training uses the seed's 1e-3)")
     return p
