@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -62,14 +63,19 @@ class JackServer:
         return {"JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1", "MIDO_BACKEND": JACK_BACKEND}
 
     def start(self, timeout: float = 10.0) -> None:
+        # jackd's messages go to a file, never to a pipe nobody reads: under load it logs an
+        # xrun line per late cycle, and once a pipe's 64 KB filled, jackd blocked writing
+        # them and every JACK client call in the suite hung (seen in a flood-heavy run).
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server; closed in stop()
         self.process = subprocess.Popen(
             ["jackd", "--realtime", "--name", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
         )
 
         def running() -> bool:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"jackd exited: {self.process.stderr.read().decode(errors='replace')}")
+                self.log.seek(0)
+                raise RuntimeError(f"jackd exited: {self.log.read().decode(errors='replace')}")
             check = subprocess.run(["jack_wait", "-s", self.name, "-c"], capture_output=True, text=True,
                                    env={**os.environ, **self.env}, check=False)
             return check.stdout.strip() == "running"  # the other answer is "not running"
@@ -88,6 +94,7 @@ class JackServer:
             self.process.kill()
             self.process.wait()
         self.process = None
+        self.log.close()
         # Only this server's files: another session's server may be running beside us.
         for leftover in Path("/dev/shm").glob(f"jack*_{self.name}_*"):
             with contextlib.suppress(OSError):
