@@ -32,7 +32,7 @@ from daemon.listen import Listener, PlayedToken
 from daemon.record import MIDIDUET, PLAYER, SessionRecorder
 from daemon.sampler import Sampler
 from daemon.scheduler import NOTE_LENGTH, NoteLedger, Pulse, velocity_for, voice
-from daemon.settings import MODES, SUSTAIN_CC, EngineSettings
+from daemon.settings import MODES, SUSTAIN_CC, SWITCH_ON, EngineSettings
 from daemon.stats import Stats
 from daemon.tokens import MIDDLE_C
 from daemon.window import Window
@@ -42,7 +42,6 @@ PHRASE_GAP_IOI_FACTOR = 1.5  # a player who leaves long gaps inside a phrase get
 JAM_IDLE_PULSES = 16
 CC_TEMPERATURE_RANGE = (0.1, 2.0)
 CC_MODE_BOUNDS = (43, 86)  # values below the first: duet; below the second: jam; else solo
-CC_ON = 64  # a switch CC is on at 64 and above (as the sustain pedal)
 MAX_CC_VALUE = 127
 ANSWER, THRU = "answer", "thru"
 
@@ -211,7 +210,7 @@ class Engine:
             if mode != self.mode:
                 self.set_mode(mode)
         elif control == s.cc_mute:
-            self.mute = value >= CC_ON
+            self.mute = value >= SWITCH_ON
         elif control == s.cc_panic:
             self.listener.reset_phrase()  # keys whose note-offs were lost must not block phrase ends
             self.release_all()

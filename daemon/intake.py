@@ -38,14 +38,14 @@ from typing import Any
 import mido
 from mido.messages.specs import SPEC_BY_STATUS, SPEC_BY_TYPE
 
+from daemon.settings import SUSTAIN_CC, SWITCH_ON
+
 # ~256 messages take the loop ~2-3 ms to feed: an expendable message waiting behind more
 # than that is not worth the delay it adds to the notes behind it.
 SOFT_LIMIT = 256
 # Notes and controls are dropped only when ~10 ms of work is already waiting: a stalled
 # loop or a flood far beyond any keyboard (2,000 messages/s is ~3 % of the loop's capacity).
 HARD_LIMIT = 1024
-SUSTAIN_CC = 64
-PEDAL_DOWN = 64  # the listener's threshold: 64..127 is down
 NOTE_OFF, NOTE_ON, CONTROL_CHANGE = 0x80, 0x90, 0xB0  # status bytes' high nibbles
 _KEEP = frozenset({NOTE_OFF, NOTE_ON, CONTROL_CHANGE})
 OTHER = "other"  # the drop count of a first byte that names no message type
@@ -118,7 +118,7 @@ class Intake:
     def _release(self, high: int, channel: int, key: int, value: int) -> bool:
         """True when the event ends a key or pedal that went in (it must go in too)."""
         if high == CONTROL_CHANGE:
-            return key == SUSTAIN_CC and value < PEDAL_DOWN and bool(self._pedal[channel])
+            return key == SUSTAIN_CC and value < SWITCH_ON and bool(self._pedal[channel])
         if high == NOTE_OFF or value == 0:
             return bool(self._down[channel * 128 + key])
         return False
@@ -127,7 +127,7 @@ class Intake:
         """Remember which keys and pedals are down among the events that went in."""
         if high == CONTROL_CHANGE:
             if key == SUSTAIN_CC:
-                self._pedal[channel] = value >= PEDAL_DOWN
+                self._pedal[channel] = value >= SWITCH_ON
         else:
             self._down[channel * 128 + key] = high == NOTE_ON and value > 0
 

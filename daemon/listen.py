@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from itertools import pairwise
 from statistics import median
 
+from daemon.settings import SWITCH_ON
 from daemon.tokens import chord_token
 
 HISTORY = 16  # recent onsets / notes the tempo, velocity and register follow
-PEDAL_DOWN = 64  # CC 64 values >= 64 mean the pedal is down (MIDI 1.0)
 # Gaps longer than this are pauses between phrases, not the player's pulse.
 MAX_PULSE_IOI_NS = 1_500_000_000
 
@@ -77,7 +77,7 @@ class Listener:
         self.last_activity_ns = t_ns
 
     def pedal(self, value: int, t_ns: int) -> None:
-        self.sustain = value >= PEDAL_DOWN
+        self.sustain = value >= SWITCH_ON
         self.last_activity_ns = t_ns
 
     def flush(self, now_ns: int) -> PlayedToken | None:

@@ -21,7 +21,7 @@ PHRASE_GAP_RANGE_MS = (50.0, 10_000.0)
 TEMPERATURE_RANGE = (0.05, 5.0)
 BPM_RANGE = (20.0, 400.0)
 SUSTAIN_CC = 64
-ALL_NOTES_OFF_CC = 123
+SWITCH_ON = 64  # MIDI 1.0: a switch controller (the sustain pedal, our mute) is on at 64..127
 
 
 @dataclass
