@@ -74,6 +74,7 @@ IDLE_MARGIN_NS = 20_000_000
 # takes ~1-1.5 ms. A message arriving then is fed right after the note (in duet, a player
 # cutting in less than 2 ms before an answer's note hears that note start and stop).
 GUARD_NS = 2_000_000
+RELEASE_FLUSH_S = 0.05  # a few JACK periods (1.3 ms each at 64 frames, 43 ms at 2048)
 SWITCH_INTERVAL_S = 0.0005
 
 
@@ -186,6 +187,9 @@ class Runner(PortSupervision, Chores):
         """Release notes, write the recording, close the ports; never raises for a port error."""
         if self.engine is not None:
             self.engine.release_all()  # never raises: the ledger drops what it cannot send
+            # rtmidi's JACK output only queues messages until JACK's next cycle: closing the
+            # port at once could drop the note-offs just sent and leave notes hanging.
+            time.sleep(RELEASE_FLUSH_S)
         if self.recorder is not None:
             try:
                 path = self.recorder.close()
