@@ -5,7 +5,9 @@ ticks:
 
 - *Chores*, each when due: a SIGHUP's reload (:mod:`daemon.reload`); the port list every
   ``retry_s`` (:meth:`daemon.supervise.PortSupervision.look_at_ports`); ``WATCHDOG=1`` at
-  half systemd's watchdog period; the stats line every ``stats_interval_s``.
+  half systemd's watchdog period; the stats line every ``stats_interval_s``; in JACK,
+  after :data:`SYSEX_CLOSE_S` with no input, an empty sysex into our own input, which
+  ends a sysex RtMidi may be holding open (:class:`daemon.ports.SysexCloser`).
 - *Idle work*, only with no deadline within the loop's idle margin, because it may take a
   millisecond: the recording's periodic rewrite
   (:meth:`daemon.record.SessionRecorder.write_if_due`; a disk error is logged and the
@@ -25,18 +27,24 @@ from daemon.record import WRITE_EVERY_NS
 
 if TYPE_CHECKING:
     from daemon.intake import Intake
+    from daemon.ports import MidiApi
     from daemon.run_options import RunOptions
 
 log = logging.getLogger("mididuet.runner")  # the runner's logger: log filters select it by name
 
 NS = 1_000_000_000
 DROP_WARN_S = 10.0  # at most one overload warning this often
+# The longest a sysex cut short can hold the input: short enough that a musician's next
+# phrase is not lost, long enough that the closer costs nothing (a 2-byte message at
+# most 20 times a second, and none while the player plays).
+SYSEX_CLOSE_S = 0.05
 
 
 class Chores:
     """Timers and idle work for the runner; the runner's ``__init__`` sets every attribute."""
 
     options: RunOptions
+    api: MidiApi | None
     intake: Intake
     engine: Any
     recorder: Any
@@ -46,12 +54,14 @@ class Chores:
     _next_look: int
     _next_watchdog: int | None
     _next_stats: int | None
+    _next_sysex_close: int | None
     _dropped_warned: int
     _next_drop_check: int
     _record_failed: bool
 
     # Provided by daemon.supervise.PortSupervision.
     look_at_ports: Callable[[], None]
+    close_sysex: Callable[[], None]
     status: Callable[[], str]
     stats_line: Callable[[], str]
 
@@ -74,9 +84,13 @@ class Chores:
             if opts.notifier is not None:
                 opts.notifier.status(f"{self.status()}; {summary}")
             self._next_stats = None if opts.stats_interval_s is None else now + int(opts.stats_interval_s * NS)
+        if self._next_sysex_close is not None and now >= self._next_sysex_close:
+            self._next_sysex_close = now + int(SYSEX_CLOSE_S * NS)
+            if now - self.intake.last_ns >= SYSEX_CLOSE_S * NS:  # an event came: nothing is held
+                self.close_sysex()
 
     def _next_chore(self) -> int:
-        due = [self._next_look, self._next_watchdog, self._next_stats]
+        due = [self._next_look, self._next_watchdog, self._next_stats, self._next_sysex_close]
         return min(t for t in due if t is not None)
 
     def schedule_chores(self, now: int) -> None:
@@ -86,6 +100,8 @@ class Chores:
         interval = opts.notifier.watchdog_interval_s if opts.notifier is not None else None
         self._next_watchdog = None if interval is None else now + int(interval * NS)
         self._next_stats = None if opts.stats_interval_s is None else now + int(opts.stats_interval_s * NS)
+        # Only JACK's input has a closer (RawInput); elsewhere the timer would wake for nothing.
+        self._next_sysex_close = now if self.api is not None and self.api.name == "jack" else None
 
     def _idle(self, now: int) -> None:
         """Work that may take a millisecond, done only with no deadline near: the

@@ -71,6 +71,7 @@ class Intake:
         self.dropped: dict[str, int] = dict.fromkeys([*SPEC_BY_TYPE, OTHER], 0)
         self.accepted = 0
         self.peak = 0
+        self.last_ns = 0  # when the last event came (kept or dropped): input is flowing
 
     @property
     def dropped_total(self) -> int:
@@ -92,7 +93,7 @@ class Intake:
     def put_bytes(self, data: Sequence[int]) -> None:
         """Stamp one event's bytes now and queue them, or count them as dropped.
         Never blocks or raises."""
-        t_ns = time.monotonic_ns()
+        t_ns = self.last_ns = time.monotonic_ns()
         waiting = self.queue.qsize()
         if waiting > self.peak:
             self.peak = waiting

@@ -18,6 +18,7 @@ message that says what to do.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -30,6 +31,7 @@ import rtmidi
 
 from daemon.errors import MididuetError
 
+log = logging.getLogger("mididuet.ports")
 RTMIDI_MODULE = "mido.backends.rtmidi"
 # Our API names (the --api choices) and rtmidi's.
 APIS = {"jack": "UNIX_JACK", "alsa": "LINUX_ALSA", "coremidi": "MACOSX_CORE", "winmm": "WINDOWS_MM"}
@@ -171,6 +173,50 @@ def _no_virtual(kind: str) -> PortError:
 _IGNORE = {"sysex": False, "timing": False, "active_sense": True}
 
 
+SYSEX_CLOSER = "mididuet sysex-closer"  # the closer's JACK client; its port is "out"
+EMPTY_SYSEX = [0xF0, 0xF7]
+
+
+class SysexCloser:
+    """A JACK output of our own, connected to our input only, that ends a sysex left open.
+
+    RtMidi's JACK input joins every event after a sysex without its F7 (a cable pulled
+    mid-dump, a device reset) into that sysex, and delivers nothing until some event ends
+    with F7: the keyboard goes deaf, and a key released meanwhile sounds on. No Python
+    code sees those events, so the daemon cannot tell a held lump from silence; but any
+    event RtMidi delivers proves nothing is held. So after a quiet spell the runner sends
+    an empty sysex (F0 F7) into its own input (:meth:`close_sysex`): with nothing open it
+    arrives as an empty sysex, which the engine ignores; with a sysex open it ends it, and
+    the held lump arrives (:func:`daemon.midibytes.split_lump` cuts it up again). A long
+    sysex dump is cut short too; mididuet never uses sysex, and its tail is dropped as
+    malformed.
+    """
+
+    def __init__(self, api: MidiApi) -> None:
+        self._rt = rtmidi.MidiOut(rtapi=_rtmidi_api(api), name=SYSEX_CLOSER)
+
+    def destinations(self) -> list[str]:
+        """The input ports there are now (to tell, after opening ours, which is ours)."""
+        return list(self._rt.get_ports())
+
+    def connect(self, before: list[str]) -> str | None:
+        """Connect to the one input port that is new since ``before``; its name, or None
+        (and no connection) when not exactly one is new."""
+        after = self._rt.get_ports()
+        new = [name for name in after if name not in before]
+        if len(new) != 1:
+            return None
+        self._rt.open_port(after.index(new[0]), "out")
+        return new[0]
+
+    def close_sysex(self) -> None:
+        self._rt.send_message(EMPTY_SYSEX)
+
+    def close(self) -> None:
+        self._rt.close_port()
+        self._rt.delete()
+
+
 class RawInput:
     """An input port opened with python-rtmidi directly: ``callback(event, data)`` gets
     rtmidi's raw ``([bytes...], delta_s)`` on rtmidi's thread, no ``mido.Message`` built.
@@ -179,6 +225,9 @@ class RawInput:
     process thread, holding the GIL); the loop then waits behind each of those calls. Here
     the bytes go out as they came and the loop parses them (:mod:`daemon.midibytes`).
     The callback is set before the port opens, so nothing is queued unseen.
+
+    In JACK the input comes with a :class:`SysexCloser` (:meth:`close_sysex`); when it
+    cannot be connected, the input works without it and a warning says so.
     """
 
     def __init__(self, api: MidiApi, name: str, callback: Callable[[Any, Any], Any],
@@ -186,7 +235,10 @@ class RawInput:
         # A virtual port's client is named after it, as mido does with client_name; a
         # connecting client keeps rtmidi's default name, as with mido.
         self._rt = rtmidi.MidiIn(rtapi=_rtmidi_api(api), name=name if virtual else None)
+        self._closer: SysexCloser | None = None
+        closer: SysexCloser | None = None
         try:
+            closer, before = self._new_closer(api)
             self._rt.ignore_types(**_IGNORE)
             self._rt.set_callback(callback)
             if virtual:
@@ -199,12 +251,49 @@ class RawInput:
                 self._rt.open_port(names.index(name))
         except BaseException:
             self._rt.delete()
+            if closer is not None:
+                closer.close()
             raise
         self.name = name
+        if closer is not None:
+            self._closer = self._connect_closer(closer, before)
+
+    @staticmethod
+    def _new_closer(api: MidiApi) -> tuple[SysexCloser | None, list[str]]:
+        if api.name != "jack":
+            return None, []  # RtMidi's other inputs are not tested here (see the README)
+        try:
+            closer = SysexCloser(api)
+            return closer, closer.destinations()
+        except _LIBRARY_ERRORS as err:
+            log.warning("no sysex closer (%s): a sysex cut short would hold the input until an F7", err)
+            return None, []
+
+    def _connect_closer(self, closer: SysexCloser, before: list[str]) -> SysexCloser | None:
+        try:
+            if closer.connect(before) is not None:
+                return closer
+            log.warning("no sysex closer: could not tell our input port among the new ones; "
+                         "a sysex cut short would hold the input until an F7")
+        except _LIBRARY_ERRORS as err:
+            log.warning("no sysex closer (%s): a sysex cut short would hold the input until an F7", err)
+        closer.close()
+        return None
+
+    def close_sysex(self) -> None:
+        """End a sysex RtMidi may be holding open (:class:`SysexCloser`); never raises."""
+        if self._closer is not None:
+            try:
+                self._closer.close_sysex()
+            except _LIBRARY_ERRORS as err:
+                log.debug("sysex closer: %s", err)
 
     def close(self) -> None:
         """Deregister the callback, then close: rtmidi's thread must not call into a
         half-closed port (mido's order, made explicit here)."""
+        if self._closer is not None:
+            self._closer.close()
+            self._closer = None
         self._rt.cancel_callback()
         self._rt.close_port()
         self._rt.delete()

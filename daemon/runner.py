@@ -101,6 +101,7 @@ class Runner(PortSupervision, Chores):
         self._next_look = 0
         self._next_watchdog: int | None = None
         self._next_stats: int | None = None
+        self._next_sysex_close: int | None = None
         self._watch: ServerWatch | None = None
         self.server_gone = False  # set on libjack's thread by the ServerWatch
         self._dropped_warned = 0  # drops already reported

@@ -72,6 +72,11 @@ class PortSupervision:
     def in_link(self) -> PortLink:
         return self.links[1]
 
+    def close_sysex(self) -> None:
+        """End a sysex the input may be holding open (:class:`daemon.ports.SysexCloser`)."""
+        if self.in_link.playing:
+            self.in_link.port.close_sysex()
+
     def _announce_if_ready(self) -> None:
         if self._announced or not all(link.playing for link in self.links):
             return

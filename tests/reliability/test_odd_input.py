@@ -181,32 +181,66 @@ def test_a_key_and_the_pedal_held_for_seconds(start_daemon, raw: RawKeyboard, mo
     _stop_cleanly(daemon, monitor)
 
 
-@pytest.mark.xfail(strict=True, reason="RtMidi's JACK input (C++, below any Python callback) holds every "
-                   "event after an unterminated sysex until an event ends with F7; nothing reaches the "
-                   "daemon before that, raw callback or not")
+# The fault for real: RtMidi's JACK input (C++, below any Python callback) joins every
+# event after a sysex without its F7 into that sysex and delivers nothing until an event
+# ends with F7. The keyboard's raw tap (a plain RtMidi input, no closer) shows it held; the
+# daemon's input has a sysex closer (daemon.ports.SysexCloser) and must not be held.
+SYSEX_CLOSE_BOUND_S = 0.5  # the closer fires after 50 ms of quiet; the rest is slack for a busy machine
+
+
 def test_notes_after_an_unterminated_sysex_reach_the_engine(start_daemon, raw: RawKeyboard,
                                                             monitor: Monitor) -> None:
-    start_daemon("--in", raw.name, "--out", monitor.name, "--thru", "--phrase-gap", "3000", ports=False)
+    daemon = start_daemon("--in", raw.name, "--out", monitor.name, "--thru", "--phrase-gap", "3000", ports=False)
     raw.send([0xF0, 0x01, 0x02])  # a sysex cut short (a cable pulled mid-dump)
+    sent = time.monotonic_ns()
     raw.send([0x90, 60, 80], [0x80, 60, 0])
-    assert poll(lambda: monitor.note_ons(), 1), "the note after the broken sysex is played thru"
+    assert poll(lambda: monitor.note_ons(), SYSEX_CLOSE_BOUND_S), "the note after the broken sysex is played thru"
+    delay_ms = (monitor.note_ons()[0][0] - sent) / 1e6
+    print(f"\nfirst note after a cut sysex played thru {delay_ms:.1f} ms after it was sent")
+    assert not any(0x90 in event for event in raw.wire), f"RtMidi without a closer holds it: {raw.wire}"
+    _stop_cleanly(daemon, monitor)
 
 
-def test_notes_held_by_an_unterminated_sysex_come_out_at_the_f7(start_daemon, raw: RawKeyboard,
-                                                                 monitor: Monitor) -> None:
-    """What happens now (see the xfail above): the events after a cut sysex are held by
-    RtMidi until an F7 arrives; then the daemon cuts the lump at the first status byte,
-    drops the broken sysex and plays every message in it (late), so a key released while
-    input was held is released, and nothing hangs."""
+def test_a_key_released_after_a_cut_sysex_is_released(start_daemon, raw: RawKeyboard, monitor: Monitor) -> None:
+    """The events after a cut sysex come out when the closer ends it: the broken sysex is
+    dropped, every message after it is played in order, and a key released meanwhile is
+    released."""
     daemon = start_daemon("--in", raw.name, "--out", monitor.name, "--thru", "--phrase-gap", "3000", ports=False)
     raw.send([0x90, 55, 80])  # a key down before the broken sysex...
     assert poll(lambda: [m.note for _, m in monitor.note_ons()] == [55], 2), monitor.messages
     raw.send([0xF0, 0x01, 0x02], [0x80, 55, 0], [0x90, 60, 80], [0xF8], [0x80, 60, 0], [0x90, 62, 80])
-    assert quiet_for(monitor, 0.5, 2) and hanging(monitor.messages) == {(0, 55)}, "held inside RtMidi"
-    raw.send([0xF7])  # the lump ends: everything in it reaches the engine, in order
     assert poll(lambda: hanging(monitor.messages) == {(0, 62)}, 2), (raw.wire, monitor.messages)
     assert [m.note for _, m in monitor.note_ons()] == [55, 60, 62]
-    raw.send([0x90, 64, 80], [0x80, 64, 0])  # and input works as before
-    assert poll(lambda: [m.note for _, m in monitor.note_ons()] == [55, 60, 62, 64], 4), monitor.messages
-    assert raw.wire[-3] == [0xF0, 0x01, 0x02, 0x80, 55, 0, 0x90, 60, 80, 0xF8, 0x80, 60, 0, 0x90, 62, 80, 0xF7]
+    raw.send([0x80, 62, 0], [0x90, 64, 80], [0x80, 64, 0])  # and input works as before
+    assert poll(lambda: [m.note for _, m in monitor.note_ons()] == [55, 60, 62, 64], 2), monitor.messages
+    assert poll(lambda: not hanging(monitor.messages), 1), monitor.messages
+    assert len(raw.wire) == 1, f"the tap (no closer) is still held after the first note: {raw.wire}"
+    _stop_cleanly(daemon, monitor)
+
+
+def test_the_sysex_closer_is_quiet_while_the_player_plays(start_daemon, raw: RawKeyboard,
+                                                          monitor: Monitor) -> None:
+    """The closer sends an empty sysex into the daemon's own input only after 50 ms with no
+    input: about 20 a second when nobody plays, none while events keep coming."""
+    daemon = start_daemon("--in", raw.name, "--out", monitor.name, "--phrase-gap", "3000", ports=False)
+    closed: list[list[int]] = []
+    tap = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, f"mdtest-closer-tap-{uuid.uuid4().hex[:6]}")
+    try:
+        tap.ignore_types(sysex=False)
+        tap.set_callback(lambda event, _data: closed.append(list(event[0])))
+        names = tap.get_ports()
+        closers = [n for n in names if n.startswith("mididuet sysex-closer")]
+        assert len(closers) == 1, names
+        tap.open_port(names.index(closers[0]))
+        time.sleep(1.0)
+        quiet = len(closed)
+        assert 10 <= quiet <= 25 and all(event == [0xF0, 0xF7] for event in closed), closed
+        del closed[:]
+        for _ in range(50):  # a steady 40 ms stream of input for 2 s
+            raw.out.send_message([0xB0, 1, 64])
+            time.sleep(0.04)
+        assert len(closed) <= 1, f"the closer fired {len(closed)} times while input was flowing"
+    finally:
+        tap.close_port()
+        tap.delete()
     _stop_cleanly(daemon, monitor)
