@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -173,6 +174,9 @@ def _no_virtual(kind: str) -> PortError:
 _IGNORE = {"sysex": False, "timing": False, "active_sense": True}
 
 
+# Longer than a JACK cycle (1.3 ms at 64 frames, 48 kHz; 21 ms at 1,024): time for a callback
+# already waiting for the GIL to run once the port is closed.
+CALLBACK_DRAIN_S = 0.03
 SYSEX_CLOSER = "mididuet sysex-closer"  # the closer's JACK client; its port is "out"
 EMPTY_SYSEX = [0xF0, 0xF7]
 
@@ -289,13 +293,22 @@ class RawInput:
                 log.debug("sysex closer: %s", err)
 
     def close(self) -> None:
-        """Deregister the callback, then close: rtmidi's thread must not call into a
-        half-closed port (mido's order, made explicit here)."""
+        """Close the port, let a callback in flight finish, then drop the callback and the
+        client.
+
+        python-rtmidi holds the GIL through every RtMidi call, and its callback takes the
+        GIL on JACK's thread. Closing the JACK client stops that thread and waits for it:
+        with an event's callback waiting for the GIL, the two waited for each other for
+        ever (seen as a daemon that ignored SIGTERM until killed). So: unregister the port
+        (no event after this cycle), sleep (the GIL is free: a waiting callback runs and
+        returns), and only then cancel the callback (python-rtmidi frees it at once) and
+        close the client."""
         if self._closer is not None:
             self._closer.close()
             self._closer = None
-        self._rt.cancel_callback()
         self._rt.close_port()
+        time.sleep(CALLBACK_DRAIN_S)
+        self._rt.cancel_callback()
         self._rt.delete()
 
 
