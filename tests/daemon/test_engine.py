@@ -12,7 +12,7 @@ import mido
 import pytest
 
 from daemon.bundle import ModelRunner
-from daemon.engine import CC_TEMPERATURE_RANGE, Engine
+from daemon.engine import CC_TEMPERATURE_RANGE, KEEP_DECIDED_NS, Engine
 from daemon.scheduler import ALL_NOTES_OFF
 from daemon.settings import EngineSettings
 from daemon.simulate import SimulatedClock, phrase, run_simulation
@@ -312,3 +312,35 @@ def test_only_our_controls_discard_the_token_decided_ahead(build) -> None:
     assert engine._prepared == decided
     engine.feed(mido.Message("control_change", control=engine.settings.cc_temperature, value=90), 2_000)
     assert engine._prepared is None
+
+
+def test_a_chord_closing_just_before_a_deadline_keeps_the_token_decided_ahead(build) -> None:
+    """Deciding again at the deadline would make the note late; further from it, the
+    player's token goes into the decision at once."""
+    engine, _sink = build(mode="jam", bpm=120)
+    queries = []
+    real_query = engine.model.query
+    engine.model.query = lambda ids: queries.append(1) or real_query(ids)  # counts, answers for real
+    chord_ns = int(engine.settings.chord_window_ms * MS)
+
+    def chord_closing_before_the_deadline(before_ns: int, note: int) -> int:
+        """A note whose chord window closes ``before_ns`` before the next token's deadline;
+        returns how many decisions that took."""
+        due = engine._next_token_ns
+        assert due is not None and engine._prepared is not None
+        engine.feed(mido.Message("note_on", note=note, velocity=80), due - before_ns - chord_ns)
+        engine.feed(mido.Message("note_off", note=note), due - before_ns - chord_ns + MS)
+        done = len(queries)
+        engine.tick(due - before_ns)  # the chord closes: a player token
+        decisions = len(queries) - done
+        engine.tick(due)  # the token is played, the next one decided ahead
+        return decisions
+
+    engine.feed(mido.Message("note_on", note=60, velocity=80), 0)
+    engine.feed(mido.Message("note_off", note=60), 10 * MS)
+    deadline = engine.tick(10 * MS)
+    while engine._next_token_ns is None or engine._prepared is None:  # to jam's first token
+        deadline = engine.tick(deadline)
+    engine.tick(engine._next_token_ns)
+    assert chord_closing_before_the_deadline(KEEP_DECIDED_NS // 2, 64) == 0, "kept: only the send remains"
+    assert chord_closing_before_the_deadline(50 * MS, 67) == 1, "decided again from the player's token"
