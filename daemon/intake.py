@@ -22,6 +22,9 @@ takes ``(t_ns, bytes)`` items from :attr:`Intake.queue` and parses them in its o
   ignores it anyway. Releases are bounded by the keys that can be down (16 channels x
   128 notes, plus 16 pedals), so the queue holds at most ``HARD_LIMIT + 2064`` items.
 
+An empty sysex (F0 F7, what :class:`daemon.ports.SysexCloser` sends into our own input)
+carries nothing: it is not queued or counted, only noted in :attr:`Intake.last_ns`.
+
 Counts are kept per type (:attr:`Intake.dropped`) and the highest backlog seen
 (:attr:`Intake.peak`); both are written by rtmidi's thread only and read by the loop
 (a stale read there is harmless: the numbers only grow). Drops are counted by the type
@@ -38,6 +41,7 @@ from typing import Any
 import mido
 from mido.messages.specs import SPEC_BY_STATUS, SPEC_BY_TYPE
 
+from daemon.midibytes import SYSEX_END, SYSEX_START
 from daemon.settings import SUSTAIN_CC, SWITCH_ON
 
 # ~256 messages take the loop ~2-3 ms to feed: an expendable message waiting behind more
@@ -94,6 +98,8 @@ class Intake:
         """Stamp one event's bytes now and queue them, or count them as dropped.
         Never blocks or raises."""
         t_ns = self.last_ns = time.monotonic_ns()
+        if len(data) == 2 and data[0] == SYSEX_START and data[1] == SYSEX_END:
+            return  # an empty sysex (the sysex closer's, daemon.ports.SysexCloser) carries nothing
         waiting = self.queue.qsize()
         if waiting > self.peak:
             self.peak = waiting

@@ -20,7 +20,7 @@ from tests.jack import DaemonProcess, JackServer, Monitor, Player, environment, 
 
 @pytest.fixture(scope="session")
 def jack_server() -> Iterator[JackServer]:
-    """A running jackd (dummy driver, realtime, period 64 at 48 kHz) under a unique name;
+    """A running jackd (dummy driver, realtime, 48 kHz, period ``TEST_PERIOD``) under a unique name;
     this process's environment points libjack and mido at it for the whole session."""
     missing = jack_available()
     if missing:

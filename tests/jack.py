@@ -44,10 +44,18 @@ def poll(predicate: Callable[[], Any], timeout: float, interval: float = 0.01) -
         time.sleep(interval)
 
 
+# The suite's JACK period. 64 frames (1.3 ms) is what a musician would run, and what the
+# benchmarks measure at; but on these virtual machines an idle jackd at 64 frames logged 5
+# xruns in 10 s (one 0.73 ms late), and a late cycle can lose MIDI events between
+# clients: the SIGHUP test lost its answer in 1-3 of 20 runs at 64 frames, 0 of 20 at 256.
+# The tests check behaviour, not latency, so they run at 256 (5.3 ms) unless told otherwise.
+TEST_PERIOD = int(os.environ.get("MIDIDUET_TEST_JACK_PERIOD", "256"))
+
+
 class JackServer:
     """A private jackd with the dummy driver. ``start`` blocks until it is running."""
 
-    def __init__(self, name: str | None = None, period: int = 64, rate: int = 48000) -> None:
+    def __init__(self, name: str | None = None, period: int = TEST_PERIOD, rate: int = 48000) -> None:
         self.name = name or f"mdtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.period = period
         self.rate = rate

@@ -293,3 +293,15 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def test_an_empty_sysex_is_not_queued_but_shows_input_is_flowing() -> None:
+    """The sysex closer's F0 F7 (daemon.ports.SysexCloser) carries nothing for the engine;
+    it still tells the closer that RtMidi holds nothing back."""
+    intake = Intake()
+    before = time.monotonic_ns()
+    intake.put_bytes([0xF0, 0xF7])
+    assert intake.queue.empty() and intake.accepted == 0 and intake.dropped_total == 0
+    assert intake.last_ns >= before
+    intake.put_bytes([0xF0, 0x7D, 0x01, 0xF7])  # a sysex with data goes in as before
+    assert intake.accepted == 1
