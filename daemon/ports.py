@@ -179,6 +179,7 @@ _IGNORE = {"sysex": False, "timing": False, "active_sense": True}
 CALLBACK_DRAIN_S = 0.03
 SYSEX_CLOSER = "mididuet sysex-closer"  # the closer's JACK client; its port is "out"
 EMPTY_SYSEX = [0xF0, 0xF7]
+_NO_CLOSER = "no sysex closer ({}): a sysex cut short would hold the input until an F7"
 
 
 class SysexCloser:
@@ -190,7 +191,7 @@ class SysexCloser:
     code sees those events, so the daemon cannot tell a held lump from silence; but any
     event RtMidi delivers proves nothing is held. So after a quiet spell the runner sends
     an empty sysex (F0 F7) into its own input (:meth:`close_sysex`): with nothing open it
-    arrives as an empty sysex, which the engine ignores; with a sysex open it ends it, and
+    arrives as an empty sysex, which the intake drops; with a sysex open it ends it, and
     the held lump arrives (:func:`daemon.midibytes.split_lump` cuts it up again). A long
     sysex dump is cut short too; mididuet never uses sysex, and its tail is dropped as
     malformed.
@@ -270,17 +271,16 @@ class RawInput:
             closer = SysexCloser(api)
             return closer, closer.destinations()
         except _LIBRARY_ERRORS as err:
-            log.warning("no sysex closer (%s): a sysex cut short would hold the input until an F7", err)
+            log.warning(_NO_CLOSER.format(err))
             return None, []
 
     def _connect_closer(self, closer: SysexCloser, before: list[str]) -> SysexCloser | None:
         try:
             if closer.connect(before) is not None:
                 return closer
-            log.warning("no sysex closer: could not tell our input port among the new ones; "
-                         "a sysex cut short would hold the input until an F7")
+            log.warning(_NO_CLOSER.format("could not tell our input port among the new ones"))
         except _LIBRARY_ERRORS as err:
-            log.warning("no sysex closer (%s): a sysex cut short would hold the input until an F7", err)
+            log.warning(_NO_CLOSER.format(err))
         closer.close()
         return None
 
@@ -298,8 +298,9 @@ class RawInput:
 
         python-rtmidi holds the GIL through every RtMidi call, and its callback takes the
         GIL on JACK's thread. Closing the JACK client stops that thread and waits for it:
-        with an event's callback waiting for the GIL, the two waited for each other for
-        ever (seen as a daemon that ignored SIGTERM until killed). So: unregister the port
+        with an event's callback waiting for the GIL, the two would wait for each other for
+        ever (the likely cause of a daemon seen ignoring SIGTERM until killed, once in a
+        test run; read from python-rtmidi's source, not caught in a debugger). So: unregister the port
         (no event after this cycle), sleep (the GIL is free: a waiting callback runs and
         returns), and only then cancel the callback (python-rtmidi frees it at once) and
         close the client."""
