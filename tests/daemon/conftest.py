@@ -11,6 +11,7 @@ from daemon.bundle import ModelRunner
 from daemon.engine import Engine
 from daemon.settings import EngineSettings
 from tests.bundle_factory import make_bundle
+from tests.jack import hanging  # noqa: F401 - the one check, re-exported for the engine tests
 
 MS = 1_000_000
 SECOND = 1_000_000_000
@@ -54,14 +55,3 @@ def build(model: ModelRunner) -> Callable[..., tuple[Engine, Sink]]:
         return engine, sink
 
     return make
-
-
-def hanging(sent: list[tuple[int, mido.Message]]) -> set[tuple[int, int]]:
-    """(channel, note) pairs with a note-on not followed by a note-off (CC 123 not counted)."""
-    sounding: set[tuple[int, int]] = set()
-    for _, msg in sent:
-        if msg.type == "note_on" and msg.velocity > 0:
-            sounding.add((msg.channel, msg.note))
-        elif msg.type in ("note_off", "note_on"):
-            sounding.discard((msg.channel, msg.note))
-    return sounding
