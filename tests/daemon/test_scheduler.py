@@ -158,3 +158,23 @@ def test_a_runaway_midi_clock_is_clamped_like_the_player() -> None:
     for i in range(30):
         pulse.clock_tick(i * 1_000_000)  # a tick every 1 ms: 2,500 BPM
     assert pulse.pulse_ns(30_000_000, None) == bpm_to_ns(MAX_BPM)
+
+
+@pytest.mark.parametrize(("channel", "note", "velocity"), [(16, 60, 90), (0, 128, 90), (0, -1, 90), (0, 60, 128)])
+def test_the_ledger_refuses_a_note_out_of_range_before_entering_it(channel: int, note: int, velocity: int) -> None:
+    # The ledger builds its messages without mido's checks (they cost ~5 µs at a note's
+    # deadline), so its own check is what stands between a bug and a bad byte on the wire.
+    port = Port()
+    ledger = NoteLedger(port)
+    with pytest.raises(ValueError, match="out of range"):
+        ledger.note_on(channel, note, velocity, "answer", off_at_ns=100)
+    assert len(ledger) == 0 and ledger.next_due is None and port.sent == []
+
+
+def test_the_ledgers_messages_are_the_bytes_mido_would_make() -> None:
+    port = Port()
+    ledger = NoteLedger(port)
+    ledger.note_on(9, 127, 1, "answer")
+    ledger.note_off(9, 127)
+    assert [m.bytes() for m in port.sent] == [mido.Message("note_on", channel=9, note=127, velocity=1).bytes(),
+                                             mido.Message("note_off", channel=9, note=127).bytes()]
