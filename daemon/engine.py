@@ -301,12 +301,9 @@ class Engine:
         token_id, decided_ns = self._prepared, self._prepare_ns
         assert token_id is not None
         self._prepared = None
-        window = self._answer_window if self._answer_window is not None else self.window
-        window.push_id(token_id)
-        if self.on_token is not None:
-            self.on_token(self._vocabulary[token_id])
+        token = self._vocabulary[token_id]
         register = self.listener.register()
-        notes = voice(self._vocabulary[token_id], MIDDLE_C if register is None else register)
+        notes = voice(token, MIDDLE_C if register is None else register)
         velocity = velocity_for(self.settings.velocity, self.listener.median_velocity())
         off_at = max(scheduled, now_ns) + int(pulse * NOTE_LENGTH)
         for note in notes:
@@ -316,6 +313,11 @@ class Engine:
                 # Decision time counts the whole chain (window -> model -> sampler -> message),
                 # though the model's part ran ahead of the deadline.
                 stats.note_sent(decided_ns + (sent - started), sent - scheduled)
+        # The notes first, the bookkeeping after: the window is next read when deciding ahead.
+        window = self._answer_window if self._answer_window is not None else self.window
+        window.push_id(token_id)
+        if self.on_token is not None:
+            self.on_token(token)
 
     def _next_deadline(self) -> int | None:
         deadlines = [self.listener.pending_deadline, self.ledger.next_due, self._next_token_ns]
