@@ -8,7 +8,9 @@
    p99 <= 1 ms). A *separate process*, a JACK client, timestamps each arrival with
    CLOCK_MONOTONIC (the daemon's clock too), so ``arrival - scheduled`` is the lateness
    through JACK (target <= 2 periods + 1 ms), in ms and periods; lost messages counted
-   (target 0). The run ends with a real SIGTERM.
+   (target 0). The run ends with a real SIGTERM. It runs twice: first with the loop asleep
+   until each deadline (baseline), then as shipped, awake for the last
+   ``daemon.runner.SPIN_NS`` before one; each with the process's CPU use.
 3. Start-up to "ready" of ``mididuet run`` as a subprocess (target <= 1 s) against a bare
    ``python -c pass`` (baseline), and its resident memory while playing (target <= 150 MB).
 
@@ -36,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from daemon import runner  # noqa: E402
 from daemon.bundle import ModelRunner, shipped_model_path  # noqa: E402
 from daemon.stats import Stats  # noqa: E402
 from tests.jack import JACK_BACKEND, DaemonProcess, JackServer, environment  # noqa: E402
@@ -121,7 +124,9 @@ def run_monitor() -> None:
     print(json.dumps(arrivals), flush=True)
 
 
-def bench_lateness(model_path: Path, server: JackServer, seconds: float) -> dict[str, float]:
+def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns: int) -> dict[str, float]:
+    """A solo run of ``seconds``; ``spin_ns``: how long before each deadline the loop stops
+    sleeping and waits awake (``daemon.runner.SPIN_NS``; 0 sleeps to the deadline)."""
     from daemon.runner import Runner, RunOptions
     from daemon.settings import EngineSettings
 
@@ -131,12 +136,20 @@ def bench_lateness(model_path: Path, server: JackServer, seconds: float) -> dict
     assert monitor.stdout.readline().strip() == "ready"
     stats = ObservingStats()
     settings = EngineSettings(mode="solo", bpm=400.0, seed=1)
+    ready: dict[str, float] = {}
     options = RunOptions(settings=settings, model=model_path, out_port=f"{MONITOR_CLIENT}:in", in_port=None,
-                         api="jack", stats=stats, on_ready=lambda line: None)
+                         api="jack", stats=stats,
+                         on_ready=lambda line: ready.update(cpu=time.process_time(), wall=time.monotonic()))
     # A real SIGTERM ends the run, through the runner's own handler.
     timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()
-    code = Runner(options).run()
+    default_spin, runner.SPIN_NS = runner.SPIN_NS, spin_ns
+    try:
+        code = Runner(options).run()
+    finally:
+        runner.SPIN_NS = default_spin
+    # CPU of this process (the loop and its JACK clients' threads) from ready to the end.
+    cpu_percent = 100 * (time.process_time() - ready["cpu"]) / (time.monotonic() - ready["wall"])
     monitor.stdin.close()
     arrivals = json.loads(monitor.stdout.read())
     monitor.wait()
@@ -150,7 +163,8 @@ def bench_lateness(model_path: Path, server: JackServer, seconds: float) -> dict
             "inside_p99": pct(stats.inside, 99), "inside_max": max(stats.inside) / MS,
             "jack_p50": pct(through, 50), "jack_p99": pct(through, 99), "jack_max": max(through) / MS,
             "period_ms": period_ms, "lost_note_ons": sent - len(ons), "lost_note_offs": sent - len(offs),
-            "decision_p50": stats.decision.percentile(50) / MS, "decision_p99": stats.decision.percentile(99) / MS}
+            "decision_p50": stats.decision.percentile(50) / MS, "decision_p99": stats.decision.percentile(99) / MS,
+            "cpu_percent": cpu_percent, "spin_ms": spin_ns / MS}
 
 
 # --- 3. start-up and memory ------------------------------------------------------------------------
@@ -208,14 +222,20 @@ def main(argv: list[str] | None = None) -> int:
         server.start()
         try:
             with environment(server.env):
-                lat = bench_lateness(model_path, server, args.seconds)
+                # Baseline first: the loop asleep until each deadline; then as shipped.
+                asleep = bench_lateness(model_path, server, args.seconds, spin_ns=0)
+                lat = bench_lateness(model_path, server, args.seconds, spin_ns=runner.SPIN_NS)
                 up = bench_startup(model_path, server)
         finally:
             server.stop()
     per = lat["period_ms"]
-    print(f"lateness inside the daemon ({lat['notes']} note-ons, solo at 400 BPM, {args.seconds:g} s): "
-          f"p50 {lat['inside_p50']:.3f} ms, p99 {lat['inside_p99']:.3f} ms, max {lat['inside_max']:.3f} ms; "
-          f"decision in the engine p50 {lat['decision_p50']:.3f} p99 {lat['decision_p99']:.3f} ms")
+    for run in (asleep, lat):
+        print(f"lateness inside the daemon, awake for the last {run['spin_ms']:g} ms before a deadline "
+              f"({run['notes']} note-ons, solo at 400 BPM, {args.seconds:g} s): p50 {run['inside_p50']:.3f} ms, "
+              f"p99 {run['inside_p99']:.3f} ms, max {run['inside_max']:.3f} ms; decision in the engine p50 "
+              f"{run['decision_p50']:.3f} p99 {run['decision_p99']:.3f} ms; CPU {run['cpu_percent']:.1f} % of a core")
+    print(f"awake ÷ asleep: lateness p50 {lat['inside_p50'] / asleep['inside_p50']:.2f}x, "
+          f"p99 {lat['inside_p99'] / asleep['inside_p99']:.2f}x; CPU {lat['cpu_percent'] / asleep['cpu_percent']:.2f}x")
     print(f"lateness through JACK (period {args.period} = {per:.3f} ms): p50 {lat['jack_p50']:.3f} ms "
           f"({lat['jack_p50'] / per:.2f} periods), p99 {lat['jack_p99']:.3f} ms ({lat['jack_p99'] / per:.2f} "
           f"periods), max {lat['jack_max']:.3f} ms; lost note-ons {lat['lost_note_ons']}, "

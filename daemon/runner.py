@@ -76,6 +76,14 @@ IDLE_MARGIN_NS = 20_000_000
 GUARD_NS = 2_000_000
 RELEASE_FLUSH_S = 0.05  # a few JACK periods (1.3 ms each at 64 frames, 43 ms at 2048)
 SWITCH_INTERVAL_S = 0.0005
+# The last stretch before a deadline is waited out awake, not asleep: a sleeper's timer
+# fires late (on these VMs, with SCHED_FIFO: 66 µs at p50, 0.28 ms at p99 idle, up to
+# 0.6 ms at p99 under a flood of input), a loop that is awake sees the deadline within
+# µs. It costs at most this much CPU per deadline: +1.2 % of a core playing solo at
+# 400 BPM (benchmarks/RESULTS.md).
+SPIN_NS = 1_000_000
+# Yielding lets go of the GIL, so rtmidi's input callback is not kept waiting meanwhile.
+_yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
 class Runner(PortSupervision, Chores):
@@ -222,8 +230,10 @@ class Runner(PortSupervision, Chores):
                 # fed. A player token fed now would drop the token decided ahead, and
                 # deciding again (~1 ms under load) would make this note late; what
                 # arrives meanwhile waits in the queue, stamped, and is fed just after.
-                if deadline > now:
-                    time.sleep((deadline - now) / NS)
+                if deadline - now > SPIN_NS:
+                    time.sleep((deadline - SPIN_NS - now) / NS)
+                while monotonic_ns() < deadline:
+                    _yield()
                 deadline = self.engine.tick(monotonic_ns())
                 if self.hangups != self.reloads or self._send_error is not None:
                     self._chores(monotonic_ns())
