@@ -24,6 +24,7 @@ mode (0–42 duet, 43–85 jam, 86–127 solo), mute (>= 64 mutes), panic (any v
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import mido
 
@@ -45,6 +46,9 @@ JAM_IDLE_PULSES = 16
 # takes 0.3 ms, 1-2 ms under load, and would make that note late. In jam under a flood
 # of notes, chords closing just before a deadline made ~2% of notes late by up to 1 ms.
 KEEP_DECIDED_NS = 3_000_000
+# A solo set going before the loop began (the engine is built before the ports open) plays
+# its first token this long after the loop begins, decided ahead like every other token.
+FIRST_TOKEN_LEAD_NS = 5_000_000
 CC_TEMPERATURE_RANGE = (0.1, 2.0)
 CC_MODE_BOUNDS = (43, 86)  # values below the first: duet; below the second: jam; else solo
 MAX_CC_VALUE = 127
@@ -97,11 +101,22 @@ class Engine:
         # decided from changes (a player token, a control, a stop), and decided again.
         self._prepared: int | None = None
         self._prepare_ns = 0  # how long that decision took (window -> model -> sampler)
+        self._rng_before: dict[str, Any] | None = None  # the sampler's state before that decision
         # Called with each token the engine decides to play (generate, tests, the demo).
         self.on_token: Callable[[str], None] | None = None
         self._reset_mode()
 
     # --- the runner's interface -------------------------------------------------------
+
+    def begin(self, now_ns: int) -> None:
+        """The loop starts ticking at ``now_ns``. A solo started when the engine was built
+        (before the ports opened, or a reload's model loaded) would otherwise play its
+        first token at once, late against that earlier start and decided at its deadline;
+        it plays :data:`FIRST_TOKEN_LEAD_NS` from now instead, decided ahead."""
+        self._now = max(self._now, now_ns)
+        due = self._next_token_ns
+        if self._playing and due is not None and due < now_ns + FIRST_TOKEN_LEAD_NS:
+            self._next_token_ns = now_ns + FIRST_TOKEN_LEAD_NS
 
     @property
     def mute(self) -> bool:
@@ -177,7 +192,7 @@ class Engine:
                 self._start_answer(end)
         while self._next_token_ns is not None and now_ns >= self._next_token_ns:
             self._play_due(now_ns)
-        if self._playing and self._prepared is None:
+        if self._prepared is None and (self._playing or self._answer_pending()):
             self._prepare()
         return self._next_deadline()
 
@@ -198,7 +213,7 @@ class Engine:
         self.window.push(played.token)  # False for tokens the model does not know: dropped
         due = self._next_token_ns
         if due is None or due - self._now > KEEP_DECIDED_NS:
-            self._prepared = None  # the window changed: decide again from it
+            self._discard_prepared()  # the window changed: decide again from it
         self._call_tokens += 1
         if self.mode == "jam" and not self._playing and not self._mute:
             self._start(played.onset_ns + self._pulse_ns(played.onset_ns))
@@ -210,7 +225,7 @@ class Engine:
         if control == SUSTAIN_CC:
             self.listener.pedal(value, t_ns)
         elif control == s.cc_temperature:
-            self._prepared = None  # the new temperature applies from the next token on
+            self._discard_prepared()  # the new temperature applies from the next token on
             self.sampler.temperature = temperature_for_cc(value)
         elif control == s.cc_mode:
             mode = mode_for_cc(value)
@@ -241,7 +256,7 @@ class Engine:
             self.ledger.release_owner(ANSWER)
         self._playing = False
         self._next_token_ns = None
-        self._prepared = None
+        self._discard_prepared()
         self._answer_window = None
         self._remaining = 0
 
@@ -285,11 +300,17 @@ class Engine:
         last = self.listener.last_activity_ns
         return not self.listener.busy() and (last is None or now_ns - last > JAM_IDLE_PULSES * pulse)
 
+    def _answer_pending(self) -> bool:
+        """Duet, the player silent: the answer's first token can be decided ahead of the
+        phrase's end (from the window as it is; a new player token discards it)."""
+        return self.mode == "duet" and not self._mute and self._phrase_end_ns() is not None
+
     def _prepare(self) -> None:
         """Decide the next token from the window as it is now (query + sample)."""
         stats = self.stats
         started = stats.clock() if stats is not None else 0
         window = self._answer_window if self._answer_window is not None else self.window
+        self._rng_before = self.sampler.rng.bit_generator.state
         self._prepared = self.sampler.sample(self.model.query(window.ids), window.ids)
         self._prepare_ns = stats.clock() - started if stats is not None else 0
 
@@ -300,7 +321,7 @@ class Engine:
             self._prepare()
         token_id, decided_ns = self._prepared, self._prepare_ns
         assert token_id is not None
-        self._prepared = None
+        self._prepared = self._rng_before = None
         token = self._vocabulary[token_id]
         register = self.listener.register()
         notes = voice(token, MIDDLE_C if register is None else register)
@@ -318,6 +339,14 @@ class Engine:
         window.push_id(token_id)
         if self.on_token is not None:
             self.on_token(token)
+
+    def _discard_prepared(self) -> None:
+        """Drop the token decided ahead and give its random draw back: which tokens play
+        depends on the player's input, never on how often a decision was made and dropped
+        (which depends on timing: a simulated duet and a real one must agree)."""
+        if self._prepared is not None and self._rng_before is not None:
+            self.sampler.rng.bit_generator.state = self._rng_before
+        self._prepared = self._rng_before = None
 
     def _next_deadline(self) -> int | None:
         deadlines = [self.listener.pending_deadline, self.ledger.next_due, self._next_token_ns]

@@ -74,6 +74,7 @@ def reload(runner: Runner) -> bool:
         runner.engine.set_mode(mode)
     if muted:
         runner.engine.mute = True
+    runner.engine.begin(time.monotonic_ns())
     runner.model = model
     runner.options = dataclasses.replace(new, **{attr: getattr(old, attr) for attr, _ in _FIXED},
                                          stats=old.stats, on_ready=old.on_ready, notifier=old.notifier,

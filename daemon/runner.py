@@ -222,6 +222,7 @@ class Runner(PortSupervision, Chores):
         get = self.queue.get
         monotonic_ns = time.monotonic_ns
         self.schedule_chores(monotonic_ns())
+        self.engine.begin(monotonic_ns())
         deadline = self.engine.tick(monotonic_ns())
         while self.stop_signal is None and not self.server_gone:
             now = monotonic_ns()

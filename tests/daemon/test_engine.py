@@ -12,7 +12,7 @@ import mido
 import pytest
 
 from daemon.bundle import ModelRunner
-from daemon.engine import CC_TEMPERATURE_RANGE, KEEP_DECIDED_NS, Engine
+from daemon.engine import CC_TEMPERATURE_RANGE, FIRST_TOKEN_LEAD_NS, KEEP_DECIDED_NS, Engine
 from daemon.scheduler import ALL_NOTES_OFF
 from daemon.settings import EngineSettings
 from daemon.simulate import SimulatedClock, phrase, run_simulation
@@ -302,6 +302,14 @@ def test_never_a_hanging_note_after_a_busy_session(model: ModelRunner) -> None:
     assert not hanging(out)
 
 
+def counting_queries(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The engine's model, answering for real, counting its queries (undone after the test)."""
+    queries: list[int] = []
+    real_query = engine.model.query
+    monkeypatch.setattr(engine.model, "query", lambda ids: queries.append(1) or real_query(ids))
+    return queries
+
+
 def test_only_our_controls_discard_the_token_decided_ahead(build) -> None:
     engine, _sink = build(mode="solo", bpm=120)
     engine.tick(0)  # plays the first token and decides the next one ahead
@@ -314,13 +322,11 @@ def test_only_our_controls_discard_the_token_decided_ahead(build) -> None:
     assert engine._prepared is None
 
 
-def test_a_chord_closing_just_before_a_deadline_keeps_the_token_decided_ahead(build) -> None:
+def test_a_chord_closing_just_before_a_deadline_keeps_the_token_decided_ahead(build, monkeypatch) -> None:
     """Deciding again at the deadline would make the note late; further from it, the
     player's token goes into the decision at once."""
     engine, _sink = build(mode="jam", bpm=120)
-    queries = []
-    real_query = engine.model.query
-    engine.model.query = lambda ids: queries.append(1) or real_query(ids)  # counts, answers for real
+    queries = counting_queries(engine, monkeypatch)
     chord_ns = int(engine.settings.chord_window_ms * MS)
 
     def chord_closing_before_the_deadline(before_ns: int, note: int) -> int:
@@ -344,3 +350,53 @@ def test_a_chord_closing_just_before_a_deadline_keeps_the_token_decided_ahead(bu
     engine.tick(engine._next_token_ns)
     assert chord_closing_before_the_deadline(KEEP_DECIDED_NS // 2, 64) == 0, "kept: only the send remains"
     assert chord_closing_before_the_deadline(50 * MS, 67) == 1, "decided again from the player's token"
+
+
+def test_duet_decides_the_answers_first_token_while_the_player_is_silent(build, monkeypatch) -> None:
+    """Deciding it at the phrase's end would make the answer's first note late by a decision."""
+    engine, sink = build(mode="duet")
+    queries = counting_queries(engine, monkeypatch)
+    for t, msg in phrase(CALL):
+        engine.feed(msg, t)
+        engine.tick(t)
+    end = engine.tick(1500 * MS)  # the last key is up: the phrase ends after the gap
+    assert end == 2100 * MS
+    engine.tick(end - 100 * MS)
+    assert not note_ons(sink.sent)
+    before = len(queries)
+    sink.now = end
+    engine.tick(end)
+    assert [t for t, _ in note_ons(sink.sent)] == [end]
+    assert len(queries) - before == 1, "only the answer's second token was decided at the deadline (ahead)"
+
+
+def test_a_dropped_decision_gives_its_random_draw_back(build) -> None:
+    """Which tokens play depends on what the player played, not on how often the engine
+    decided ahead and dropped it (timing): ticking between the player's notes or not, the
+    same seed gives the same answer."""
+    answers = []
+    for tick_between in (True, False):
+        engine, sink = build(mode="duet", sampling="temperature", temperature=1.5)
+        for t, msg in phrase(CALL):
+            engine.feed(msg, t)
+            if tick_between:
+                engine.tick(t)  # a decision ahead in each silence, dropped at the next chord
+        deadline = engine.tick(1500 * MS)
+        while deadline is not None and deadline < 8 * SECOND:
+            deadline = engine.tick(deadline)
+        answers.append([m.note for _, m in note_ons(sink.sent)])
+    assert len(answers[0]) >= 4
+    assert answers[0] == answers[1]
+
+
+def test_a_solo_built_before_the_loop_begins_plays_its_first_token_decided_ahead(build, monkeypatch) -> None:
+    engine, sink = build(mode="solo", bpm=120)  # built at 0: the solo starts then
+    queries = counting_queries(engine, monkeypatch)
+    engine.begin(50 * MS)  # the ports took 50 ms to open
+    deadline = engine.tick(50 * MS)
+    assert deadline == 50 * MS + FIRST_TOKEN_LEAD_NS
+    assert not note_ons(sink.sent) and len(queries) == 1  # decided, not yet played
+    sink.now = deadline
+    engine.tick(deadline)
+    assert [t for t, _ in note_ons(sink.sent)][:1] == [deadline]
+    assert len(queries) == 2  # the first token was not decided again: the next one was decided ahead
