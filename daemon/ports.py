@@ -1,10 +1,9 @@
 """MIDI ports: choose the MIDI API, list ports, match names, open ports.
 
-The API is chosen once, explicitly, in a :class:`MidiApi`: listings go through its
-``mido.Backend`` object (never mido's global ``set_backend``), so tests can run two
-backends side by side. The ports are opened with python-rtmidi on the same API: the input
-(:class:`RawInput`) so that rtmidi's thread hands over raw bytes and no Python parsing,
-the output (:class:`RawOutput`) so that a note due goes out without mido's copy and checks.
+The API is chosen once, explicitly, in a :class:`MidiApi`: outputs and listings go
+through its ``mido.Backend`` object (never mido's global ``set_backend``), so tests can
+run two backends side by side; the input is opened with python-rtmidi on the same API
+(:class:`RawInput`), so that rtmidi's thread hands over raw bytes and no Python parsing.
 The API is, in order: ``--api``, the API named in ``MIDO_BACKEND``
 (``mido.backends.rtmidi/UNIX_JACK``), the platform's own (ALSA on Linux, CoreMIDI on
 macOS, Windows MultiMedia on Windows). python-rtmidi picks ALSA when no API is given, so
@@ -247,7 +246,14 @@ class RawInput:
             closer, before = self._new_closer(api)
             self._rt.ignore_types(**_IGNORE)
             self._rt.set_callback(callback)
-            _open_rtmidi_port(self._rt, name, virtual)
+            if virtual:
+                self._rt.open_virtual_port(name)
+            else:
+                # Index in this client's own list: the caller's names came from another one.
+                names = self._rt.get_ports()
+                if name not in names:
+                    raise OSError(f"unknown port {name!r}")
+                self._rt.open_port(names.index(name))
         except BaseException:
             self._rt.delete()
             if closer is not None:
@@ -307,49 +313,6 @@ class RawInput:
         self._rt.delete()
 
 
-class RawOutput:
-    """An output port opened with python-rtmidi directly: ``send`` hands a message's bytes
-    to RtMidi.
-
-    mido's port copies and checks every message under a lock before sending it (~10 µs
-    a message, at the moment a note is due); the engine's messages are checked when they
-    are made (:class:`daemon.scheduler.NoteLedger`) and sent from one thread only.
-    """
-
-    def __init__(self, api: MidiApi, name: str, virtual: bool = False) -> None:
-        # Client names as for RawInput: a virtual port's client is named after it.
-        self._rt = rtmidi.MidiOut(rtapi=_rtmidi_api(api), name=name if virtual else None)
-        try:
-            _open_rtmidi_port(self._rt, name, virtual)
-        except BaseException:
-            self._rt.delete()
-            raise
-        self.name = name
-
-    def send(self, msg: mido.Message) -> None:
-        """Send one message. Raises ``OSError`` (a link counts that as a lost port)."""
-        try:
-            self._rt.send_message(msg.bytes())
-        except rtmidi.RtMidiError as err:
-            raise OSError(f"cannot send to {self.name!r}: {err}") from err
-
-    def close(self) -> None:
-        self._rt.close_port()
-        self._rt.delete()
-
-
-def _open_rtmidi_port(rt: Any, name: str, virtual: bool) -> None:
-    """Open ``rt``'s port ``name`` (a new virtual one with that name when ``virtual``)."""
-    if virtual:
-        rt.open_virtual_port(name)
-        return
-    # Index in this client's own list: the caller's names came from another one.
-    names = rt.get_ports()
-    if name not in names:
-        raise OSError(f"unknown port {name!r}")
-    rt.open_port(names.index(name))
-
-
 def _rtmidi_api(api: MidiApi) -> int:
     return getattr(rtmidi, f"API_{APIS[api.name]}")
 
@@ -374,7 +337,7 @@ def open_input(api: MidiApi, query: str | None, callback: Callable[[Any, Any], A
         raise _translate(api, err) from err
 
 
-def open_output(api: MidiApi, query: str | None, names: list[str] | None = None) -> RawOutput:
+def open_output(api: MidiApi, query: str | None, names: list[str] | None = None) -> Any:
     """Open the output port ``query`` means (a virtual "mididuet out" when None).
 
     ``names``: the output ports, when the caller has just listed them. Raises :class:`PortError`.
@@ -383,9 +346,9 @@ def open_output(api: MidiApi, query: str | None, names: list[str] | None = None)
         if query is None:
             if not api.virtual_ports:
                 raise _no_virtual("output")
-            return RawOutput(api, VIRTUAL_OUT, virtual=True)
+            return api.backend.open_output(VIRTUAL_OUT, client_name=VIRTUAL_OUT)
         name = match_port(query, list_ports(api)[1] if names is None else names, "output")
-        return RawOutput(api, name)
+        return api.backend.open_output(name)
     except _LIBRARY_ERRORS as err:
         raise _translate(api, err) from err
 
