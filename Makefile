@@ -36,6 +36,7 @@ demo: $(VENV)/.installed-demo
 bench: $(VENV)/.installed-train+test
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_daemon.py
+	$(BIN)/python benchmarks/bench_wait.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache mididuet-demo

@@ -164,6 +164,8 @@ def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns
         code = Runner(options).run()
     finally:
         runner.SPIN_NS = default_spin
+    if not ready:
+        raise SystemExit(f"the daemon never said it was ready (exit code {code})")
     # CPU of this process (the loop and its JACK clients' threads) from ready to the end.
     cpu_percent = 100 * (time.process_time() - ready["cpu"]) / (time.monotonic() - ready["wall"])
     monitor.stdin.close()

@@ -1,7 +1,8 @@
 """How the playing loop should wait out the last stretch before a deadline.
 
 The loop (SCHED_FIFO 5, as ``mididuet run`` asks) waits for 400 deadlines 1.5 ms ahead,
-sleeping the first 0.5 ms and waiting out the last 1 ms in one of four ways. Meanwhile a
+sleeping the first 0.5 ms and waiting out the last 1 ms in one of four ways (the daemon
+waits out 2 ms; 1 ms keeps this benchmark short). Meanwhile a
 higher-priority thread (SCHED_FIFO 10) wakes every 0.2 ms and needs the GIL, as rtmidi's
 input callback does on JACK's thread. For each way:
 
@@ -10,9 +11,9 @@ input callback does on JACK's thread. For each way:
   keeps the GIL would hold up every input message, and with them JACK's cycle.
 
 Baseline, in the same run: ``sleep``, the loop asleep until the deadline. The others:
-``yield`` (``os.sched_yield()`` in a loop: what the daemon does), ``sleep0``
-(``time.sleep(0)`` in a loop), ``pass`` (a bare loop, which keeps the GIL until
-CPython's switch interval takes it away).
+``yield`` (``os.sched_yield()`` in a loop), ``sleep0`` (``time.sleep(0)`` in a loop:
+what the daemon does, ``daemon.runner``), ``pass`` (a bare loop, which keeps the GIL
+until CPython's switch interval takes it away).
 
 Run as root or with an rtprio limit: ``.venv/bin/python benchmarks/bench_wait.py``
 (about 10 s). Without real-time permission it measures the ordinary scheduler and says so.

@@ -77,14 +77,19 @@ GUARD_NS = 2_000_000
 RELEASE_FLUSH_S = 0.05  # a few JACK periods (1.3 ms each at 64 frames, 43 ms at 2048)
 SWITCH_INTERVAL_S = 0.0005
 # The last stretch before a deadline is waited out awake, not asleep: a sleeper's timer
-# fires late (on these VMs, with SCHED_FIFO: 66 µs at p50, 0.28 ms at p99 idle, up to
-# 0.6 ms at p99 under a flood of input), a loop that is awake sees the deadline within
-# µs. It costs at most this much CPU per deadline: +1.2 % of a core playing solo at
-# 400 BPM (benchmarks/RESULTS.md).
-SPIN_NS = 1_000_000
-# Yielding lets go of the GIL at each turn, so rtmidi's input callback gets it nearly as
-# soon as while the loop sleeps (p99 1.3x that; a bare loop: 3-7x; benchmarks/bench_wait.py).
-_yield = getattr(os, "sched_yield", lambda: time.sleep(0))
+# fires late (on these VMs, with SCHED_FIFO: 66 µs at p50, 0.28 ms at p99 idle), and an
+# idle virtual CPU can take ~1 ms to run a thread woken on it (perf sched, under a flood
+# of input); a loop that is awake sees the deadline within µs. 2 ms, not 1: over 30 s
+# floods lateness p99 was 0.62-0.88 ms in 4 of 4 runs, against 0.81-1.69 ms (2 of 5 over
+# 1 ms) with 1 ms. It costs at most this much CPU per deadline: +2.2 % of a core playing
+# solo at 400 BPM (benchmarks/RESULTS.md). At most GUARD_NS: the guard is where it waits.
+SPIN_NS = 2_000_000
+# Each turn of the wait is a zero sleep: it gives up the GIL and the CPU for ~30 µs here,
+# so rtmidi's input callback gets the GIL nearly as soon as while the loop sleeps (p99
+# 1.3-1.7x that; a bare loop: 3-7x; benchmarks/bench_wait.py), ordinary threads get the
+# CPU, and the deadline is still seen 13-18 µs late at p50. Under a flood it cost less
+# CPU than os.sched_yield (1.3 µs turns): loop 181 against 199 ms/s, input thread 111
+# against 133 ms/s.
 
 
 class Runner(PortSupervision, Chores):
@@ -235,7 +240,7 @@ class Runner(PortSupervision, Chores):
                 if deadline - now > SPIN_NS:
                     time.sleep((deadline - SPIN_NS - now) / NS)
                 while monotonic_ns() < deadline:
-                    _yield()
+                    time.sleep(0)
                 deadline = self.engine.tick(monotonic_ns())
                 if self.hangups != self.reloads or self._send_error is not None:
                     self._chores(monotonic_ns())
