@@ -41,16 +41,16 @@ BATCH_S = 0.005  # the sender wakes every 5 ms and sends what is due (10 message
 # tokens, its baseline without load is p99 1.25 ms, so under the flood it must stay
 # within twice that. Lateness inside the daemon: p99 <= 1 ms.
 DECISION_P99_MS = 2.5
-# Lateness p99 <= 1 ms, the target, under this flood too: measured 0.27-0.65 ms
-# in 30 s floods at 64 frames on a quiet machine, once the loop waited out the last 1 ms
-# before a deadline awake (daemon.runner.SPIN_NS; docs/reliability.md).
+# Lateness p99 <= 1 ms, the target, under this flood too: measured 0.50-0.96 ms
+# in six 30 s floods at 64 frames on a quiet machine, the loop waiting out the last 2 ms
+# before a deadline awake (daemon.runner.SPIN_NS; 1 run in 16 went over: docs/reliability.md).
 LATENESS_P99_MS = 1.0
 # A p99 means little over a few notes, and the notes of a chord are late together (up to
 # 3 samples from one stall). The 5 s flood plays ~80 notes, so its p99 is its latest
 # chord, which one stall of a shared machine decides: CI saw 13 ms once, in a run where
 # the flooding process itself woke 6.6 ms late. So the p99 is held to the target over
 # 300 notes or more (--long plays ~380); below that the median is held to half the target
-# (measured 0.11-0.19 ms; a note decided at its deadline takes ~0.7 ms), and the latest
+# (measured 0.11-0.21 ms; a note decided at its deadline takes ~0.7 ms), and the latest
 # note to LATENESS_MAX_MS, later than which a note would be a stumble a player hears (a
 # blocked loop, not a busy machine).
 P99_NEEDS_NOTES = 300
