@@ -46,9 +46,13 @@ JAM_IDLE_PULSES = 16
 # takes 0.3 ms, 1-2 ms under load, and would make that note late. In jam under a flood
 # of notes, chords closing just before a deadline made ~2% of notes late by up to 1 ms.
 KEEP_DECIDED_NS = 3_000_000
-# A solo set going before the loop began (the engine is built before the ports open) plays
-# its first token this long after the loop begins, decided ahead like every other token.
+# A solo that starts while the engine is running (built before the loop began, unmuted, or
+# switched to) plays its first token this long after, decided ahead like every other token.
 FIRST_TOKEN_LEAD_NS = 5_000_000
+# A duet answer's first token is decided this long before the phrase's end: more than a
+# decision with cold caches (p99 up to ~2 ms) and the loop's guard (2 ms), and late enough
+# that a player still playing rarely makes the engine decide for nothing.
+ANSWER_LEAD_NS = 20_000_000
 CC_TEMPERATURE_RANGE = (0.1, 2.0)
 CC_MODE_BOUNDS = (43, 86)  # values below the first: duet; below the second: jam; else solo
 MAX_CC_VALUE = 127
@@ -104,15 +108,16 @@ class Engine:
         self._rng_before: dict[str, Any] | None = None  # the sampler's state before that decision
         # Called with each token the engine decides to play (generate, tests, the demo).
         self.on_token: Callable[[str], None] | None = None
-        self._reset_mode()
+        self._reset_mode(lead_ns=0)  # a new engine's solo starts with it (the runner calls begin())
 
     # --- the runner's interface -------------------------------------------------------
 
     def begin(self, now_ns: int) -> None:
         """The loop starts ticking at ``now_ns``. A solo started when the engine was built
-        (before the ports opened, or a reload's model loaded) would otherwise play its
-        first token at once, late against that earlier start and decided at its deadline;
-        it plays :data:`FIRST_TOKEN_LEAD_NS` from now instead, decided ahead."""
+        would otherwise play its first token at once, late against that earlier start
+        (the runner opens a JACK client, notifies systemd and takes real-time priority in
+        between: 27 ms in one measured start) and decided at its deadline; it plays
+        :data:`FIRST_TOKEN_LEAD_NS` from now instead, decided ahead."""
         self._now = max(self._now, now_ns)
         due = self._next_token_ns
         if self._playing and due is not None and due < now_ns + FIRST_TOKEN_LEAD_NS:
@@ -128,7 +133,7 @@ class Engine:
         if self._mute:
             self._stop(release=True)
         elif self.mode == "solo" and not self._playing:
-            self._start(self._now)
+            self._start(self._now + FIRST_TOKEN_LEAD_NS)
 
     @property
     def temperature(self) -> float:
@@ -192,7 +197,7 @@ class Engine:
                 self._start_answer(end)
         while self._next_token_ns is not None and now_ns >= self._next_token_ns:
             self._play_due(now_ns)
-        if self._prepared is None and (self._playing or self._answer_pending()):
+        if self._prepared is None and (self._playing or self._answer_due(now_ns)):
             self._prepare()
         return self._next_deadline()
 
@@ -239,11 +244,11 @@ class Engine:
 
     # --- playing --------------------------------------------------------------------
 
-    def _reset_mode(self) -> None:
+    def _reset_mode(self, lead_ns: int = FIRST_TOKEN_LEAD_NS) -> None:
         self._stop(release=False)
         self._call_tokens = 0
         if self.mode == "solo" and not self._mute:
-            self._start(self._now)
+            self._start(self._now + lead_ns)
 
     def _start(self, first_ns: int) -> None:
         self._playing = True
@@ -300,10 +305,13 @@ class Engine:
         last = self.listener.last_activity_ns
         return not self.listener.busy() and (last is None or now_ns - last > JAM_IDLE_PULSES * pulse)
 
-    def _answer_pending(self) -> bool:
-        """Duet, the player silent: the answer's first token can be decided ahead of the
-        phrase's end (from the window as it is; a new player token discards it)."""
-        return self.mode == "duet" and not self._mute and self._phrase_end_ns() is not None
+    def _answer_due(self, now_ns: int) -> bool:
+        """Duet, the player silent and the phrase's end near: decide the answer's first
+        token now, from the window as it is (a player token closing meanwhile discards it)."""
+        if self.mode != "duet" or self._playing or self._mute:
+            return False
+        end = self._phrase_end_ns()
+        return end is not None and now_ns >= end - ANSWER_LEAD_NS
 
     def _prepare(self) -> None:
         """Decide the next token from the window as it is now (query + sample)."""
@@ -341,9 +349,9 @@ class Engine:
             self.on_token(token)
 
     def _discard_prepared(self) -> None:
-        """Drop the token decided ahead and give its random draw back: which tokens play
-        depends on the player's input, never on how often a decision was made and dropped
-        (which depends on timing: a simulated duet and a real one must agree)."""
+        """Drop the token decided ahead and give its random draw back, so that how often a
+        decision was made and dropped (a matter of timing) does not change the tokens that
+        play: a simulated duet and a real one must agree."""
         if self._prepared is not None and self._rng_before is not None:
             self.sampler.rng.bit_generator.state = self._rng_before
         self._prepared = self._rng_before = None
@@ -351,7 +359,10 @@ class Engine:
     def _next_deadline(self) -> int | None:
         deadlines = [self.listener.pending_deadline, self.ledger.next_due, self._next_token_ns]
         if self.mode == "duet" and not self._playing:
-            deadlines.append(self._phrase_end_ns())
+            end = self._phrase_end_ns()
+            deadlines.append(end)
+            if end is not None and self._prepared is None and not self._mute:
+                deadlines.append(end - ANSWER_LEAD_NS)  # when to decide the answer's first token
         present = [d for d in deadlines if d is not None]
         return min(present) if present else None
 

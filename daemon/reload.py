@@ -74,7 +74,6 @@ def reload(runner: Runner) -> bool:
         runner.engine.set_mode(mode)
     if muted:
         runner.engine.mute = True
-    runner.engine.begin(time.monotonic_ns())
     runner.model = model
     runner.options = dataclasses.replace(new, **{attr: getattr(old, attr) for attr, _ in _FIXED},
                                          stats=old.stats, on_ready=old.on_ready, notifier=old.notifier,
@@ -84,4 +83,5 @@ def reload(runner: Runner) -> bool:
     runner.schedule_chores(time.monotonic_ns())
     log.info("reloaded: model %s (%d tokens), mode %s", model.path.name, model.info.size, runner.engine.mode)
     runner.notify_status()
+    runner.engine.begin(time.monotonic_ns())  # last: a solo's first token counts from here
     return True

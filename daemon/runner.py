@@ -79,17 +79,18 @@ SWITCH_INTERVAL_S = 0.0005
 # The last stretch before a deadline is waited out awake, not asleep: a sleeper's timer
 # fires late (on these VMs, with SCHED_FIFO: 66 µs at p50, 0.28 ms at p99 idle), and an
 # idle virtual CPU can take ~1 ms to run a thread woken on it (perf sched, under a flood
-# of input); a loop that is awake sees the deadline within µs. 2 ms, not 1: over 30 s
-# floods lateness p99 was 0.62-0.88 ms in 4 of 4 runs, against 0.81-1.69 ms (2 of 5 over
-# 1 ms) with 1 ms. It costs at most this much CPU per deadline: +2.2 % of a core playing
-# solo at 400 BPM (benchmarks/RESULTS.md). At most GUARD_NS: the guard is where it waits.
+# of input); a loop that is awake sees the deadline within µs. 2 ms, not 1, because floods
+# went over the 1 ms lateness target less often (docs/reliability.md). The cost is CPU:
+# 7.1 -> 9.4 % of a core playing solo at 400 BPM (benchmarks/RESULTS.md). At most
+# GUARD_NS: the guard is where it waits (so the sleep before it only runs when SPIN_NS is
+# lowered, as the benchmark's asleep baseline does).
 SPIN_NS = 2_000_000
 # Each turn of the wait is a zero sleep: it gives up the GIL and the CPU for ~30 µs here,
-# so rtmidi's input callback gets the GIL nearly as soon as while the loop sleeps (p99
-# 1.3-1.7x that; a bare loop: 3-7x; benchmarks/bench_wait.py), ordinary threads get the
+# so rtmidi's input callback gets the GIL about as soon as while the loop sleeps (p99
+# 0.9-1.7x that; a bare loop: 3-8x; benchmarks/bench_wait.py), ordinary threads get the
 # CPU, and the deadline is still seen 13-18 µs late at p50. Under a flood it cost less
 # CPU than os.sched_yield (1.3 µs turns): loop 181 against 199 ms/s, input thread 111
-# against 133 ms/s.
+# against 133 ms/s (one run each).
 
 
 class Runner(PortSupervision, Chores):
@@ -169,8 +170,8 @@ class Runner(PortSupervision, Chores):
                     raise
                 log.warning("waiting for %s port %r, looking every %g s: %s", link.kind, link.query,
                             opts.retry_s, err)
-        # The engine is made last, with the clock read now: opening a JACK client takes
-        # milliseconds, and solo's first note is due at the engine's start time.
+        # The engine is made once the ports are open; the loop's first act is engine.begin(),
+        # so a solo's first note counts from the loop's start, not from here.
         self.engine = reload.new_engine(self.model, opts.settings, self.send, opts.primer, self.recorder,
                                         self.stats)
         if api.name == "jack":

@@ -12,7 +12,7 @@ import mido
 import pytest
 
 from daemon.bundle import ModelRunner
-from daemon.engine import CC_TEMPERATURE_RANGE, FIRST_TOKEN_LEAD_NS, KEEP_DECIDED_NS, Engine
+from daemon.engine import ANSWER_LEAD_NS, CC_TEMPERATURE_RANGE, FIRST_TOKEN_LEAD_NS, KEEP_DECIDED_NS, Engine
 from daemon.scheduler import ALL_NOTES_OFF
 from daemon.settings import EngineSettings
 from daemon.simulate import SimulatedClock, phrase, run_simulation
@@ -352,41 +352,44 @@ def test_a_chord_closing_just_before_a_deadline_keeps_the_token_decided_ahead(bu
     assert chord_closing_before_the_deadline(50 * MS, 67) == 1, "decided again from the player's token"
 
 
-def test_duet_decides_the_answers_first_token_while_the_player_is_silent(build, monkeypatch) -> None:
-    """Deciding it at the phrase's end would make the answer's first note late by a decision."""
+def test_duet_decides_the_answers_first_token_just_before_the_phrase_ends(build, monkeypatch) -> None:
+    """Deciding it at the phrase's end would make the answer's first note late by a
+    decision; deciding in every pause of the phrase would cost one for nothing each time."""
     engine, sink = build(mode="duet")
     queries = counting_queries(engine, monkeypatch)
     for t, msg in phrase(CALL):
         engine.feed(msg, t)
         engine.tick(t)
-    end = engine.tick(1500 * MS)  # the last key is up: the phrase ends after the gap
-    assert end == 2100 * MS
-    engine.tick(end - 100 * MS)
-    assert not note_ons(sink.sent)
-    before = len(queries)
+    decide_at = engine.tick(1500 * MS)  # the last key is up: the phrase ends after the gap
+    end = 2100 * MS
+    assert decide_at == end - ANSWER_LEAD_NS
+    assert queries == [], "no decision while the player was playing"
+    assert engine.tick(decide_at) == end
+    assert len(queries) == 1 and not note_ons(sink.sent)
     sink.now = end
     engine.tick(end)
     assert [t for t, _ in note_ons(sink.sent)] == [end]
-    assert len(queries) - before == 1, "only the answer's second token was decided at the deadline (ahead)"
+    assert len(queries) == 2, "only the answer's second token was decided at the deadline (ahead)"
 
 
-def test_a_dropped_decision_gives_its_random_draw_back(build) -> None:
+def test_a_dropped_decision_gives_its_random_draw_back(model: ModelRunner, build) -> None:
     """Which tokens play depends on what the player played, not on how often the engine
-    decided ahead and dropped it (timing): ticking between the player's notes or not, the
-    same seed gives the same answer."""
-    answers = []
-    for tick_between in (True, False):
-        engine, sink = build(mode="duet", sampling="temperature", temperature=1.5)
-        for t, msg in phrase(CALL):
-            engine.feed(msg, t)
-            if tick_between:
-                engine.tick(t)  # a decision ahead in each silence, dropped at the next chord
-        deadline = engine.tick(1500 * MS)
-        while deadline is not None and deadline < 8 * SECOND:
-            deadline = engine.tick(deadline)
-        answers.append([m.note for _, m in note_ons(sink.sent)])
-    assert len(answers[0]) >= 4
-    assert answers[0] == answers[1]
+    decided ahead and dropped the decision (timing): the same seed gives the same answer
+    whether the engine was ticked through the player's pauses or not."""
+    # After the first note the player pauses until just before the phrase would end
+    # (release at 300 ms + 600 ms gap): the answer's first token is decided at 880 ms and
+    # dropped when the player's next chord closes.
+    events = phrase([(0, 60), (890, 62), (1290, 64), (1690, 65)])
+    fields = {"mode": "duet", "sampling": "temperature", "temperature": 1.5}
+    ticked = simulate(model, events, 8 * SECOND, **fields)
+    engine, sink = build(**fields)
+    for t, msg in events:
+        engine.feed(msg, t)  # no tick between the player's notes: no decision to drop
+    deadline = engine.tick(events[-1][0])
+    while deadline is not None and deadline < 8 * SECOND:
+        deadline = engine.tick(deadline)
+    assert len(note_ons(ticked)) >= 4
+    assert [m.note for _, m in note_ons(ticked)] == [m.note for _, m in note_ons(sink.sent)]
 
 
 def test_a_solo_built_before_the_loop_begins_plays_its_first_token_decided_ahead(build, monkeypatch) -> None:
@@ -400,3 +403,15 @@ def test_a_solo_built_before_the_loop_begins_plays_its_first_token_decided_ahead
     engine.tick(deadline)
     assert [t for t, _ in note_ons(sink.sent)][:1] == [deadline]
     assert len(queries) == 2  # the first token was not decided again: the next one was decided ahead
+
+
+def test_a_solo_switched_to_while_running_plays_its_first_token_decided_ahead(build, monkeypatch) -> None:
+    engine, sink = build(mode="duet", bpm=120)
+    queries = counting_queries(engine, monkeypatch)
+    engine.tick(10 * MS)
+    engine.set_mode("solo")  # by the mode CC or a reload, at 10 ms
+    deadline = engine.tick(10 * MS)
+    assert deadline == 10 * MS + FIRST_TOKEN_LEAD_NS
+    assert not note_ons(sink.sent) and len(queries) == 1
+    engine.tick(deadline)
+    assert len(note_ons(sink.sent)) >= 1 and len(queries) == 2
