@@ -42,8 +42,8 @@ BATCH_S = 0.005  # the sender wakes every 5 ms and sends what is due (10 message
 # within twice that. Lateness inside the daemon: p99 <= 1 ms.
 DECISION_P99_MS = 2.5
 # Lateness p99 <= 1 ms, the target, under this flood too: measured 0.50-0.96 ms
-# in six 30 s floods at 64 frames on a quiet machine, the loop waiting out the last 2 ms
-# before a deadline awake (daemon.runner.SPIN_NS; 1 run in 16 went over: docs/reliability.md).
+# in nine 30 s floods at 64 frames on a quiet machine, the loop waiting out the last 2 ms
+# before a deadline awake in zero sleeps (daemon.runner.SPIN_NS; docs/reliability.md).
 LATENESS_P99_MS = 1.0
 # A p99 means little over a few notes, and the notes of a chord are late together (up to
 # 3 samples from one stall). The 5 s flood plays ~80 notes, so its p99 is its latest
