@@ -31,6 +31,7 @@ import mido
 import rtmidi
 
 from daemon.errors import MididuetError
+from daemon.midibytes import SYSEX_END, SYSEX_START
 
 log = logging.getLogger("mididuet.ports")
 RTMIDI_MODULE = "mido.backends.rtmidi"
@@ -178,7 +179,7 @@ _IGNORE = {"sysex": False, "timing": False, "active_sense": True}
 # already waiting for the GIL to run once the port is closed.
 CALLBACK_DRAIN_S = 0.03
 SYSEX_CLOSER = "mididuet sysex-closer"  # the closer's JACK client; its port is "out"
-EMPTY_SYSEX = [0xF0, 0xF7]
+EMPTY_SYSEX = [SYSEX_START, SYSEX_END]  # what the intake drops uncounted (daemon.intake)
 _NO_CLOSER = "no sysex closer ({}): a sysex cut short would hold the input until an F7"
 
 
