@@ -40,9 +40,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from daemon import runner  # noqa: E402
 from daemon.bundle import ModelRunner, shipped_model_path  # noqa: E402
 from daemon.stats import Stats  # noqa: E402
+
+from daemon import runner  # noqa: E402
 from tests.jack import JACK_BACKEND, DaemonProcess, JackServer, environment  # noqa: E402
 
 MS = 1_000_000
@@ -68,7 +69,6 @@ def bench_decision(model_path: Path, tokens: int = 3000, spaced: int = 300,
     """Decisions back to back (the target's measure), then ``spaced`` of them ``gap_s``
     apart, as the daemon makes them: one per token, with the caches gone cold between."""
     import mido
-
     from daemon.sampler import Sampler
     from daemon.scheduler import voice
     from daemon.window import Window

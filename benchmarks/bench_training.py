@@ -46,6 +46,7 @@ if str(ROOT) not in sys.path:  # run as a script: make the project importable wi
     sys.path.insert(0, str(ROOT))
 
 from daemon.bundle import WINDOW, ModelRunner  # noqa: E402
+
 from training.corpus import Corpus, read_corpus  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "piano-midi" / "midis" / "Chopin"

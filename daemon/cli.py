@@ -1,64 +1,31 @@
 """mididuet: a MIDI improvisation partner. Play a keyboard; it listens and answers.
 
 Subcommands are registered in :data:`COMMANDS`, one :class:`Command` each (its arguments
-and the function that runs it), so adding one (``generate``, ``demo``, ``service``...)
-touches nothing else. ``run``'s options come from the declarative tables in
-:mod:`daemon.options`, shared with the TOML config (:mod:`daemon.config`): flags
-override the file, the file overrides the defaults.
+and the function that runs it), so adding one touches nothing else. ``run``'s options come
+from the declared settings (:mod:`.engine.settings`, :mod:`.live.options`), shared with
+the TOML config (:mod:`.service.config`): flags override the file, the file overrides
+the defaults. Each command imports what it needs when it runs, so ``mididuet ports``
+never loads onnxruntime and ``mididuet run`` never loads the offline tools.
 
-Any :class:`~daemon.errors.MididuetError` becomes one line on stderr and exit code 2:
+Any :class:`~.errors.MididuetError` becomes one line on stderr and exit code 2:
 a user never sees a traceback for a known problem.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
-from daemon.errors import MididuetError
-from daemon.options import LOG_LEVELS, RUN_OPTIONS, SETTING_OPTIONS, Option, option_default
-from daemon.settings import EngineSettings
+from .errors import MididuetError
+from .live.options import LOG_LEVELS
+from .service.flags import add_run_flags, add_setting_flags, settings_from_args
 
 EXIT_USAGE = 2
-
-
-def add_option(group: argparse._ActionsContainer, opt: Option) -> None:
-    """One flag for a declared option. Absent flags stay absent from the namespace
-    (SUPPRESS), so the config file and the defaults can fill in what was not given."""
-    default = option_default(opt)
-    shown = opt.default_text if default is None else default
-    suffix = "" if shown is None else f" (default: {shown})"
-    if opt.type is None:
-        # --thru and --no-thru: a flag can switch off what the config file switched on.
-        group.add_argument(opt.flag, dest=opt.dest, action=argparse.BooleanOptionalAction,
-                           default=argparse.SUPPRESS, help=opt.help + suffix)
-    elif opt.const is not None:
-        group.add_argument(opt.flag, dest=opt.dest, type=opt.type, nargs="?", const=opt.const,
-                           metavar=opt.metavar, default=argparse.SUPPRESS,
-                           help=f"{opt.help} (alone: {opt.const:g}){suffix}")
-    else:
-        group.add_argument(opt.flag, dest=opt.dest, type=opt.type, choices=opt.choices, metavar=opt.metavar,
-                           default=argparse.SUPPRESS, help=opt.help + suffix)
-
-
-def add_setting_options(parser: argparse.ArgumentParser) -> None:
-    """Add a flag per engine setting (defaults from EngineSettings alone)."""
-    group = parser.add_argument_group("engine settings")
-    for opt in SETTING_OPTIONS:
-        add_option(group, opt)
-
-
-def settings_from_args(args: argparse.Namespace, base: EngineSettings | None = None) -> EngineSettings:
-    """``base`` (default: the defaults) with the flags given applied. Raises ``ValueError``."""
-    given = {opt.dest: getattr(args, opt.dest) for opt in SETTING_OPTIONS if hasattr(args, opt.dest)}
-    settings = dataclasses.replace(base or EngineSettings(), **given)
-    settings.validate()
-    return settings
 
 
 @dataclass(frozen=True)
@@ -73,23 +40,20 @@ class Command:
     epilog: str | None = None
 
 
-def add_api_option(parser: argparse.ArgumentParser) -> None:
-    from daemon.ports import APIS  # light: ports imports mido and rtmidi only
+# --- ports ---------------------------------------------------------------------------------
+def _ports_arguments(parser: argparse.ArgumentParser) -> None:
+    from .ports.api import APIS
 
     parser.add_argument("--api", choices=tuple(APIS), help="MIDI API (default: MIDO_BACKEND's API, "
                         "else the platform's: alsa on Linux, coremidi on macOS, winmm on Windows)")
 
 
-# --- ports ---------------------------------------------------------------------------------
-def _ports_arguments(parser: argparse.ArgumentParser) -> None:
-    add_api_option(parser)
-
-
 def _ports(args: argparse.Namespace, _parser: argparse.ArgumentParser) -> int:
-    from daemon import ports
+    from .ports.api import select_api
+    from .ports.listing import list_ports
 
-    api = ports.select_api(args.api)
-    inputs, outputs = ports.list_ports(api)
+    api = select_api(args.api)
+    inputs, outputs = list_ports(api)
     print(f"MIDI API: {api.name}")
     for title, names, flag in (("inputs", inputs, "--in"), ("outputs", outputs, "--out")):
         print(f"{title} (for {flag}):")
@@ -109,28 +73,10 @@ examples:
 
 
 # --- run -----------------------------------------------------------------------------------
-_RUN_GROUPS = (("ports and model", ("in_port", "out_port", "api", "model", "primer")),
-               ("recording, diagnostics and service", ("record", "stats", "rt_priority", "wait", "retry")))
-
-
-def _run_arguments(parser: argparse.ArgumentParser) -> None:
-    by_dest = {opt.dest: opt for opt in RUN_OPTIONS}
-    parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="TOML config file; flags override it (default: $XDG_CONFIG_HOME/mididuet/config.toml "
-                        "if it exists; `mididuet config --example` prints one)")
-    for title, dests in _RUN_GROUPS:
-        group = parser.add_argument_group(title)
-        for dest in dests:
-            add_option(group, by_dest[dest])
-    add_setting_options(parser)
-
-
 def _run(args: argparse.Namespace, _parser: argparse.ArgumentParser) -> int:
-    from daemon import service
-    from daemon.runner import run
+    from .service import launch
 
-    options = service.run_options(args)  # raises ConfigError: exit 2, nothing opened
-    return run(options)
+    return launch.run(args)  # raises ConfigError: exit 2, nothing opened
 
 
 RUN_EPILOG = """\
@@ -170,7 +116,7 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace, _parser: argparse.ArgumentParser) -> int:
-    from daemon import config
+    from .service import config
 
     if args.example:
         sys.stdout.write(config.example_config())
@@ -194,24 +140,35 @@ def _service_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _service(args: argparse.Namespace, _parser: argparse.ArgumentParser) -> int:
-    from daemon import service
+    from .service import systemd
 
     if args.action == "unit":
-        sys.stdout.write(service.render_unit(service.script_path()))
+        sys.stdout.write(systemd.render_unit(systemd.script_path()))
     else:
-        print(service.install())
+        print(systemd.install())
     return 0
 
 
 # --- generate, demo: the engine in simulated time ----------------------------------------
-def _simulated(module_name: str) -> tuple[Callable[[argparse.ArgumentParser], None],
-                                          Callable[[argparse.Namespace, argparse.ArgumentParser], int]]:
-    """Arguments and runner of a command that plays the engine in simulated time."""
-    import importlib
+def _generate_module() -> ModuleType:
+    from .offline import generate
 
+    return generate
+
+
+def _demo_module() -> ModuleType:
+    from .offline import demo
+
+    return demo
+
+
+def _simulated(module: Callable[[], ModuleType]) -> tuple[Callable[[argparse.ArgumentParser], None],
+                                                         Callable[[argparse.Namespace, argparse.ArgumentParser], int]]:
+    """Arguments and runner of a command that plays the engine in simulated time;
+    ``module`` imports the command's module (only when the command is chosen)."""
     def add(parser: argparse.ArgumentParser) -> None:
-        importlib.import_module(module_name).add_arguments(parser)
-        add_setting_options(parser)
+        module().add_arguments(parser)
+        add_setting_flags(parser)
 
     def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         try:
@@ -219,7 +176,7 @@ def _simulated(module_name: str) -> tuple[Callable[[argparse.ArgumentParser], No
         except ValueError as err:
             parser.error(str(err))
         try:
-            return importlib.import_module(module_name).run(args, settings)
+            return module().run(args, settings)
         except ValueError as err:
             parser.error(str(err))
 
@@ -244,22 +201,25 @@ examples:
 COMMANDS: list[Command] = [
     Command("ports", "list MIDI inputs and outputs, with the MIDI API in use",
             _ports_arguments, _ports, epilog=PORTS_EPILOG),
-    Command("run", "listen on a port and play answers on another", _run_arguments, _run,
+    Command("run", "listen on a port and play answers on another", add_run_flags, _run,
             description="Listen to a keyboard, predict, and play answers in real time.", epilog=RUN_EPILOG),
     Command("config", "print the example config, its path, or check a config file", _config_arguments, _config,
             description="mididuet reads run's options from a TOML file; flags override it."),
     Command("service", "run mididuet at login: install the systemd user unit", _service_arguments, _service,
-            description="Install mididuet as a systemd user service (see README 'Run at login')."),
-    Command("generate", "write a MIDI file: mididuet's answer to a primer, or a solo", *_simulated("daemon.generate"),
+            description="Install mididuet as a systemd user service (see docs/service.md)."),
+    Command("generate", "write a MIDI file: mididuet's answer to a primer, or a solo", *_simulated(_generate_module),
             description="Generate a standard MIDI file with the same engine and options as `run`, "
             "in simulated time: the primer on track 1, mididuet's answer on track 2.", epilog=GENERATE_EPILOG),
-    Command("demo", "hear and see a duet without a keyboard (MIDI, piano roll, WAV)", *_simulated("daemon.demo"),
+    Command("demo", "hear and see a duet without a keyboard (MIDI, piano roll, WAV)", *_simulated(_demo_module),
             description="Play a short phrase to mididuet in simulated time and write what happened: "
             "duet.mid, duet.png (a piano roll) and duet.wav (with FluidSynth).", epilog=DEMO_EPILOG),
 ]
 
 
-def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None, commands: list[Command] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that command gets its arguments (the others are
+    listed with their help), so what a command imports to describe itself is imported
+    only when it is the one run."""
     parser = argparse.ArgumentParser(prog="mididuet", description=__doc__.split("\n\n")[0],
                                      epilog="run `mididuet COMMAND --help` for a command's options",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -273,14 +233,28 @@ def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentPars
         child.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS,
                            help="how much to log on stderr (default: info for run, else warning; "
                            "run also reads log-level from its config)")
-        command.add_arguments(child)
+        if only is None or only == command.name:
+            command.add_arguments(child)
         child.set_defaults(_command=command, _parser=child)
     return parser
 
 
+def command_name(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is neither an option nor
+    the global ``--log-level``'s value), or None."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``mididuet`` console script. Returns the exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(only=command_name(argv))
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", None) or ("info" if getattr(args, "command", None) == "run" else "warning")
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
@@ -295,7 +269,3 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:  # only before the runner installs its handlers
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

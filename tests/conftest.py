@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.bundle_factory import make_bundle
-from tests.jack import DaemonProcess, JackServer, Monitor, Player, environment, jack_available
+from tests.helpers.bundles import make_bundle
+from tests.helpers.jack import DaemonProcess, JackServer, Monitor, Player, environment, jack_available
 
 
 @pytest.fixture(scope="session")

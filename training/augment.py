@@ -2,7 +2,7 @@
 
 With 48 pieces the model sees each key's material only a few times; shifting a piece by
 k semitones gives new, musically valid material. Tokens move with
-:func:`daemon.tokens.transpose_token`: a single note by the interval (a note pushed
+:func:`mididuet.daemon.music.tokens.transpose_token`: a single note by the interval (a note pushed
 outside the piano's 21..108 is dropped, as a pianist could not play it), a chord token
 re-derived from its shifted pitch classes in normal order (shifting the string would be
 wrong: the most packed rotation can change). Only training pieces are augmented; the
@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from daemon.tokens import transpose_token
-from training.corpus import Piece
+from mididuet.daemon.music.tokens import transpose_token
+
+from .corpus import Piece
 
 MAX_TRANSPOSE = 6  # ±6 semitones already reach all 12 keys
 

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.evaluate import Metrics, best_baseline, format_table
-from training.quality import configuration_name, format_rows
-from training.quality import model_row as quality_row
+from .evaluate import Metrics, best_baseline, format_table
+from .quality import configuration_name, format_rows
+from .quality import model_row as quality_row
 
 ARCH_TEXT = {
     "seed": "the reference notebook's Conv1D \"WaveNet\" (Embedding 100 → Conv1D 64/128/256, "

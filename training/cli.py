@@ -14,11 +14,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.errors import MididuetError
-from training import ARCHITECTURES
-from training.augment import MAX_TRANSPOSE
-from training.corpus import READERS, default_data_dir
-from training.dataset import SPLITS
+from mididuet.daemon.errors import MididuetError
+
+from . import ARCHITECTURES
+from .augment import MAX_TRANSPOSE
+from .corpus import READERS, default_data_dir
+from .dataset import SPLITS
 
 TRAIN_EPILOG = """examples:
   mididuet-train --out models/mine.onnx                      # Chopin, the seed's settings
@@ -146,18 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         if argv[:1] == ["evaluate"]:
-            from training.evaluate_cli import run_evaluate
+            from .evaluate_cli import run_evaluate
 
             args = evaluate_parser().parse_args(argv[1:])
             return run_evaluate(args.model, args.data or default_data_dir(), args.card)
         if argv[:1] == ["compare"]:
-            from training.quality import compare
+            from .quality import compare
 
             args = compare_parser().parse_args(argv[1:])
             print(compare(args.models, measure=not args.recorded_latency))
             return 0
         if argv[:1] == ["decoding"]:
-            from training.decoding import decoding_table
+            from .decoding import decoding_table
 
             args = decoding_parser().parse_args(argv[1:])
             print(decoding_table(args.model, args.data or default_data_dir(), args.tokens, args.seeds))
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["train"]:
             argv = argv[1:]
         args = train_parser().parse_args(argv)
-        from training.train import TrainOptions, run_training
+        from .train import TrainOptions, run_training
 
         run_training(TrainOptions(
             data=args.data or default_data_dir(), out=args.out, epochs=args.epochs,

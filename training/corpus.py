@@ -1,6 +1,6 @@
 """Read a directory of MIDI files into token sequences, one per piece.
 
-Two readers: ``mido`` (the default: ``daemon.midi_reader``, a few seconds for the 48
+Two readers: ``mido`` (the default: ``mididuet.daemon.music.midi_reader``, a few seconds for the 48
 Chopin pieces) and ``music21`` (the reference notebook's reading, ~100 s, kept so the two
 can be compared). Results are cached on disk by the file's content hash, so a second run
 reads nothing. Bad files are reported by name and skipped; they never stop a run.
@@ -18,8 +18,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.errors import MididuetError
-from daemon.midi_reader import MidiReadError, read_tokens
+from mididuet.daemon.errors import MididuetError
+from mididuet.daemon.music.midi_reader import MidiReadError, read_tokens
 
 MIDI_SUFFIXES = (".mid", ".midi")
 READERS = ("mido", "music21")

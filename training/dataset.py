@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from daemon.bundle import WINDOW
-from daemon.tokens import encode
-from training.augment import augment_pieces
-from training.corpus import Piece
+from mididuet.daemon.music.tokens import encode
+from mididuet.daemon.predict.bundle import WINDOW
+
+from .augment import augment_pieces
+from .corpus import Piece
 
 SPLITS = ("pieces", "windows")
 

@@ -1,7 +1,7 @@
 """``mididuet-train decoding``: how a bundle sounds in solo mode, measured over long runs.
 
 For each decoding setting the daemon offers, solo runs of 2,000 tokens are generated with
-the daemon's own engine (:func:`daemon.simulate.generate_tokens`: its window, primer,
+the daemon's own engine (:func:`mididuet.daemon.engine.simulate.generate_tokens`: its window, primer,
 sampler and loop guard) for several seeds, and scored:
 
 - **loop rate**: the share of tokens that sit inside a loop — a pattern of 1–4 tokens
@@ -12,7 +12,7 @@ sampler and loop guard) for several seeds, and scored:
   between the run's pitch-class histogram and the corpus's (a chord counts each of its
   pitch classes once).
 
-Rows marked "no guard" sample with the daemon's :class:`daemon.sampler.Sampler` but
+Rows marked "no guard" sample with the daemon's :class:`mididuet.daemon.predict.sampler.Sampler` but
 without the loop guard, to show what the model itself does. A reference row scores
 2,000-token stretches of the corpus's own held-out pieces (in-vocabulary tokens), for scale.
 """
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from daemon.bundle import ModelRunner
-from daemon.sampler import MAX_PATTERN, MAX_REPEATS, Sampler
-from daemon.settings import EngineSettings
-from daemon.simulate import generate_tokens
-from daemon.tokens import token_pitch_classes
-from daemon.window import Window
+from mididuet.daemon.engine.settings import EngineSettings
+from mididuet.daemon.engine.simulate import generate_tokens
+from mididuet.daemon.music.tokens import token_pitch_classes
+from mididuet.daemon.predict.bundle import ModelRunner
+from mididuet.daemon.predict.sampler import MAX_PATTERN, MAX_REPEATS, Sampler
+from mididuet.daemon.predict.window import Window
 
 RUN_TOKENS = 2000
 SEEDS = 5
@@ -155,8 +155,8 @@ def reference_rows(corpus_tokens: Sequence[Sequence[str]], held_out: Sequence[Se
 def decoding_table(models: Sequence[Path], data: Path, count: int = RUN_TOKENS, seeds: int = SEEDS,
                    progress: bool = True) -> str:
     """The Markdown decoding table for ``models`` over the corpus at ``data``."""
-    from training.dataset import split_pieces
-    from training.train import load_corpus, log
+    from .dataset import split_pieces
+    from .train import load_corpus, log
 
     lines = [HEADER]
     corpus = None
@@ -171,7 +171,7 @@ def decoding_table(models: Sequence[Path], data: Path, count: int = RUN_TOKENS, 
                                  model.vocabulary)
             lines.append(summarise(f"the corpus itself: held-out pieces in {count}-token stretches", ref,
                                    model.info.size))
-        from training.quality import configuration_name
+        from .quality import configuration_name
 
         name = f"{path.name} ({configuration_name(facts)})"
         for decoding in DECODINGS:

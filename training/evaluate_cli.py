@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from daemon import bundle
-from training.evaluate import format_table
-from training.train import evaluate_bundle_on, load_corpus, log
+from mididuet.daemon.predict import bundle
+
+from .evaluate import format_table
+from .train import evaluate_bundle_on, load_corpus, log
 
 
 def run_evaluate(model: Path, data: Path, card: Path | None) -> int:
@@ -20,7 +21,7 @@ def run_evaluate(model: Path, data: Path, card: Path | None) -> int:
     if facts.get("corpus_sha256") and facts["corpus_sha256"] != corpus.sha256:
         log("warning: this corpus differs from the one the model was trained on; "
             "the numbers are not comparable with its card")
-    from training.dataset import build_dataset
+    from .dataset import build_dataset
 
     ds = build_dataset(corpus.pieces, split=facts["split"], val_fraction=facts["val_fraction"],
                        seed=facts["seed"], vocabulary=runner.vocabulary)
@@ -29,8 +30,8 @@ def run_evaluate(model: Path, data: Path, card: Path | None) -> int:
     rows = evaluate_bundle_on(model, ds)
     print(format_table(rows))
     if card:
-        from training.card import write_card
-        from training.quality import measure_latency
+        from .card import write_card
+        from .quality import measure_latency
 
         # The card's latency is re-measured with the numbers: training runs measure it
         # while the machine is busy with their own process.

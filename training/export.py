@@ -2,7 +2,7 @@
 
 tf2onnx converts a ``tf.function`` with a named int32 input (``convert.from_keras`` breaks
 under Keras 3, see FIELD-NOTES.md). The file gets the bundle metadata, is loaded back
-through the daemon's own :class:`daemon.bundle.ModelRunner` (so the daemon's checks run),
+through the daemon's own :class:`mididuet.daemon.predict.bundle.ModelRunner` (so the daemon's checks run),
 and ≥ 1,000 windows are compared between Keras and onnxruntime; a mismatch deletes the
 file and raises :class:`ExportError`.
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from daemon import bundle
-from daemon.errors import MididuetError
+from mididuet.daemon.errors import MididuetError
+from mididuet.daemon.predict import bundle
 
 OPSET = 17
 MAX_ABS_DIFF = 1e-4

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import keras
 
-from daemon.bundle import WINDOW
-from training import ARCHITECTURES
+from mididuet.daemon.predict.bundle import WINDOW
+
+from . import ARCHITECTURES
 
 WAVENET_DILATIONS = (1, 2, 4, 8, 16)  # kernel 2: receptive field 1 + sum = 32 tokens
 WAVENET_EMBEDDING = 64

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from daemon import bundle
-from training.evaluate import NGRAM_ORDERS, ngram_name
+from mididuet.daemon.predict import bundle
+
+from .evaluate import NGRAM_ORDERS, ngram_name
 
 LATENCY_QUERIES = 2000
 LATENCY_WARMUP = 100

@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from daemon import bundle
-from training.augment import augment_pieces
-from training.corpus import Corpus, read_corpus
-from training.dataset import Dataset, build_dataset, encode_pieces, make_sequences, make_windows
-from training.evaluate import Metrics, best_baseline, evaluate_all, format_table
-from training.progress import progress_bar
-from training.quality import measure_latency
+from mididuet.daemon.predict import bundle
+
+from .augment import augment_pieces
+from .corpus import Corpus, read_corpus
+from .dataset import Dataset, build_dataset, encode_pieces, make_sequences, make_windows
+from .evaluate import Metrics, best_baseline, evaluate_all, format_table
+from .progress import progress_bar
+from .quality import measure_latency
 
 
 @dataclass
@@ -64,8 +65,8 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     """The whole offline pipeline; returns the training facts stored in the bundle."""
     import keras
 
-    from training.export import export_bundle
-    from training.model import build_network, compile_model
+    from .export import export_bundle
+    from .model import build_network, compile_model
 
     if opts.arch != "seed" and opts.split != "pieces":
         # It trains on chunks of whole pieces, which with random windows would hold the
@@ -142,7 +143,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     write_training_facts(opts.out, facts)
     print(format_table(rows))
     if opts.card:
-        from training.card import write_card
+        from .card import write_card
 
         write_card(opts.card, opts.out, facts, rows)
         log(f"wrote model card {opts.card}")
@@ -240,7 +241,7 @@ def check_last_position(fit: Any, export: Any, windows: np.ndarray) -> None:
     actual = np.asarray(export.predict(sample, batch_size=512, verbose=0))
     diff = float(np.max(np.abs(expected - actual)))
     if diff > 1e-5:
-        from training.export import ExportError
+        from .export import ExportError
 
         raise ExportError(f"the last-position model differs from the trained one: max |Δprob| {diff:.1e}")
 

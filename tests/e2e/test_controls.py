@@ -8,9 +8,9 @@ from pathlib import Path
 import mido
 import pytest
 
-from daemon.settings import EngineSettings
-from tests.bundle_factory import make_bundle
-from tests.jack import Monitor, Player, onset_groups, poll, quiet_for
+from mididuet.daemon.engine.settings import EngineSettings
+from tests.helpers.bundles import make_bundle
+from tests.helpers.jack import Monitor, Player, onset_groups, poll, quiet_for
 
 pytestmark = pytest.mark.jack
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from daemon.tokens import HIGHEST_PIANO_KEY, LOWEST_PIANO_KEY
-from tests.jack import Monitor, Player, hanging, onset_groups, poll
+from mididuet.daemon.music.tokens import HIGHEST_PIANO_KEY, LOWEST_PIANO_KEY
+from tests.helpers.jack import Monitor, Player, hanging, onset_groups, poll
 
 pytestmark = pytest.mark.jack
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import mido
 import pytest
 
-from daemon import bundle
-from tests.bundle_factory import make_bundle
-from tests.jack import Monitor, Player, hanging, onset_groups, poll
+from mididuet.daemon.predict import bundle
+from tests.helpers.bundles import make_bundle
+from tests.helpers.jack import Monitor, Player, hanging, onset_groups, poll
 
 pytestmark = pytest.mark.jack
 

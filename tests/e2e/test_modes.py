@@ -9,7 +9,7 @@ import time
 import mido
 import pytest
 
-from tests.jack import Monitor, Player, hanging, onset_groups, poll, quiet_for
+from tests.helpers.jack import Monitor, Player, hanging, onset_groups, poll, quiet_for
 
 pytestmark = pytest.mark.jack
 

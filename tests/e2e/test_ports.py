@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.jack import DaemonProcess, JackServer, Monitor, Player
+from tests.helpers.jack import DaemonProcess, JackServer, Monitor, Player
 
 pytestmark = pytest.mark.jack
 

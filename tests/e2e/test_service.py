@@ -17,9 +17,9 @@ from pathlib import Path
 import mido
 import pytest
 
-from tests.bundle_factory import make_bundle
-from tests.jack import DaemonProcess, JackServer, Monitor, Player, hanging, onset_groups, poll, quiet_for
-from tests.service.notify_listener import NotifyListener
+from tests.helpers.bundles import make_bundle
+from tests.helpers.jack import DaemonProcess, JackServer, Monitor, Player, hanging, onset_groups, poll, quiet_for
+from tests.helpers.notify_listener import NotifyListener
 
 pytestmark = pytest.mark.jack
 

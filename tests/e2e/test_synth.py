@@ -11,7 +11,7 @@ import mido
 import numpy as np
 import pytest
 
-from tests.jack import JACK_BACKEND, FluidSynth, JackServer, Player, poll
+from tests.helpers.jack import JACK_BACKEND, FluidSynth, JackServer, Player, poll
 
 pytestmark = pytest.mark.jack
 

@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from daemon.bundle import load_bundle
-from daemon.demo import demo_phrase
-from daemon.generate import perform
-from daemon.settings import EngineSettings
-from tests.jack import Monitor, Player, hanging, onset_groups, poll
+from mididuet.daemon.engine.settings import EngineSettings
+from mididuet.daemon.offline.demo import demo_phrase
+from mididuet.daemon.offline.generate import perform
+from mididuet.daemon.predict.bundle import load_bundle
+from tests.helpers.jack import Monitor, Player, hanging, onset_groups, poll
 
 pytestmark = pytest.mark.jack
 

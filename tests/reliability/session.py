@@ -5,7 +5,7 @@ phrases of notes and chords, the sustain pedal, channel changes mid-phrase, odd 
 (stray note-offs, velocity-0 note-ons, duplicate note-ons, clock, sysex, pitch bend,
 aftertouch) and the engine's controls (temperature, mode: duet/jam/solo, mute, panic).
 
-:func:`drive` is :func:`daemon.simulate.run_simulation` without its lists: that function
+:func:`drive` is :func:`mididuet.daemon.engine.simulate.run_simulation` without its lists: that function
 sorts all input up front and keeps every output message, which is right for a demo but
 would make an hour's soak measure the harness's memory instead of the engine's. Here the
 input is consumed as it comes and the output is checked as it goes (:class:`OutputCheck`).
@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterator
 import mido
 import numpy as np
 
-from daemon.engine import Engine
-from daemon.settings import EngineSettings
-from daemon.simulate import SimulatedClock
+from mididuet.daemon.engine.engine import Engine
+from mididuet.daemon.engine.settings import EngineSettings
+from mididuet.daemon.engine.simulate import SimulatedClock
+from mididuet.daemon.music.units import NS_PER_MS as MS
+from mididuet.daemon.music.units import NS_PER_S as SECOND
 
-MS = 1_000_000
-SECOND = 1_000_000_000
 MODE_CC_VALUES = {"duet": 10, "jam": 60, "solo": 110}
 TimedMessage = tuple[int, mido.Message]
 

@@ -4,9 +4,9 @@ Already covered elsewhere (not repeated here): the synth's port leaving mid-answ
 coming back, the keyboard's port leaving and coming back, a damaged model and SIGHUP
 (tests/e2e/test_service.py).
 
-Two faults need no ports and run through the runner's idle work directly: a disk error
-while the recording is rewritten (a real one: the temporary file's name is a
-directory), and the rate-limited overload warning.
+Two faults need no ports and are tested on the loop's idle work directly
+(tests/daemon/live/test_chores.py): a disk error while the recording is rewritten, and
+the rate-limited overload warning.
 
 - **The JACK server stopped and started again** while mididuet plays: rtmidi's clients
   cannot outlive their server, so mididuet exits with status 3 (``EXIT_SERVER_GONE``),
@@ -33,10 +33,8 @@ from pathlib import Path
 import mido
 import pytest
 
-from daemon.intake import Intake
-from daemon.record import PLAYER, WRITE_EVERY_NS, SessionRecorder
-from daemon.runner import EXIT_SERVER_GONE, NS, Runner, RunOptions
-from tests.jack import (
+from mididuet.daemon.live.runner import EXIT_SERVER_GONE
+from tests.helpers.jack import (
     REPO,
     DaemonProcess,
     JackServer,
@@ -194,39 +192,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def test_a_disk_error_while_recording_is_logged_and_the_loop_goes_on(tmp_path: Path,
-                                                                      caplog: pytest.LogCaptureFixture) -> None:
-    """The runner's idle work with a real file-system fault (the temporary file's name is
-    taken by a directory); no ports needed: ``_idle`` is what the loop calls between notes."""
-    runner = Runner(RunOptions())
-    runner.recorder = SessionRecorder(tmp_path, name="s.mid")
-    runner.recorder.record(PLAYER, mido.Message("note_on", note=60, velocity=80), 0)
-    (tmp_path / "s.mid.tmp").mkdir()
-    with caplog.at_level("INFO", logger="mididuet.runner"):
-        runner._idle(WRITE_EVERY_NS)  # must not raise: a full disk must not stop the music
-        runner._idle(WRITE_EVERY_NS + 1)
-        assert sum("could not write the recording" in r.message for r in caplog.records) == 1
-        (tmp_path / "s.mid.tmp").rmdir()
-        runner.recorder.record(PLAYER, mido.Message("note_off", note=60), WRITE_EVERY_NS * 2)
-        runner._idle(WRITE_EVERY_NS * 2)
-        assert any("recording written again" in r.message for r in caplog.records)
-    assert len(mido.MidiFile(runner.recorder.path).tracks[0]) == 5  # name, tempo, 2 notes, end
-
-
-def test_drops_are_warned_about_at_most_every_ten_seconds(caplog: pytest.LogCaptureFixture) -> None:
-    runner = Runner(RunOptions())
-    runner.intake = Intake(soft_limit=1, hard_limit=1)
-    for _ in range(5):
-        runner.intake.put(mido.Message("clock"))  # nobody takes them: 4 dropped
-    with caplog.at_level("WARNING", logger="mididuet.runner"):
-        runner._idle(NS)
-        runner.intake.put(mido.Message("pitchwheel"))
-        runner._idle(2 * NS)  # within ten seconds: no second warning
-        runner._idle(12 * NS)
-    warnings = [r.message for r in caplog.records if "input overloaded" in r.message]
-    assert warnings == ["input overloaded: dropped 4 messages (4 in all: clock 4); notes and their "
-                        "note-offs are kept first",
-                        "input overloaded: dropped 1 messages (5 in all: clock 4, pitchwheel 1); notes and "
-                        "their note-offs are kept first"]

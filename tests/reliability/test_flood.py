@@ -31,8 +31,8 @@ from pathlib import Path
 import mido
 import pytest
 
-from daemon.intake import HARD_LIMIT, Intake
-from tests.jack import REPO, DaemonProcess, JackServer, Monitor, hanging, quiet_for
+from mididuet.daemon.listen.intake import HARD_LIMIT, Intake
+from tests.helpers.jack import REPO, DaemonProcess, JackServer, Monitor, hanging, quiet_for
 
 RATE = 2_000  # messages per second
 BATCH_S = 0.005  # the sender wakes every 5 ms and sends what is due (10 messages)

@@ -13,12 +13,13 @@ from pathlib import Path
 import mido
 import pytest
 
-from daemon.bundle import ModelRunner
-from daemon.engine import Engine
-from daemon.settings import EngineSettings
-from daemon.simulate import SECOND, phrase, run_simulation
-from tests.bundle_factory import make_bundle
-from tests.jack import hanging
+from mididuet.daemon.engine.engine import Engine
+from mididuet.daemon.engine.settings import EngineSettings
+from mididuet.daemon.engine.simulate import phrase, run_simulation
+from mididuet.daemon.music.units import NS_PER_S as SECOND
+from mididuet.daemon.predict.bundle import ModelRunner
+from tests.helpers.bundles import make_bundle
+from tests.helpers.jack import hanging
 
 MINUTES = 5 * 60 * SECOND
 MS = 1_000_000

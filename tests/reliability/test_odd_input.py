@@ -30,7 +30,7 @@ import mido
 import pytest
 import rtmidi
 
-from tests.jack import Monitor, hanging, onset_groups, poll, quiet_for
+from tests.helpers.jack import Monitor, hanging, onset_groups, poll, quiet_for
 
 pytestmark = pytest.mark.jack
 

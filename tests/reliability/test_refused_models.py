@@ -20,9 +20,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from daemon import bundle
-from tests.bundle_factory import make_bundle
-from tests.jack import REPO
+from mididuet.daemon.predict import bundle
+from tests.helpers.bundles import make_bundle
+from tests.helpers.jack import REPO
 
 
 def _truncated(path: Path) -> Path:
@@ -87,8 +87,8 @@ def _one_error_line(stderr: str, prefix: str, expected: str) -> None:
 def test_generate_refuses(damaged: tuple[Path, str], tmp_path: Path) -> None:
     path, expected = damaged
     out = tmp_path / "never.mid"
-    result = subprocess.run([sys.executable, "-m", "daemon.cli", "generate", "--model", str(path), "--out", str(out)],
-                            capture_output=True, text=True, timeout=60, cwd=REPO)
+    result = subprocess.run([sys.executable, "-m", "mididuet.daemon", "generate", "--model", str(path),
+                             "--out", str(out)], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 2
     _one_error_line(result.stderr, "mididuet: error:", expected)
     assert not out.exists()

@@ -36,14 +36,16 @@ from pathlib import Path
 
 import pytest
 
-from daemon.bundle import load_bundle, shipped_model_path
-from daemon.engine import Engine
-from daemon.scheduler import MIN_BPM, NOTE_LENGTH, bpm_to_ns
-from daemon.settings import EngineSettings
-from daemon.simulate import SimulatedClock
-from daemon.stats import Stats
-from tests.bundle_factory import make_bundle
-from tests.reliability.session import SECOND, OutputCheck, drive, session
+from mididuet.daemon.engine.engine import Engine
+from mididuet.daemon.engine.settings import EngineSettings
+from mididuet.daemon.engine.simulate import SimulatedClock
+from mididuet.daemon.engine.stats import Stats
+from mididuet.daemon.music.units import NS_PER_S as SECOND
+from mididuet.daemon.music.units import bpm_to_ns
+from mididuet.daemon.play.pulse import MIN_BPM, NOTE_LENGTH
+from mididuet.daemon.predict.bundle import load_bundle, shipped_model_path
+from tests.helpers.bundles import make_bundle
+from tests.reliability.session import OutputCheck, drive, session
 
 SHORT_MINUTES, LONG_MINUTES = 10, 60
 # Tolerances. Memory: the engine holds fixed-size structures only, so growth after the

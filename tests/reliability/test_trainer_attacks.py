@@ -23,10 +23,10 @@ from pathlib import Path
 import mido
 import pytest
 
-from daemon import bundle
-from daemon.midi_reader import MidiReadError, read_notes, read_tokens
-from tests.midi_factory import write_midi
-from training.corpus import read_corpus
+from mididuet.daemon.music.midi_reader import MidiReadError, read_notes, read_tokens
+from mididuet.daemon.predict import bundle
+from mididuet.training.corpus import read_corpus
+from tests.helpers.midi_files import write_midi
 
 CHOPIN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "piano-midi" / "midis" / "Chopin"
 GOOD_CHOPIN = ("chpn-p9.mid", "chpn-p10.mid", "chpn-p11.mid", "chpn-p20.mid")
@@ -166,7 +166,7 @@ def test_a_corpus_with_no_usable_file_is_exit_2(tmp_path: Path, capsys: pytest.C
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     # In-process (the CLI's own main): a subprocess would pay TensorFlow's import again.
     # No FIFO here, since a hang would stall the suite; the subprocess test above has one.
-    from training.cli import main
+    from mididuet.training.cli import main
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     root = tmp_path / "corpus"

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from daemon.tokens import normal_order, token_pitch_classes
-from training.augment import augment_pieces, transpose_piece, transpose_tokens
-from training.corpus import Piece
-from training.dataset import build_dataset
+from mididuet.daemon.music.tokens import normal_order, token_pitch_classes
+from mididuet.training.augment import augment_pieces, transpose_piece, transpose_tokens
+from mididuet.training.corpus import Piece
+from mididuet.training.dataset import build_dataset
 
 
 def piece(name: str, tokens: list[str]) -> Piece:

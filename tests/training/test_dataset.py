@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from training.corpus import Piece
-from training.dataset import build_dataset, build_vocabulary, make_windows, split_pieces
+from mididuet.training.corpus import Piece
+from mididuet.training.dataset import build_dataset, build_vocabulary, make_windows, split_pieces
 
 
 def piece(name: str, tokens: list[str]) -> Piece:

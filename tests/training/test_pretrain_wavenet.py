@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon import bundle
-from tests.midi_factory import scale_piece
-from training.cli import main
+from mididuet.daemon.predict import bundle
+from mididuet.training.cli import main
+from tests.helpers.midi_files import scale_piece
 
 MIDIS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "piano-midi" / "midis"
 
@@ -80,7 +80,7 @@ def test_compare_and_decoding_tables(pretrained, corpora, capsys):
 
 
 def test_wavenet_export_computes_the_last_position_of_the_trained_network():
-    from training.model import build_network
+    from mididuet.training.model import build_network
 
     net = build_network("wavenet", 50)
     # Random but not trivial weights: perturb the freshly initialised ones.

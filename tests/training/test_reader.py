@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from daemon.midi_reader import MidiReadError, quantise_onset, read_notes, read_tokens
-from tests.midi_factory import scale_piece, write_midi
-from training.corpus import CorpusError, read_corpus
+from mididuet.daemon.music.midi_reader import MidiReadError, quantise_onset, read_notes, read_tokens
+from mididuet.training.corpus import CorpusError, read_corpus
+from tests.helpers.midi_files import scale_piece, write_midi
 
 
 def test_notes_starting_together_become_one_chord_token(tmp_path):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from daemon import bundle
-from training.cli import main
+from mididuet.daemon.predict import bundle
+from mididuet.training.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 CHOPIN = ROOT / ".." / "shared" / "data" / "piano-midi" / "midis" / "Chopin"

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon import bundle
-from tests.midi_factory import scale_piece
-from training.cli import main
+from mididuet.daemon.predict import bundle
+from mididuet.training.cli import main
+from tests.helpers.midi_files import scale_piece
 
 CHOPIN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "piano-midi" / "midis" / "Chopin"
 
@@ -50,8 +50,8 @@ def test_training_exports_a_bundle_that_the_daemon_accepts(trained):
 
 def test_exported_model_reproduces_its_recorded_held_out_loss(trained, small_corpus):
     """The bundle, rebuilt split and all from its metadata, scores what training recorded."""
-    from training.corpus import read_corpus
-    from training.dataset import build_dataset
+    from mididuet.training.corpus import read_corpus
+    from mididuet.training.dataset import build_dataset
 
     runner = bundle.load_bundle(trained)
     ds = build_dataset(read_corpus(small_corpus).pieces, val_fraction=0.4, seed=42,

@@ -1,0 +1,316 @@
+"""The engine: listen → window → predict → sample → play, with no devices and no clock.
+
+Every time comes in as an argument (``now_ns``, ``t_ns``: ``time.monotonic_ns`` in the
+daemon, a fake clock in :mod:`.simulate`), so the same code runs live, in tests and in
+the demo. One thread calls :meth:`Engine.feed` for each player message and
+:meth:`Engine.tick` when the deadline it returned comes (and after each feed); the engine
+holds no locks.
+
+The pipeline, once per token:
+
+1. **listen** (:mod:`..listen.listener`): note-ons within the chord window become one token;
+2. **window** (:mod:`..predict.window`): the last 32 token ids, the player's and (jam,
+   solo) its own;
+3. **predict** (:mod:`..predict.bundle`): one onnxruntime call gives the next token's
+   probabilities; **sample** (:mod:`..predict.sampler`) picks one, with a loop guard;
+4. **play** (:mod:`..play`): at the pulse, voiced near the player's hand, at the player's
+   velocity, every note in the ledger until its note-off is sent.
+
+When a performance starts and ends is the mode's business (:mod:`.modes`); the next token
+is always decided ahead of its deadline, so at the deadline only the send remains.
+
+Controls (CC numbers from settings, :mod:`.controls`): temperature, mode, mute (>= 64
+mutes), panic (any value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import mido
+
+from ..listen.listener import Listener, PlayedToken
+from ..music.midi import SUSTAIN, SWITCH_ON
+from ..music.tokens import MIDDLE_C
+from ..music.units import ms_to_ns
+from ..play.ledger import NoteLedger
+from ..play.pulse import NOTE_LENGTH, Pulse
+from ..play.voicing import velocity_for, voice
+from ..predict.bundle import ModelRunner
+from ..predict.sampler import Sampler
+from ..predict.window import Window
+from .controls import mode_for_cc, temperature_for_cc
+from .modes import FIRST_TOKEN_LEAD_NS, MODES, Mode
+from .observe import Observer
+from .settings import EngineSettings
+from .stats import Stats
+
+# A player's token that enters the window this close before the next token's deadline
+# leaves the token decided ahead in place (it counts from the token after): deciding again
+# would make that note late (benchmarks/RESULTS.md, the flood rows).
+KEEP_DECIDED_NS = 3_000_000
+ANSWER, THRU = "answer", "thru"  # the ledger's owners
+
+
+class Engine:
+    """A duet partner driven by messages and deadlines. Not thread-safe: one caller."""
+
+    def __init__(self, model: ModelRunner, settings: EngineSettings, send: Callable[[mido.Message], None],
+                 now_ns: int, primer: list[str] | None = None, stats: Stats | None = None,
+                 observers: Iterable[Observer] = ()) -> None:
+        settings.validate()
+        self.model = model
+        self.settings = settings
+        self.stats = stats
+        self.observers = tuple(observers)
+        self._send_port = send
+        self.now_ns = now_ns
+        self._vocabulary = model.vocabulary
+        self.ledger = NoteLedger(self._send)
+        self.listener = Listener(ms_to_ns(settings.chord_window_ms))
+        self.window = Window(model.vocabulary, primer)
+        self.sampler = Sampler(settings.sampling, settings.temperature, settings.top_p, settings.seed)
+        self.pulse = Pulse(settings.bpm, settings.follow_clock)
+        self.phrase_gap_ns = ms_to_ns(settings.phrase_gap_ms)
+        self._out = settings.channel - 1  # mido channels are 0-based
+        self._in = None if settings.channel_in is None else settings.channel_in - 1
+        self._mute = False
+        self.playing = False  # an answer, a jam or a solo is under way
+        self._next_token_ns: int | None = None
+        # The next token, decided ahead of its deadline so that at the deadline only the
+        # send remains (deciding takes ~0.3 ms warm, ~1 ms with caches cold). Dropped
+        # whenever what it was decided from changes (a player token, a control, a stop).
+        self._prepared: int | None = None
+        self._prepare_ns = 0  # how long that decision took (window -> model -> sampler)
+        self._rng_before: dict[str, Any] | None = None  # the sampler's state before that decision
+        self._mode: Mode = MODES[settings.mode](self)
+        self._reset_mode(lead_ns=0)  # a new engine's solo starts with it (the runner calls begin())
+
+    # --- the runner's interface -------------------------------------------------------
+
+    def begin(self, now_ns: int) -> None:
+        """The loop starts ticking at ``now_ns``. A solo started when the engine was built
+        would otherwise play its first token at once, late against that earlier start
+        and decided at its deadline; it plays :data:`FIRST_TOKEN_LEAD_NS` from now
+        instead, decided ahead."""
+        self.now_ns = max(self.now_ns, now_ns)
+        due = self._next_token_ns
+        if self.playing and due is not None and due < now_ns + FIRST_TOKEN_LEAD_NS:
+            self._next_token_ns = now_ns + FIRST_TOKEN_LEAD_NS
+
+    @property
+    def mode(self) -> str:
+        return self._mode.name
+
+    @property
+    def mute(self) -> bool:
+        return self._mute
+
+    @mute.setter
+    def mute(self, value: bool) -> None:
+        self._mute = bool(value)
+        if self._mute:
+            self.stop(release=True)
+        else:
+            self._mode.unmuted()
+
+    @property
+    def temperature(self) -> float:
+        return self.sampler.temperature
+
+    @property
+    def decided(self) -> bool:
+        """True while a token is decided ahead of its deadline."""
+        return self._prepared is not None
+
+    def set_mode(self, mode: str) -> None:
+        """Switch mode; every sounding note is released first. Raises ``ValueError`` for a bad name."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.release_all()
+        self._mode = MODES[mode](self)
+        self._reset_mode()
+
+    def release_all(self) -> None:
+        """End every open note (then CC 123 per channel used) and the answer under way.
+
+        Never raises, even when ``send`` does; jam and solo carry on at their next pulse.
+        """
+        self.ledger.release_all()
+        self._mode.released()
+
+    def feed(self, msg: mido.Message, t_ns: int) -> None:
+        """Take one player message stamped ``t_ns``; call :meth:`tick` afterwards.
+
+        Odd input (clock, sysex, stray note-offs, other channels) is ignored. Raises only
+        ``OSError`` from ``send`` (thru, a cut answer), with the ledger kept consistent.
+        """
+        self.now_ns = max(self.now_ns, t_ns)
+        if msg.type == "clock":
+            if self.settings.follow_clock:
+                self.pulse.clock_tick(t_ns)
+            return
+        channel = getattr(msg, "channel", None)
+        if channel is None or (self._in is not None and channel != self._in):
+            return  # system messages (sysex, active sensing, transport) and filtered channels
+        for observer in self.observers:
+            observer.heard(msg, t_ns)
+        if msg.type == "note_on" and msg.velocity > 0:
+            self._player_note_on(msg.note, msg.velocity, t_ns)
+        elif msg.type in ("note_off", "note_on"):
+            self.listener.note_off(msg.note, t_ns)
+            if self.settings.thru:
+                self.ledger.note_off(self._out, msg.note, owner=THRU)
+        elif msg.type == "control_change":
+            self._control(msg.control, msg.value, t_ns)
+
+    def tick(self, now_ns: int) -> int | None:
+        """Do everything due at ``now_ns``; return the next deadline (ns), or None.
+
+        Raises ``OSError`` from ``send`` after keeping the ledger consistent.
+        """
+        self.now_ns = max(self.now_ns, now_ns)
+        played = self.listener.flush(now_ns)
+        if played is not None:
+            self._player_token(played)
+        self.ledger.release_due(now_ns)
+        self._mode.tick(now_ns)
+        while self._next_token_ns is not None and now_ns >= self._next_token_ns:
+            self._play_due(now_ns)
+        if self._prepared is None and (self.playing or self._mode.decide_early(now_ns)):
+            self._prepare()
+        return self._next_deadline()
+
+    # --- what the modes call ------------------------------------------------------------
+
+    def start(self, first_ns: int) -> None:
+        """Start a performance whose first token is due at ``first_ns``."""
+        self.playing = True
+        self._next_token_ns = first_ns
+        if self.stats is not None:
+            self.stats.answers += 1
+
+    def stop(self, release: bool) -> None:
+        """End the performance under way; ``release``: end its sounding notes now too."""
+        if release:
+            self.ledger.release_owner(ANSWER)
+        self.playing = False
+        self._next_token_ns = None
+        self._discard_prepared()
+        self._mode.stopped()
+
+    def pulse_ns(self, now_ns: int) -> int:
+        return self.pulse.pulse_ns(now_ns, self.listener.median_ioi_ns())
+
+    # --- listening ------------------------------------------------------------------
+
+    def _player_note_on(self, note: int, velocity: int, t_ns: int) -> None:
+        if self.stats is not None:
+            self.stats.notes_in += 1
+        self._mode.note_on()
+        played = self.listener.note_on(note, velocity, t_ns)
+        if played is not None:
+            self._player_token(played)
+        if self.settings.thru:
+            self.ledger.note_on(self._out, note, velocity, THRU)
+
+    def _player_token(self, played: PlayedToken) -> None:
+        self.window.push(played.token)  # False for tokens the model does not know: dropped
+        due = self._next_token_ns
+        if due is None or due - self.now_ns > KEEP_DECIDED_NS:
+            self._discard_prepared()  # the window changed: decide again from it
+        self._mode.token(played)
+
+    def _control(self, control: int, value: int, t_ns: int) -> None:
+        s = self.settings
+        # Only our own controls change what the next token should be: the mod wheel,
+        # volume or expression must not throw away the token decided ahead of its deadline.
+        if control == SUSTAIN:
+            self.listener.pedal(value, t_ns)
+        elif control == s.cc_temperature:
+            self._discard_prepared()  # the new temperature applies from the next token on
+            self.sampler.temperature = temperature_for_cc(value)
+        elif control == s.cc_mode:
+            mode = mode_for_cc(value)
+            if mode != self.mode:
+                self.set_mode(mode)
+        elif control == s.cc_mute:
+            self.mute = value >= SWITCH_ON
+        elif control == s.cc_panic:
+            self.listener.reset_phrase()  # keys whose note-offs were lost must not block phrase ends
+            self.release_all()
+
+    # --- playing --------------------------------------------------------------------
+
+    def _reset_mode(self, lead_ns: int = FIRST_TOKEN_LEAD_NS) -> None:
+        self.stop(release=False)
+        self._mode.enter(lead_ns)
+
+    def _play_due(self, now_ns: int) -> None:
+        scheduled = self._next_token_ns
+        assert scheduled is not None
+        pulse = self.pulse_ns(now_ns)
+        if not self._mode.may_play(now_ns, pulse):
+            self.stop(release=False)
+            return
+        self._play_token(scheduled, now_ns, pulse)
+        if not self._mode.after_token():
+            self.stop(release=False)  # scheduled note-offs still end the last notes
+            return
+        following = scheduled + pulse
+        # Far behind (a stalled machine): skip the missed beats rather than rush them out.
+        self._next_token_ns = following if following > now_ns else now_ns + pulse
+
+    def _prepare(self) -> None:
+        """Decide the next token from the window as it is now (query + sample)."""
+        stats = self.stats
+        started = stats.clock() if stats is not None else 0
+        window = self._mode.window()
+        self._rng_before = self.sampler.rng.bit_generator.state
+        self._prepared = self.sampler.sample(self.model.query(window.ids), window.ids)
+        self._prepare_ns = stats.clock() - started if stats is not None else 0
+
+    def _play_token(self, scheduled: int, now_ns: int, pulse: int) -> None:
+        stats = self.stats
+        started = stats.clock() if stats is not None else now_ns
+        if self._prepared is None:  # nothing decided ahead (the first token, or just invalidated)
+            self._prepare()
+        token_id, decided_ns = self._prepared, self._prepare_ns
+        assert token_id is not None
+        self._prepared = self._rng_before = None
+        token = self._vocabulary[token_id]
+        register = self.listener.register()
+        notes = voice(token, MIDDLE_C if register is None else register)
+        velocity = velocity_for(self.settings.velocity, self.listener.median_velocity())
+        off_at = max(scheduled, now_ns) + int(pulse * NOTE_LENGTH)
+        for note in notes:
+            self.ledger.note_on(self._out, note, velocity, ANSWER, off_at)
+            if stats is not None:
+                sent = stats.clock()
+                # Decision time counts the whole chain (window -> model -> sampler -> message),
+                # though the model's part ran ahead of the deadline.
+                stats.note_sent(decided_ns + (sent - started), sent - scheduled)
+        # The notes first, the bookkeeping after: the window is next read when deciding ahead.
+        self._mode.window().push_id(token_id)
+        for observer in self.observers:
+            observer.played(token, now_ns)
+
+    def _discard_prepared(self) -> None:
+        """Drop the token decided ahead and give its random draw back, so that how often a
+        decision was made and dropped (a matter of timing) does not change the tokens that
+        play: a simulated duet and a real one must agree."""
+        if self._prepared is not None and self._rng_before is not None:
+            self.sampler.rng.bit_generator.state = self._rng_before
+        self._prepared = self._rng_before = None
+
+    def _next_deadline(self) -> int | None:
+        deadlines = [self.listener.pending_deadline, self.ledger.next_due, self._next_token_ns,
+                     *self._mode.deadlines()]
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
+
+    def _send(self, msg: mido.Message) -> None:
+        self._send_port(msg)
+        for observer in self.observers:
+            observer.sent(msg, self.now_ns)

@@ -1,0 +1,57 @@
+"""Window: primer padding, dropped unknown tokens, in-place shifting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mididuet.daemon.predict.window import Window, primer_ids
+
+VOCAB = ["C4", "D4", "E4", "0.4.7", "G4"]
+
+
+def test_default_primer_is_the_vocabulary_in_id_order() -> None:
+    window = Window(VOCAB)
+    assert window.ids.dtype == np.int32
+    assert window.ids.shape == (32,)
+    # 32 ids cycling through 0..4, ending so the most recent is 31 % 5 == 1.
+    assert list(window.ids) == [i % 5 for i in range(32)]
+    assert list(Window(VOCAB).ids) == list(window.ids)  # deterministic
+
+
+def test_given_primer_is_repeated_and_ends_on_its_last_token() -> None:
+    window = Window(VOCAB, primer=["E4", "unknown", "0.4.7"])
+    assert window.tokens()[-2:] == ["E4", "0.4.7"]
+    assert set(window.tokens()) == {"E4", "0.4.7"}
+
+
+def test_a_long_primer_keeps_its_last_32_tokens() -> None:
+    primer = ["C4"] * 10 + ["D4"] * 32
+    assert primer_ids({t: i for i, t in enumerate(VOCAB)}, primer) == [1] * 32
+
+
+def test_a_primer_without_known_tokens_falls_back_to_the_vocabulary() -> None:
+    assert list(Window(VOCAB, primer=["X9"]).ids) == list(Window(VOCAB).ids)
+
+
+def test_push_shifts_left_and_drops_unknown_tokens() -> None:
+    window = Window(VOCAB)
+    before = window.ids.copy()
+    assert window.push("G4")
+    assert list(window.ids[:-1]) == list(before[1:])
+    assert window.ids[-1] == 4
+    assert not window.push("F#7")
+    assert window.ids[-1] == 4
+
+
+def test_push_id_refuses_ids_outside_the_vocabulary() -> None:
+    with pytest.raises(ValueError, match=r"range 0\.\.4"):
+        Window(VOCAB).push_id(5)
+
+
+def test_copy_is_independent() -> None:
+    window = Window(VOCAB)
+    other = window.copy()
+    other.push("G4")
+    assert window.ids[-1] == 1
+    assert other.ids[-1] == 4
