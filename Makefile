@@ -22,10 +22,12 @@ comma := ,
 
 test: $(VENV)/.installed-train+test
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-train+test
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 model: $(VENV)/.installed-train+test
 	$(BIN)/mididuet-train --data $(DATA) --out models/chopin.onnx --card models/chopin.md --arch wavenet --transpose 3 --pretrain $(patsubst %/,%,$(dir $(DATA))) --pretrain-epochs 1

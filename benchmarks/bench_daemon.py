@@ -5,14 +5,14 @@
    Target p99 <= 0.5 ms. Then the same decisions 20 ms apart, as the daemon makes them
    (one per token, the CPU's caches cold in between): the daemon's own ``--stats``
    decision figures are of that kind.
-2. Lateness of sent notes: the real :class:`daemon.runner.Runner` plays solo at a fixed
+2. Lateness of sent notes: the real :class:`mididuet.daemon.live.runner.Runner` plays solo at a fixed
    pulse into a JACK port. Inside the daemon, ``sent - scheduled`` per note (target
    p99 <= 1 ms). A *separate process*, a JACK client, timestamps each arrival with
    CLOCK_MONOTONIC (the daemon's clock too), so ``arrival - scheduled`` is the lateness
    through JACK (target <= 2 periods + 1 ms), in ms and periods; lost messages counted
    (target 0). The run ends with a real SIGTERM. It runs twice: first with the loop asleep
    until each deadline (baseline), then as shipped, awake for the last
-   ``daemon.runner.SPIN_NS`` before one; each with the process's CPU use.
+   ``mididuet.daemon.live.runner.SPIN_NS`` before one; each with the process's CPU use.
 3. Start-up to "ready" of ``mididuet run`` as a subprocess (target <= 1 s) against a bare
    ``python -c pass`` (baseline), and its resident memory while playing (target <= 150 MB).
 
@@ -38,15 +38,14 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # for tests.helpers (mididuet itself is installed)
 
-from daemon.bundle import ModelRunner, shipped_model_path  # noqa: E402
-from daemon.stats import Stats  # noqa: E402
+from mididuet.daemon.engine.stats import Stats  # noqa: E402
+from mididuet.daemon.live import runner  # noqa: E402
+from mididuet.daemon.music.units import NS_PER_MS as MS  # noqa: E402
+from mididuet.daemon.predict.bundle import ModelRunner, shipped_model_path  # noqa: E402
+from tests.helpers.jack import JACK_BACKEND, DaemonProcess, JackServer, environment  # noqa: E402
 
-from daemon import runner  # noqa: E402
-from tests.jack import JACK_BACKEND, DaemonProcess, JackServer, environment  # noqa: E402
-
-MS = 1_000_000
 MONITOR_CLIENT = "bench-monitor"
 
 
@@ -58,7 +57,7 @@ def choose_model(tmp: Path) -> tuple[Path, str]:
     shipped = shipped_model_path()
     if shipped.is_file():
         return shipped, f"shipped model {shipped.name}"
-    from tests.bundle_factory import make_bundle
+    from tests.helpers.bundles import make_bundle
 
     return make_bundle(tmp / "tiny.onnx"), "tiny test bundle (18 tokens; the shipped model is not built)"
 
@@ -69,9 +68,10 @@ def bench_decision(model_path: Path, tokens: int = 3000, spaced: int = 300,
     """Decisions back to back (the target's measure), then ``spaced`` of them ``gap_s``
     apart, as the daemon makes them: one per token, with the caches gone cold between."""
     import mido
-    from daemon.sampler import Sampler
-    from daemon.scheduler import voice
-    from daemon.window import Window
+
+    from mididuet.daemon.play.voicing import voice
+    from mididuet.daemon.predict.sampler import Sampler
+    from mididuet.daemon.predict.window import Window
 
     model = ModelRunner(model_path)
     window = Window(model.vocabulary)
@@ -142,9 +142,9 @@ def run_monitor() -> None:
 
 def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns: int) -> dict[str, float]:
     """A solo run of ``seconds``; ``spin_ns``: how long before each deadline the loop stops
-    sleeping and waits awake (``daemon.runner.SPIN_NS``; 0 sleeps to the deadline)."""
-    from daemon.runner import Runner, RunOptions
-    from daemon.settings import EngineSettings
+    sleeping and waits awake (``mididuet.daemon.live.runner.SPIN_NS``; 0 sleeps to the deadline)."""
+    from mididuet.daemon.engine.settings import EngineSettings
+    from mididuet.daemon.live.runner import RunHooks, Runner, RunOptions
 
     monitor = subprocess.Popen([sys.executable, __file__, "--monitor"], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True, env={**os.environ, **server.env})
@@ -154,14 +154,14 @@ def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns
     settings = EngineSettings(mode="solo", bpm=400.0, seed=1)
     ready: dict[str, float] = {}
     options = RunOptions(settings=settings, model=model_path, out_port=f"{MONITOR_CLIENT}:in", in_port=None,
-                         api="jack", stats=stats,
-                         on_ready=lambda line: ready.update(cpu=time.process_time(), wall=time.monotonic()))
+                         api="jack")
+    hooks = RunHooks(stats=stats, on_ready=lambda line: ready.update(cpu=time.process_time(), wall=time.monotonic()))
     # A real SIGTERM ends the run, through the runner's own handler.
     timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()
     default_spin, runner.SPIN_NS = runner.SPIN_NS, spin_ns
     try:
-        code = Runner(options).run()
+        code = Runner(options, hooks).run()
     finally:
         runner.SPIN_NS = default_spin
     if not ready:

@@ -42,12 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow: warnings and e
 warnings.filterwarnings("ignore", message="Unable to determine instrument")
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script: make the project importable without installing
-    sys.path.insert(0, str(ROOT))
-
-from daemon.bundle import WINDOW, ModelRunner  # noqa: E402
-
-from training.corpus import Corpus, read_corpus  # noqa: E402
+from mididuet.daemon.predict.bundle import WINDOW, ModelRunner  # noqa: E402
+from mididuet.training.corpus import Corpus, read_corpus  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "piano-midi" / "midis" / "Chopin"
 DEFAULT_MODEL = ROOT / "models" / "chopin.onnx"
@@ -233,7 +229,7 @@ def bench_prediction(report: Report, model_path: Path, its: Iterations) -> int:
     import keras
     import tensorflow as tf
 
-    from training.model import build_seed_model
+    from mididuet.training.model import build_seed_model
 
     keras.utils.set_random_seed(0)
     model = build_seed_model(vocab)
@@ -251,7 +247,7 @@ def bench_prediction(report: Report, model_path: Path, its: Iterations) -> int:
     report.say(f"## 2. One prediction of a (1, {WINDOW}) int32 window, V = {vocab} (shipped vocabulary)")
     report.say()
     report.say(f"onnxruntime: {model_path.relative_to(ROOT) if model_path.is_relative_to(ROOT) else model_path} "
-               "through daemon.bundle.ModelRunner.query (1 intra-op thread, full graph optimisation).")
+               "through mididuet.daemon.predict.bundle.ModelRunner.query (1 intra-op thread, full graph optimisation).")
     report.say(f"Keras: build_seed_model({vocab}), untrained (weights do not change timing); TensorFlow "
                f"{tf.__version__}, intra-op threads {threads or 'default (all cores)'}. "
                "Every call returns a numpy array.")
@@ -276,8 +272,8 @@ def bench_prediction(report: Report, model_path: Path, its: Iterations) -> int:
 def bench_epoch(report: Report, corpus: Corpus, shipped_vocab: int) -> None:
     import keras
 
-    from training.dataset import build_dataset
-    from training.model import build_seed_model
+    from mididuet.training.dataset import build_dataset
+    from mididuet.training.model import build_seed_model
 
     ds = build_dataset(corpus.pieces)  # defaults: split by pieces, 20% held out, min_count 40, seed 42
     x, y = ds.x_train, ds.y_train

@@ -12,7 +12,7 @@ input callback does on JACK's thread. For each way:
 
 Baseline, in the same run: ``sleep``, the loop asleep until the deadline. The others:
 ``yield`` (``os.sched_yield()`` in a loop), ``sleep0`` (``time.sleep(0)`` in a loop:
-what the daemon does, ``daemon.runner``), ``pass`` (a bare loop, which keeps the GIL
+what the daemon does, ``mididuet.daemon.live.runner``), ``pass`` (a bare loop, which keeps the GIL
 until CPython's switch interval takes it away).
 
 Run as root or with an rtprio limit: ``.venv/bin/python benchmarks/bench_wait.py``
@@ -31,7 +31,7 @@ DEADLINES = 400
 AHEAD_NS = 1_500_000
 ASLEEP_S = 0.0005
 OTHER_EVERY_S = 0.0002
-SWITCH_INTERVAL_S = 0.0005  # the daemon's (daemon.runner.SWITCH_INTERVAL_S)
+SWITCH_INTERVAL_S = 0.0005  # the daemon's (mididuet.daemon.live.runner.SWITCH_INTERVAL_S)
 
 _now = time.monotonic_ns
 

@@ -10,19 +10,17 @@
   join the window, so the musician can steer it.
 
 A mode is told what happens (the engine calls its hooks) and starts or stops the engine's
-performance through :meth:`Engine.start` and :meth:`Engine.stop`. The mechanism every
+performance through ``start`` and ``stop``; :class:`Engine` says what else it may use. The mechanism every
 mode shares — deciding ahead, the pulse, the ledger — stays in :mod:`.engine`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
-from ..listen.listener import PlayedToken
+from ..listen.listener import Listener, PlayedToken
 from ..predict.window import Window
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .settings import EngineSettings
 
 PHRASE_GAP_IOI_FACTOR = 1.5  # a player who leaves long gaps inside a phrase gets a longer gap
 JAM_IDLE_PULSES = 16
@@ -33,6 +31,29 @@ ANSWER_LEAD_NS = 20_000_000
 # A solo that starts while the engine is running (unmuted, or switched to) plays its first
 # token this long after, decided ahead like every other token.
 FIRST_TOKEN_LEAD_NS = 5_000_000
+
+
+class Engine(Protocol):
+    """What a mode sees of the engine (:class:`.engine.Engine`)."""
+
+    settings: EngineSettings
+    listener: Listener
+    window: Window
+    phrase_gap_ns: int
+    now_ns: int
+    playing: bool
+
+    @property
+    def mute(self) -> bool: ...
+
+    @property
+    def decided(self) -> bool: ...
+
+    def start(self, first_ns: int) -> None: ...
+
+    def stop(self, release: bool) -> None: ...
+
+    def pulse_ns(self, now_ns: int) -> int: ...
 
 
 class Mode:
