@@ -1,7 +1,7 @@
 """Export a trained Keras model to a model bundle and prove the export is faithful.
 
 tf2onnx converts a ``tf.function`` with a named int32 input (``convert.from_keras`` breaks
-under Keras 3, see FIELD-NOTES.md). The file gets the bundle metadata, is loaded back
+under Keras 3). The file gets the bundle metadata, is loaded back
 through the daemon's own :class:`mididuet.daemon.predict.bundle.ModelRunner` (so the daemon's checks run),
 and ≥ 1,000 windows are compared between Keras and onnxruntime; a mismatch deletes the
 file and raises :class:`ExportError`.

@@ -127,8 +127,8 @@ def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int) -> ke
     positions instead of convolutions over 5 × 32; the skips are read at the last
     position; the input projection is folded into the embedding table; all of it on 2-D
     tensors. Same weights, same numbers (the trainer checks both models agree before
-    exporting): 68 ONNX nodes instead of ~150, about 25% faster than the seed per
-    prediction, inside the daemon's 0.3 ms p99.
+    exporting), in far fewer ONNX nodes and faster than the seed per prediction
+    (docs/model-quality.md).
     """
     layers = keras.layers
     c = WAVENET_CHANNELS

@@ -79,8 +79,8 @@ class Engine:
         self.playing = False  # an answer, a jam or a solo is under way
         self._next_token_ns: int | None = None
         # The next token, decided ahead of its deadline so that at the deadline only the
-        # send remains (deciding takes ~0.3 ms warm, ~1 ms with caches cold). Dropped
-        # whenever what it was decided from changes (a player token, a control, a stop).
+        # send remains. Dropped whenever what it was decided from changes (a player
+        # token, a control, a stop).
         self._prepared: int | None = None
         self._prepare_ns = 0  # how long that decision took (window -> model -> sampler)
         self._rng_before: dict[str, Any] | None = None  # the sampler's state before that decision

@@ -52,11 +52,11 @@ from ..music.midi import (
     SYSTEM_EXCLUSIVE,
 )
 
-# ~256 messages take the loop ~2-3 ms to feed: an expendable message waiting behind more
-# than that is not worth the delay it adds to the notes behind it.
+# About what the loop feeds in 2-3 ms: an expendable message waiting behind more than that
+# is not worth the delay it adds to the notes behind it.
 SOFT_LIMIT = 256
 # Notes and controls are dropped only when ~10 ms of work is already waiting: a stalled
-# loop or a flood far beyond any keyboard (2,000 messages/s is ~3 % of the loop's capacity).
+# loop, or a flood far beyond any keyboard (docs/reliability.md, the flood).
 HARD_LIMIT = 1024
 _KEEP = frozenset({NOTE_OFF, NOTE_ON, CONTROL_CHANGE})
 OTHER = "other"  # the drop count of a first byte that names no message type

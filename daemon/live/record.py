@@ -9,9 +9,8 @@ warning still leaves a recent complete version, and a SIGTERM handled by the run
 
 Each message is encoded as it is recorded (delta time and bytes, 3-6 bytes) into one
 ``bytearray`` per track, so memory is what the file will hold (a keyboard's ~10
-messages/s cost ~150 kB an hour; a 2,000 message/s flood ~30 MB) and a rewrite is a
-header plus two buffers, not a re-encoding of the session: mido's ``MidiFile.save``
-takes ~9 s for 100,000 messages, which used to stall a note every 10 s in a long session.
+messages/s cost ~150 kB an hour) and a rewrite is a header plus two buffers, not a
+re-encoding of the whole session as mido's ``MidiFile.save`` would do.
 
 Times are kept in ticks at 120 BPM and 960 ticks per beat (~0.52 ms per tick), finer
 than MIDI's own transport. A message stamped before the previous one of its track (two

@@ -47,8 +47,8 @@ class NoteLedger:
     def note_on(self, channel: int, note: int, velocity: int, owner: str,
                 off_at_ns: int | None = None) -> None:
         """Send a note-on (re-striking the note if it is already sounding) and track it."""
-        # mido's own checks cost ~5 µs a message, at the moment a note is due; these three
-        # ranges are all a note-on needs, checked here for a fraction of that.
+        # mido's own checks are slow at the moment a note is due; these three ranges are
+        # all a note-on needs (benchmarks/RESULTS.md).
         if not (0 <= channel < CHANNELS and 0 <= note <= MAX_DATA and 0 <= velocity <= MAX_DATA):
             raise ValueError(f"note_on out of range: channel {channel} note {note} velocity {velocity}")
         key = (channel, note)

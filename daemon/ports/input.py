@@ -27,8 +27,8 @@ VIRTUAL_IN = "mididuet in"
 _IGNORE = {"sysex": False, "timing": False, "active_sense": True}
 
 
-# Longer than a JACK cycle (1.3 ms at 64 frames, 48 kHz; 21 ms at 1,024): time for a callback
-# already waiting for the GIL to run once the port is closed.
+# Longer than a JACK cycle at the usual periods: time for a callback already waiting for
+# the GIL to run once the port is closed.
 CALLBACK_DRAIN_S = 0.03
 SYSEX_CLOSER = "mididuet sysex-closer"  # the closer's JACK client; its port is "out"
 EMPTY_SYSEX = [SYSTEM_EXCLUSIVE, END_OF_EXCLUSIVE]  # what the intake drops uncounted (listen.intake)
@@ -45,7 +45,7 @@ class SysexCloser:
     event RtMidi delivers proves nothing is held. So after a quiet spell the runner sends
     an empty sysex (F0 F7) into its own input (:meth:`close_sysex`): with nothing open it
     arrives as an empty sysex, which the intake drops; with a sysex open it ends it, and
-    the held lump arrives (:func:`daemon.midibytes.split_lump` cuts it up again). A long
+    the held lump arrives (:func:`..listen.parse.split_lump` cuts it up again). A long
     sysex dump is cut short too; mididuet never uses sysex, and its tail is dropped as
     malformed.
     """
@@ -81,7 +81,7 @@ class RawInput:
 
     mido's rtmidi port parses and checks every message in Python on that thread (JACK's
     process thread, holding the GIL); the loop then waits behind each of those calls. Here
-    the bytes go out as they came and the loop parses them (:mod:`daemon.midibytes`).
+    the bytes go out as they came and the loop parses them (:mod:`..listen.parse`).
     The callback is set before the port opens, so nothing is queued unseen.
 
     In JACK the input comes with a :class:`SysexCloser` (:meth:`close_sysex`); when it
@@ -150,13 +150,10 @@ class RawInput:
         client.
 
         python-rtmidi holds the GIL through every RtMidi call, and its callback takes the
-        GIL on JACK's thread. Closing the JACK client stops that thread and waits for it:
-        with an event's callback waiting for the GIL, the two would wait for each other for
-        ever (the likely cause of a daemon seen ignoring SIGTERM until killed, once in a
-        test run; read from python-rtmidi's source, not caught in a debugger). So: unregister the port
-        (no event after this cycle), sleep (the GIL is free: a waiting callback runs and
-        returns), and only then cancel the callback (python-rtmidi frees it at once) and
-        close the client."""
+        GIL on JACK's thread; closing the JACK client waits for that thread, so a callback
+        waiting for the GIL would deadlock the two. Hence: unregister the port (no event
+        after this cycle), sleep with the GIL free (a waiting callback runs and returns),
+        then cancel the callback and close the client."""
         if self._closer is not None:
             self._closer.close()
             self._closer = None

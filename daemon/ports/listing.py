@@ -22,8 +22,8 @@ class PortLister:
     """Lists ports again and again, cheaply, through two long-lived rtmidi objects.
 
     mido's ``get_input_names``/``get_output_names`` create and delete two rtmidi clients
-    per call: ~70 ms in JACK (measured), too long for the playing loop every few seconds.
-    Kept objects answer in ~0.25 ms. They open no port, so they show in no port list.
+    per call, far too slow for the playing loop every few seconds; kept objects answer at
+    once. They open no port, so they show in no port list.
     """
 
     def __init__(self, api: MidiApi) -> None:

@@ -107,18 +107,18 @@ def parse_metadata(path: Path, meta: dict[str, str]) -> BundleInfo:
 class ModelRunner:
     """One onnxruntime session over a checked bundle: ``query`` a window, get probabilities.
 
-    Created once at start (about 10 ms) and warmed with one query, so the first real
-    prediction costs what every other one does. Not thread-safe: one caller at a time.
+    Created once at start and warmed with one query, so the first real prediction costs
+    what every other one does. Not thread-safe: one caller at a time.
     """
 
     def __init__(self, path: str | os.PathLike[str], threads: int = 1) -> None:
-        import onnxruntime as ort  # deferred: importing it costs ~100 ms
+        import onnxruntime as ort  # deferred: commands that need no model do not pay its import
 
         self.path = Path(path)
         if not self.path.is_file():
             raise BundleError(f"model file not found: {self.path}")
         options = ort.SessionOptions()
-        # One thread: the same median as the default pool and a better tail (FIELD-NOTES).
+        # One thread: the default two-thread pool has the same median and a worse tail.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -179,7 +179,7 @@ class ModelRunner:
         return self.info.vocabulary
 
     def query(self, window: np.ndarray) -> np.ndarray:
-        """Probabilities of the next token after ``window`` (32 ids). Blocks ~0.1 ms.
+        """Probabilities of the next token after ``window`` (32 ids). Blocks for one inference.
 
         Raises ``ValueError`` for a window of the wrong length or an id outside the
         vocabulary: onnxruntime would silently wrap -1 to the last token.

@@ -1,7 +1,7 @@
 """Real MIDI for tests: a private JACK server, test clients, the daemon as a subprocess.
 
 - :class:`JackServer` runs ``jackd --realtime -d dummy`` under a unique name, so parallel
-  test sessions never share a server (FIELD-NOTES.md), and removes only its own files
+  test sessions never share a server, and removes only its own files
   in /dev/shm afterwards.
 - :class:`Player` is a virtual JACK output the daemon reads from (the "keyboard");
   :class:`Monitor` a virtual JACK input it plays to, which stamps every arrival with

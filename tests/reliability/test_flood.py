@@ -11,7 +11,7 @@ monitoring JACK client a note-off for every note-on.
 ``make test`` floods for 5 s; ``--long`` (or ``MIDIDUET_LONG=1``) for 30 s as the issue asks.
 The figures of a run are printed (``-s`` shows them) for docs/reliability.md.
 
-The overload policy itself (:mod:`daemon.intake`) is tested here without ports too: a
+The overload policy itself (:mod:`mididuet.daemon.listen.intake`) is tested here without ports too: a
 loop that stops taking messages cannot be caused from outside the process (SIGSTOP would
 stop rtmidi's thread with it), so those tests feed ``Intake.put`` (a message's bytes, as
 rtmidi hands them over) directly and a consumer that does not consume.

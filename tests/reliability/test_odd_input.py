@@ -9,7 +9,7 @@ data-only events).
 
 The daemon's input callback gets each JACK event's raw bytes; its loop parses them
 (``Message.from_bytes`` per event: an invalid event is dropped whole; a sysex lump is
-cut up again, :mod:`daemon.midibytes`). The
+cut up again, :mod:`mididuet.daemon.listen.parse`). The
 daemon's ``--record`` file holds every channel message the engine was fed, so it shows
 exactly what got through. A raw rtmidi listener on the same output shows what was on
 the wire.

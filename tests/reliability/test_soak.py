@@ -2,7 +2,7 @@
 
 A seeded random musician (:mod:`tests.reliability.session`) plays phrases, chords, the
 pedal, odd input and every control (mode switches through duet/jam/solo, mute, panic,
-temperature) into an :class:`~daemon.engine.Engine` running the real ONNX model with
+temperature) into an :class:`~mididuet.daemon.engine.engine.Engine` running the real ONNX model with
 onnxruntime. Time is simulated, so an hour takes well under a minute; the engine's own
 work (window, query, sampling, ledger) is real and is timed with the real clock.
 
@@ -55,7 +55,7 @@ SHORT_MINUTES, LONG_MINUTES = 10, 60
 MAX_BLOCK_GROWTH = 400
 MAX_RSS_GROWTH_MB = 10.0
 # Decision time is wall time on a shared, noisy machine: a ratio of medians measured in the
-# same run (FIELD-NOTES). Anything that grows with the session (an O(n) history) would
+# same run. Anything that grows with the session (an O(n) history) would
 # show as a ratio far above this over an hour.
 MAX_PROBE_RATIO = 1.5
 MAX_SESSION_RATIO = 2.5

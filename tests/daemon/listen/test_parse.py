@@ -1,4 +1,4 @@
-"""Input bytes into messages (:mod:`daemon.midibytes`): events as RtMidi's JACK input hands
+"""Input bytes into messages (:mod:`..listen.parse`): events as RtMidi's JACK input hands
 them over, sysex lumps included (the bytes below are what a raw tap recorded on the wire
 after an unterminated sysex, tests/reliability/test_odd_input.py)."""
 

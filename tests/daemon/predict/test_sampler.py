@@ -3,7 +3,7 @@
 ``test_defaults_do_not_loop`` is the issue's requirement: with default settings, 2,000
 tokens generated in solo mode, for each of 10 seeds, no pattern of 1–4 tokens repeats
 more than 4 times back to back. It runs on the tiny test bundles and on the shipped
-model ``daemon.bundle.shipped_model_path()``, which is skipped only while that file is
+model ``mididuet.daemon.predict.bundle.shipped_model_path()``, which is skipped only while that file is
 absent (it is written by the trainer).
 """
 
