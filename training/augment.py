@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from mididuet.daemon.music.midi_reader import TokenRecord
 from mididuet.daemon.music.tokens import transpose_token
 
 from .corpus import Piece
@@ -26,11 +27,23 @@ def transpose_tokens(tokens: Iterable[str], semitones: int) -> tuple[str, ...]:
     return tuple(t for t in moved if t is not None)
 
 
+def transpose_records(records: Iterable[TokenRecord], semitones: int) -> tuple[TokenRecord, ...]:
+    """Records moved by ``semitones``, their pitches with their tokens; as with
+    :func:`transpose_tokens`, a note leaving 21..108 is dropped."""
+    moved = ((transpose_token(r.token, semitones), r) for r in records)
+    return tuple(TokenRecord(token, r.onset, r.length, r.velocity, r.lowest + semitones, r.highest + semitones,
+                             r.notes) for token, r in moved if token is not None)
+
+
 def transpose_piece(piece: Piece, semitones: int) -> Piece:
     """A piece in another key; its name says which (``op10.mid@+3``) so copies stay apart."""
     if semitones == 0:
         return piece
-    return Piece(f"{piece.name}@{semitones:+d}", piece.sha256, transpose_tokens(piece.tokens, semitones))
+    name = f"{piece.name}@{semitones:+d}"
+    if piece.records is None:
+        return Piece(name, piece.sha256, transpose_tokens(piece.tokens, semitones))
+    records = transpose_records(piece.records, semitones)
+    return Piece(name, piece.sha256, tuple(r.token for r in records), records)
 
 
 def augment_pieces(pieces: Sequence[Piece], max_semitones: int) -> list[Piece]:

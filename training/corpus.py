@@ -1,9 +1,11 @@
 """Read a directory of MIDI files into token sequences, one per piece.
 
-Two readers: ``mido`` (the default: ``mididuet.daemon.music.midi_reader``, a few seconds for the 48
-Chopin pieces) and ``music21`` (the reference notebook's reading, ~100 s, kept so the two
-can be compared). Results are cached on disk by the file's content hash, so a second run
-reads nothing. Bad files are reported by name and skipped; they never stop a run.
+Two readers: ``mido`` (the default: ``mididuet.daemon.music.midi_reader``, a few seconds
+for the 48 Chopin pieces), which also keeps how each token was played (onset, sounding
+length, velocity, register: :class:`~mididuet.daemon.music.midi_reader.TokenRecord`), and
+``music21`` (the reference notebook's reading, ~100 s, tokens only, kept so the two can be
+compared). Results are cached on disk by the file's content hash, so a second run reads
+nothing. Bad files are reported by name and skipped; they never stop a run.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mididuet.daemon.errors import MididuetError
-from mididuet.daemon.music.midi_reader import MidiReadError, read_tokens
+from mididuet.daemon.music.midi_reader import MidiReadError, TokenRecord, read_records
 
 MIDI_SUFFIXES = (".mid", ".midi")
 READERS = ("mido", "music21")
 # Bump when a reader's output changes, so stale cache entries are not reused.
-READER_VERSIONS = {"mido": 1, "music21": 1}
+READER_VERSIONS = {"mido": 2, "music21": 1}  # mido 2: records, pedal applied
 DEFAULT_CORPUS = Path("..") / "shared" / "data" / "piano-midi" / "midis" / "Chopin"
 
 
@@ -37,6 +40,7 @@ class Piece:
     name: str  # path relative to the corpus directory, stable across machines
     sha256: str
     tokens: tuple[str, ...]
+    records: tuple[TokenRecord, ...] | None = None  # how each token was played (the mido reader)
 
 
 @dataclass
@@ -99,10 +103,11 @@ def _read_music21(path: Path) -> list[str]:
     return tokens
 
 
-def _read_one(args: tuple[str, str]) -> tuple[list[str] | None, str | None]:
+def _read_one(args: tuple[str, str]) -> tuple[list[Any] | None, str | None]:
+    """A file's tokens (music21) or its records as JSON rows (mido), or why not."""
     path, reader = args
     try:
-        tokens = read_tokens(path) if reader == "mido" else _read_music21(Path(path))
+        tokens = [r.as_row() for r in read_records(path)] if reader == "mido" else _read_music21(Path(path))
     except MidiReadError as err:
         return None, str(err)
     except Exception as err:  # music21 and mido raise many types on damaged data
@@ -166,9 +171,11 @@ def read_corpus(
         cached = cache / f"{digest}.json"
         if use_cache and cached.is_file():
             try:
-                results[path] = json.loads(cached.read_text())
+                data = json.loads(cached.read_text())
+                _piece("", digest, data, reader)  # a damaged entry of the right JSON is refused here
+                results[path] = data
                 continue
-            except (OSError, ValueError):
+            except (OSError, ValueError, TypeError):
                 pass  # a damaged cache entry is just re-read
         to_read.append(path)
 
@@ -200,7 +207,7 @@ def read_corpus(
         if not results[path]:
             skipped.append((_relative(path, root), "no notes"))
             continue
-        pieces.append(Piece(_relative(path, root), hashes[path], tuple(results[path])))
+        pieces.append(_piece(_relative(path, root), hashes[path], results[path], reader))
     for name, reason in skipped:
         warn(f"skipped {name}: {reason}")
     if skipped:
@@ -210,11 +217,18 @@ def read_corpus(
     return Corpus(root, pieces, skipped)
 
 
+def _piece(name: str, sha256: str, data: list[Any], reader: str) -> Piece:
+    if reader == "music21":
+        return Piece(name, sha256, tuple(data))
+    records = tuple(TokenRecord.from_row(row) for row in data)
+    return Piece(name, sha256, tuple(r.token for r in records), records)
+
+
 def _relative(path: Path, root: Path) -> str:
     return path.name if root.is_file() else str(path.relative_to(root))
 
 
-def _write_cache(path: Path, tokens: list[str]) -> None:
+def _write_cache(path: Path, tokens: list[Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")

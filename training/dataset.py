@@ -20,6 +20,7 @@ from mididuet.daemon.predict.bundle import WINDOW
 
 from .augment import augment_pieces
 from .corpus import Piece
+from .expression import Expression, encode_records
 
 SPLITS = ("pieces", "windows")
 
@@ -98,6 +99,11 @@ class Dataset:
     train_sequences: list[np.ndarray]  # for the n-gram baselines (never transposed)
     val_sequences: list[np.ndarray]
     fit_sequences: list[np.ndarray]  # what the network trains on: train_sequences, augmented
+    # With the expressive heads (--expressive): each piece's ids, features and head
+    # targets, aligned with the sequences above (fit: augmented training pieces).
+    fit_expression: list[Expression] | None = None
+    train_expression: list[Expression] | None = None
+    val_expression: list[Expression] | None = None
 
 
 def build_dataset(
@@ -109,12 +115,15 @@ def build_dataset(
     seed: int = 42,
     vocabulary: Sequence[str] | None = None,
     transpose: int = 0,
+    expressive: bool = False,
 ) -> Dataset:
     """Vocabulary from the training pieces, then windows on both sides of the split.
 
     ``transpose`` K adds every training piece in its transpositions by −K…+K semitones
     (after the vocabulary is chosen from the untransposed pieces, so the vocabulary and the
     n-gram baselines do not change with K). Validation pieces are never transposed.
+    ``expressive`` also derives each piece's features and head targets from its records
+    (the mido reader keeps them); it needs the split by pieces.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -127,9 +136,16 @@ def build_dataset(
         fit_seqs = encode_pieces(augment_pieces(train, transpose), vocab) if transpose else train_seqs
         x_train, y_train = make_windows(fit_seqs)
         x_val, y_val = make_windows(val_seqs)
-        return Dataset(vocab, x_train, y_train, x_val, y_val, split,
-                       [p.name for p in train], [p.name for p in val], train_seqs, val_seqs, fit_seqs)
+        ds = Dataset(vocab, x_train, y_train, x_val, y_val, split,
+                     [p.name for p in train], [p.name for p in val], train_seqs, val_seqs, fit_seqs)
+        if expressive:
+            ds.fit_expression = expressions(augment_pieces(train, transpose) if transpose else train, vocab)
+            ds.train_expression = expressions(train, vocab)
+            ds.val_expression = expressions(val, vocab)
+        return ds
 
+    if expressive:
+        raise ValueError("the expressive heads need --split pieces")
     # The notebook's way: one pool of windows from all pieces, split at random.
     from sklearn.model_selection import train_test_split
 
@@ -144,3 +160,37 @@ def build_dataset(
     x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.3, random_state=42)
     names = [p.name for p in pieces]
     return Dataset(vocab, x_train, y_train, x_val, y_val, split, names, [], seqs, [], seqs)
+
+
+def expressions(pieces: Sequence[Piece], vocabulary: Sequence[str]) -> list[Expression]:
+    """Each piece's ids, features and head targets. Raises ``ValueError`` for a piece read
+    without its records (the music21 reader keeps none)."""
+    ids = {t: i for i, t in enumerate(vocabulary)}
+    missing = [p.name for p in pieces if p.records is None]
+    if missing:
+        raise ValueError(f"the expressive heads need how each token was played, which the music21 reader "
+                         f"does not keep ({missing[0]}...); use --reader mido")
+    return [encode_records(p.records or (), ids) for p in pieces]
+
+
+def expressive_windows(pieces: Sequence[Expression], per_position: bool, window: int = WINDOW,
+                       stride: int = WINDOW // 2) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The inputs (``tokens``, ``features``, ``next_tokens``) and targets (``probs`` and one
+    per head) of expressive training, as :func:`make_sequences` (``per_position``: a target
+    at every position, chunks ``stride`` apart) or :func:`make_windows` (the next token
+    after each window) cut them. ``next_tokens`` is the token each head is told of."""
+    starts = [(p, i) for p in pieces if len(p) > window
+              for i in range(0, len(p) - window, stride if per_position else 1)]
+    n, width = len(starts), len(pieces[0].features[0]) if pieces else 0
+    tokens = np.zeros((n, window), np.int32)
+    features = np.zeros((n, window, width), np.int32)
+    shape = (n, window) if per_position else (n,)
+    heads = {name: np.zeros(shape, np.int32) for name in (pieces[0].targets if pieces else {})}
+    following = np.zeros(shape, np.int32)
+    for row, (p, i) in enumerate(starts):
+        tokens[row], features[row] = p.ids[i:i + window], p.features[i:i + window]
+        span = slice(i + 1, i + window + 1) if per_position else i + window
+        following[row] = p.ids[span]
+        for name, values in p.targets.items():
+            heads[name][row] = values[span]
+    return ({"tokens": tokens, "features": features, "next_tokens": following}, {"probs": following, **heads})

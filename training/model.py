@@ -10,8 +10,9 @@
   trained that way (32 targets per forward pass); the exported model reads only the last
   position, so the bundle contract ([batch, 32] → [batch, V]) is unchanged.
 
-Both are composed from stock Keras layers (functional API): nothing custom to serialise,
-and tf2onnx converts them as they are.
+Both are composed from stock Keras layers (functional API), and tf2onnx converts them as
+they are. With an :class:`~mididuet.daemon.music.expression.Encoding` both also read the
+window's rhythm and dynamics and predict how the next token is played (:mod:`.heads`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from dataclasses import dataclass
 
 import keras
 
+from mididuet.daemon.music.expression import FEATURES, Encoding
 from mididuet.daemon.predict.bundle import WINDOW
 
 from . import ARCHITECTURES
+from .heads import add_features, compile_expressive, copy_features, export_heads, head_outputs
 
 WAVENET_DILATIONS = (1, 2, 4, 8, 16)  # kernel 2: receptive field 1 + sum = 32 tokens
 WAVENET_EMBEDDING = 64
@@ -40,9 +43,17 @@ class Network:
     fit: keras.Model  # the model ``fit`` trains
     per_position: bool  # True: ``fit`` predicts at every position, targets are [batch, 32]
     to_export: Callable[[], keras.Model]  # [batch, 32] ids → [batch, V], the trained weights
+    encoding: Encoding | None = None  # the expressive heads' classes, when it has them
 
     def export(self) -> keras.Model:
         return self.to_export()
+
+    def compile(self, learning_rate: float = 1e-3) -> None:
+        """A fresh optimizer (the start, and fine-tuning after pre-training)."""
+        if self.encoding is None:
+            compile_model(self.fit, learning_rate)
+        else:
+            compile_expressive(self.fit, self.encoding, learning_rate)
 
 
 def compile_model(model: keras.Model, learning_rate: float = 1e-3) -> None:
@@ -84,7 +95,50 @@ def build_seed_model(vocab_size: int, window: int = WINDOW) -> keras.Model:
     return model
 
 
-def build_wavenet(vocab_size: int, window: int = WINDOW) -> Network:
+def build_expressive_seed(vocab_size: int, encoding: Encoding, conditioned: bool = True,
+                          window: int = WINDOW) -> Network:
+    """The seed's network, reading the window's features and with the heads on its Dense 256."""
+    layers = keras.layers
+    tokens = keras.Input(shape=(window,), dtype="int32", name="tokens")
+    features = keras.Input(shape=(window, len(FEATURES)), dtype="int32", name="features")
+    next_token = keras.Input(shape=(), dtype="int32", name="next_tokens")
+    trunk = [
+        layers.Conv1D(64, 3, padding="causal", activation="relu"), layers.Dropout(0.2), layers.MaxPool1D(2),
+        layers.Conv1D(128, 3, dilation_rate=2, padding="causal", activation="relu"), layers.Dropout(0.2),
+        layers.MaxPool1D(2),
+        layers.Conv1D(256, 3, dilation_rate=4, padding="causal", activation="relu"), layers.Dropout(0.2),
+        layers.MaxPool1D(2), layers.GlobalMaxPool1D(), layers.Dense(256, activation="relu", name="hidden"),
+    ]
+    embedding = layers.Embedding(vocab_size, 100, name="embedding")
+    x = add_features(embedding(tokens), features, encoding, 100)
+    for layer in trunk:
+        x = layer(x)
+    probs = layers.Dense(vocab_size, activation="softmax", name="probs")(x)
+    fit = keras.Model([tokens, features, next_token],
+                      {"probs": probs, **head_outputs(x, next_token, vocab_size, encoding, conditioned)},
+                      name="seed_expressive")
+    net = Network(fit=fit, per_position=False, encoding=encoding,
+                  to_export=lambda: _seed_export(fit, trunk, embedding, encoding, window))
+    net.compile()
+    return net
+
+
+def _seed_export(fit: keras.Model, trunk: list, embedding: keras.layers.Layer, encoding: Encoding,
+                 window: int) -> keras.Model:
+    """The trained seed with every token's head rows: (tokens, features) → probs, heads."""
+    tokens = keras.Input(shape=(window,), dtype="int32", name="tokens")
+    features = keras.Input(shape=(window, len(FEATURES)), dtype="int32", name="features")
+    x = embedding(tokens)
+    for k, name in enumerate(FEATURES):
+        x = x + fit.get_layer(f"feature_{name}")(features[:, :, k])
+    for layer in trunk:
+        x = layer(x)
+    outputs = {"probs": fit.get_layer("probs")(x), **export_heads(x, fit, encoding)}
+    return keras.Model([tokens, features], outputs, name="seed_expressive")
+
+
+def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | None = None,
+                  conditioned: bool = True) -> Network:
     """Embedding → 1×1 projection → 5 gated residual blocks (dilations 1..16) → skips → head.
 
     Each block: z = tanh(W_f ∗ x) ⊙ σ(W_g ∗ x) (kernel 2, dilated, causal), then a 1×1
@@ -96,7 +150,12 @@ def build_wavenet(vocab_size: int, window: int = WINDOW) -> Network:
         raise ValueError(f"the wavenet's receptive field is {2 ** len(WAVENET_DILATIONS)} tokens, not {window}")
     layers = keras.layers
     tokens = keras.Input(shape=(window,), dtype="int32", name="tokens")
+    inputs = [tokens]
     x = layers.Embedding(vocab_size, WAVENET_EMBEDDING, name="embedding")(tokens)
+    if encoding is not None:
+        features = keras.Input(shape=(window, len(FEATURES)), dtype="int32", name="features")
+        inputs.append(features)
+        x = add_features(x, features, encoding, WAVENET_EMBEDDING)
     x = layers.Dense(WAVENET_CHANNELS, name="input_projection")(x)
     gated = []
     for i, dilation in enumerate(WAVENET_DILATIONS):
@@ -112,12 +171,21 @@ def build_wavenet(vocab_size: int, window: int = WINDOW) -> Network:
     h = layers.Dense(WAVENET_HEAD, activation="relu", name="head")(skip)
     h = layers.Dropout(WAVENET_DROPOUT, name="head_dropout")(h)
     probs = layers.Dense(vocab_size, activation="softmax", name="probs")(h)
-    fit = keras.Model(tokens, probs, name="wavenet_every_position")
-    compile_model(fit)
-    return Network(fit=fit, per_position=True, to_export=lambda: _wavenet_last_position(fit, vocab_size, window))
+    if encoding is None:
+        fit = keras.Model(tokens, probs, name="wavenet_every_position")
+    else:
+        next_tokens = keras.Input(shape=(window,), dtype="int32", name="next_tokens")
+        fit = keras.Model([*inputs, next_tokens],
+                          {"probs": probs, **head_outputs(h, next_tokens, vocab_size, encoding, conditioned)},
+                          name="wavenet_every_position")
+    net = Network(fit=fit, per_position=True, encoding=encoding,
+                  to_export=lambda: _wavenet_last_position(fit, vocab_size, window, encoding))
+    net.compile()
+    return net
 
 
-def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int) -> keras.Model:
+def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int,
+                           encoding: Encoding | None = None) -> keras.Model:
     """The trained wavenet computing only what the last position's prediction needs.
 
     The last output depends, in the block with dilation d, on positions 31, 31−2d, … only.
@@ -136,10 +204,16 @@ def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int) -> ke
     proj_w, proj_b = fit.get_layer("input_projection").get_weights()
     tokens = keras.Input(shape=(window,), dtype="int32", name="tokens")
     embedding = layers.Embedding(vocab_size, c, name="embedding")
+    embedded = embedding(tokens)
+    inputs = [tokens]
+    if encoding is not None:
+        features = keras.Input(shape=(window, len(FEATURES)), dtype="int32", name="features")
+        inputs.append(features)
+        embedded = add_features(embedded, features, encoding, c)  # the projection is folded in below
     # Rows are (sequence, position) pairs, positions consecutive within a sequence. Staying
     # 2-D keeps every Dense a single MatMul + Add in onnxruntime: on 3-D tensors tf2onnx
     # wraps each one in Shape → Gather → Concat → Reshape chains that cost more than the maths.
-    x = keras.ops.reshape(embedding(tokens), (-1, c))
+    x = keras.ops.reshape(embedded, (-1, c))
     weights: dict[str, list] = {}
     lasts = []
     length = window
@@ -161,7 +235,11 @@ def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int) -> ke
     skip = layers.Dense(WAVENET_SKIP, activation="relu", name="skip")(layers.Concatenate(name="skips")(lasts))
     h = layers.Dense(WAVENET_HEAD, activation="relu", name="head")(skip)
     probs = layers.Dense(vocab_size, activation="softmax", name="probs")(h)
-    model = keras.Model(tokens, probs, name="wavenet")
+    if encoding is None:
+        model = keras.Model(tokens, probs, name="wavenet")
+    else:
+        model = keras.Model(inputs, {"probs": probs, **export_heads(h, fit, encoding)}, name="wavenet")
+        copy_features(model, fit, fold=proj_w)  # linear: the projection of a sum is the sum of projections
     embedding.set_weights([emb @ proj_w + proj_b])
     for name in ("skip", "head", "probs"):
         weights[name] = fit.get_layer(name).get_weights()
@@ -170,13 +248,16 @@ def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int) -> ke
     return model
 
 
-def build_network(arch: str, vocab_size: int) -> Network:
-    """The network for ``arch``; raises ``ValueError`` for an unknown name."""
+def build_network(arch: str, vocab_size: int, encoding: Encoding | None = None, conditioned: bool = True) -> Network:
+    """The network for ``arch``, with the expressive heads when given their ``encoding``;
+    raises ``ValueError`` for an unknown name."""
     if arch == "seed":
+        if encoding is not None:
+            return build_expressive_seed(vocab_size, encoding, conditioned)
         model = build_seed_model(vocab_size)
         return Network(fit=model, per_position=False, to_export=lambda: model)
     if arch == "wavenet":
-        return build_wavenet(vocab_size)
+        return build_wavenet(vocab_size, encoding=encoding, conditioned=conditioned)
     raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
 
 

@@ -1,11 +1,20 @@
 """The model bundle: the one contract between the trainer and the daemon.
 
-A bundle is a single ONNX file. Input ``tokens`` is int32 ``[batch, 32]``; output ``probs``
-is float32 ``[batch, V]``, the softmax over the vocabulary. ``metadata_props`` carry what
-the daemon needs to use it (see :data:`REQUIRED_METADATA`). :func:`load_bundle` checks all
-of that and refuses anything else with a :class:`BundleError` that says what is wrong.
+A bundle is a single ONNX file; ``metadata_props`` carry what the daemon needs to use it
+(:data:`REQUIRED_METADATA`). Two formats:
 
-Only numpy and onnxruntime are used here, so the daemon starts fast and stays small.
+- **1** (the seed's): input ``tokens`` int32 ``[batch, 32]``; output ``probs`` float32
+  ``[batch, V]``, the softmax over the vocabulary.
+- **2** (expressive): ``tokens`` stays the first input and ``probs`` the first output. A
+  second input ``features`` int32 ``[batch, 32, F]`` holds each window token's classes
+  (delay, velocity, octave: class + 1, 0 unknown), and one more output per head,
+  ``[batch, V, C]``: for every token, the softmax over that head's classes, should that
+  token be the one played. ``mididuet.expression`` declares the features, the heads and
+  every class (:class:`..music.expression.Encoding`), so a reader needs nothing else.
+
+:func:`load_bundle` checks all of that and refuses anything else with a
+:class:`BundleError` that names the rule it breaks. Only numpy and onnxruntime are used
+here, so the daemon starts fast and stays small.
 """
 
 from __future__ import annotations
@@ -20,17 +29,21 @@ from typing import Any
 import numpy as np
 
 from ..errors import MididuetError
+from ..music.expression import FEATURES, Encoding
 
-FORMAT_VERSION = 1
+FORMAT_VERSIONS = (1, 2)
+EXPRESSIVE_FORMAT = 2
 WINDOW = 32
 INPUT_NAME = "tokens"
+FEATURES_NAME = "features"
 OUTPUT_NAME = "probs"
-PROBS_TOLERANCE = 1e-3  # |sum - 1| allowed for a float32 softmax over a few hundred tokens
+PROBS_TOLERANCE = 1e-3  # |sum - 1| allowed for a float32 softmax over a few hundred classes
 
 META_FORMAT = "mididuet.format"
 META_VOCABULARY = "mididuet.vocabulary"
 META_WINDOW = "mididuet.window"
 META_TRAINING = "mididuet.training"
+META_EXPRESSION = "mididuet.expression"  # format 2
 REQUIRED_METADATA = (META_FORMAT, META_VOCABULARY, META_WINDOW, META_TRAINING)
 
 SHIPPED_MODEL_NAME = "chopin.onnx"
@@ -55,6 +68,7 @@ class BundleInfo:
     window: int
     format_version: int
     training: dict[str, Any] = field(default_factory=dict)
+    expression: Encoding | None = None  # format 2: the heads' classes
 
     @property
     def size(self) -> int:
@@ -62,6 +76,22 @@ class BundleInfo:
 
     def token_ids(self) -> dict[str, int]:
         return {token: i for i, token in enumerate(self.vocabulary)}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One window's prediction: the next token's probabilities ``[V]`` and, for format 2,
+    each head's ``[V, C]`` (row ``t``: that head's classes if token ``t`` is played)."""
+
+    probs: np.ndarray
+    heads: dict[str, np.ndarray]
+
+
+def _json(path: Path, meta: dict[str, str], key: str) -> Any:
+    try:
+        return json.loads(meta[key])
+    except json.JSONDecodeError as err:
+        raise BundleError(f"{path}: {key} is not valid JSON: {err}") from None
 
 
 def parse_metadata(path: Path, meta: dict[str, str]) -> BundleInfo:
@@ -76,15 +106,12 @@ def parse_metadata(path: Path, meta: dict[str, str]) -> BundleInfo:
         version = int(meta[META_FORMAT])
     except ValueError:
         raise BundleError(f"{path}: {META_FORMAT} must be an integer, got {meta[META_FORMAT]!r}") from None
-    if version != FORMAT_VERSION:
+    if version not in FORMAT_VERSIONS:
         raise BundleError(
-            f"{path}: bundle format version {version}, this mididuet reads version {FORMAT_VERSION}; "
-            "re-export the model with this version's mididuet-train"
+            f"{path}: bundle format version {version}, this mididuet reads versions "
+            f"{', '.join(map(str, FORMAT_VERSIONS))}; re-export the model with this version's mididuet-train"
         )
-    try:
-        vocabulary = json.loads(meta[META_VOCABULARY])
-    except json.JSONDecodeError as err:
-        raise BundleError(f"{path}: {META_VOCABULARY} is not valid JSON: {err}") from None
+    vocabulary = _json(path, meta, META_VOCABULARY)
     if not (isinstance(vocabulary, list) and vocabulary and all(isinstance(t, str) for t in vocabulary)):
         raise BundleError(f"{path}: {META_VOCABULARY} must be a non-empty JSON list of token strings")
     if len(set(vocabulary)) != len(vocabulary):
@@ -95,17 +122,27 @@ def parse_metadata(path: Path, meta: dict[str, str]) -> BundleInfo:
         raise BundleError(f"{path}: {META_WINDOW} must be an integer, got {meta[META_WINDOW]!r}") from None
     if window != WINDOW:
         raise BundleError(f"{path}: window is {window} tokens; mididuet models use {WINDOW}")
-    try:
-        training = json.loads(meta[META_TRAINING])
-    except json.JSONDecodeError as err:
-        raise BundleError(f"{path}: {META_TRAINING} is not valid JSON: {err}") from None
+    training = _json(path, meta, META_TRAINING)
     if not isinstance(training, dict):
         raise BundleError(f"{path}: {META_TRAINING} must be a JSON object")
-    return BundleInfo(path, tuple(vocabulary), window, version, training)
+    expression = None
+    if version == EXPRESSIVE_FORMAT:
+        if META_EXPRESSION not in meta:
+            raise BundleError(f"{path}: a format-2 bundle must declare its heads in {META_EXPRESSION}")
+        declared = _json(path, meta, META_EXPRESSION)
+        try:
+            expression = Encoding.from_metadata(declared if isinstance(declared, dict) else {})
+        except ValueError as err:
+            raise BundleError(f"{path}: {META_EXPRESSION}: {err}") from None
+    elif META_EXPRESSION in meta:
+        raise BundleError(f"{path}: {META_EXPRESSION} is only allowed in format {EXPRESSIVE_FORMAT} "
+                          f"(this is {version})")
+    return BundleInfo(path, tuple(vocabulary), window, version, training, expression)
 
 
 class ModelRunner:
-    """One onnxruntime session over a checked bundle: ``query`` a window, get probabilities.
+    """One onnxruntime session over a checked bundle: ``query`` a window, get probabilities;
+    ``predict`` a window with its features, get the heads too.
 
     Created once at start and warmed with one query, so the first real prediction costs
     what every other one does. Not thread-safe: one caller at a time.
@@ -132,73 +169,119 @@ class ModelRunner:
             raise BundleError(f"{self.path}: not a readable ONNX model ({first_line})") from err
         meta = dict(self._session.get_modelmeta().custom_metadata_map)
         self.info = parse_metadata(self.path, meta)
+        self.heads: tuple[str, ...] = self.info.expression.heads if self.info.expression else ()
         self._check_signature()
         self._input = np.zeros((1, self.info.window), dtype=np.int32)
-        probs = self.query(self._input[0])
-        if probs.shape != (self.info.size,):
+        self._features = np.zeros((1, self.info.window, len(FEATURES)), dtype=np.int32)
+        self._outputs = [OUTPUT_NAME, *self.heads]
+        warm = self.predict(self._input[0], self._features[0] if self.heads else None)
+        self._check_distribution(OUTPUT_NAME, warm.probs, (self.info.size,))
+        for name, rows in warm.heads.items():
+            assert self.info.expression is not None
+            self._check_distribution(name, rows, (self.info.size, self.info.expression.size(name)))
+
+    def _check_distribution(self, name: str, values: np.ndarray, shape: tuple[int, ...]) -> None:
+        """An output the contract says is a softmax must be one: a model exported without it
+        (logits), or one that yields NaN, would otherwise play quietly wrong notes."""
+        if values.shape != shape:
+            raise BundleError(f"{self.path}: output '{name}' has shape {list(values.shape)} but the metadata "
+                              f"says {list(shape)} (vocabulary {self.info.size} tokens)")
+        totals = values.sum(axis=-1)
+        if not (np.isfinite(values).all() and values.min() >= 0.0 and np.abs(totals - 1.0).max() <= PROBS_TOLERANCE):
             raise BundleError(
-                f"{self.path}: output '{OUTPUT_NAME}' has width {probs.shape[-1]} "
-                f"but the vocabulary has {self.info.size} tokens"
-            )
-        # The contract says softmax: a model exported without it (logits), or one that
-        # yields NaN, would otherwise play quietly wrong notes (the sampler takes any numbers).
-        total = float(probs.sum())
-        if not (np.isfinite(probs).all() and probs.min() >= 0.0 and abs(total - 1.0) <= PROBS_TOLERANCE):
-            raise BundleError(
-                f"{self.path}: output '{OUTPUT_NAME}' is not a probability distribution "
-                f"(values {float(probs.min()):.3g}..{float(probs.max()):.3g}, sum {total:.4g}); "
+                f"{self.path}: output '{name}' is not a probability distribution "
+                f"(values {float(values.min()):.3g}..{float(values.max()):.3g}, sum {float(totals.flat[0]):.4g}); "
                 "export the model with its softmax"
             )
 
     def _check_signature(self) -> None:
         inputs = self._session.get_inputs()
         outputs = self._session.get_outputs()
-        if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
+        expected = [INPUT_NAME, FEATURES_NAME] if self.heads else [INPUT_NAME]
+        if [i.name for i in inputs] != expected:
             names = [i.name for i in inputs]
-            raise BundleError(f"{self.path}: expected one input named '{INPUT_NAME}', found {names}")
-        if inputs[0].type != "tensor(int32)":
-            raise BundleError(f"{self.path}: input '{INPUT_NAME}' must be int32, found {inputs[0].type}")
-        shape = inputs[0].shape
-        if len(shape) != 2 or shape[1] != self.info.window:
-            raise BundleError(
-                f"{self.path}: input '{INPUT_NAME}' must have shape [batch, {self.info.window}], found {shape}"
-            )
-        if OUTPUT_NAME not in [o.name for o in outputs]:
-            names = [o.name for o in outputs]
-            raise BundleError(f"{self.path}: expected an output named '{OUTPUT_NAME}', found {names}")
-        out = next(o for o in outputs if o.name == OUTPUT_NAME)
-        width = out.shape[-1] if len(out.shape) == 2 else None
-        if isinstance(width, int) and width != self.info.size:
-            raise BundleError(
-                f"{self.path}: output '{OUTPUT_NAME}' has width {width} "
-                f"but the vocabulary has {self.info.size} tokens"
-            )
+            what = f"inputs named {expected}" if self.heads else f"one input named '{INPUT_NAME}'"
+            raise BundleError(f"{self.path}: expected {what} (format {self.info.format_version}), found {names}")
+        for given, rank, extra in zip(inputs, (2, 3), ([], [len(FEATURES)]), strict=False):
+            if given.type != "tensor(int32)":
+                raise BundleError(f"{self.path}: input '{given.name}' must be int32, found {given.type}")
+            shape = given.shape
+            if len(shape) != rank or shape[1] != self.info.window or list(shape[2:]) != extra:
+                want = ", ".join(["batch", str(self.info.window), *map(str, extra)])
+                raise BundleError(f"{self.path}: input '{given.name}' must have shape [{want}], found {shape}")
+        names = [o.name for o in outputs]
+        if OUTPUT_NAME not in names or (self.heads and names[0] != OUTPUT_NAME):
+            raise BundleError(f"{self.path}: expected '{OUTPUT_NAME}' as the first output, found {names}")
+        missing = [head for head in self.heads if head not in names]
+        if missing:
+            raise BundleError(f"{self.path}: {META_EXPRESSION} declares heads {missing} that are not outputs {names}")
+        for out in outputs:
+            if out.name == OUTPUT_NAME:
+                width = out.shape[-1] if len(out.shape) == 2 else None
+                if isinstance(width, int) and width != self.info.size:
+                    raise BundleError(f"{self.path}: output '{OUTPUT_NAME}' has width {width} "
+                                      f"but the vocabulary has {self.info.size} tokens")
+            elif out.name in self.heads:
+                assert self.info.expression is not None
+                want = [self.info.size, self.info.expression.size(out.name)]
+                if len(out.shape) != 3 or any(isinstance(g, int) and g != w for g, w in zip(out.shape[1:], want,
+                                                                                           strict=True)):
+                    raise BundleError(f"{self.path}: head '{out.name}' must have shape [batch, {want[0]}, "
+                                      f"{want[1]}] (vocabulary × its classes), found {out.shape}")
 
     @property
     def vocabulary(self) -> tuple[str, ...]:
         return self.info.vocabulary
 
+    @property
+    def expressive(self) -> bool:
+        return bool(self.heads)
+
+    def _check_ids(self, ids: np.ndarray) -> None:
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.info.size):
+            raise ValueError(f"token ids must be in range 0..{self.info.size - 1}")
+
     def query(self, window: np.ndarray) -> np.ndarray:
         """Probabilities of the next token after ``window`` (32 ids). Blocks for one inference.
 
         Raises ``ValueError`` for a window of the wrong length or an id outside the
-        vocabulary: onnxruntime would silently wrap -1 to the last token.
+        vocabulary: onnxruntime would silently wrap -1 to the last token. A format-2
+        bundle is asked with every feature unknown.
         """
+        return self.predict(window, None).probs
+
+    def predict(self, window: np.ndarray, features: np.ndarray | None) -> Prediction:
+        """The next token's probabilities and (format 2) each head's rows, after ``window``
+        (32 ids) with its ``features`` (``[32, 3]`` classes + 1; None: all unknown)."""
         if window.shape != (self.info.window,):
             raise ValueError(f"window must hold {self.info.window} token ids, got shape {window.shape}")
-        if window.size and (int(window.min()) < 0 or int(window.max()) >= self.info.size):
-            raise ValueError(f"token ids must be in range 0..{self.info.size - 1}")
+        self._check_ids(window)
         self._input[0] = window
-        return self._session.run([OUTPUT_NAME], {INPUT_NAME: self._input})[0][0]
+        if not self.heads:
+            return Prediction(self._session.run([OUTPUT_NAME], {INPUT_NAME: self._input})[0][0], {})
+        if features is None:
+            self._features[0] = 0
+        else:
+            self._features[0] = features
+        results = self._session.run(self._outputs, {INPUT_NAME: self._input, FEATURES_NAME: self._features})
+        return Prediction(results[0][0], {name: rows[0] for name, rows in zip(self.heads, results[1:], strict=True)})
 
-    def query_batch(self, windows: np.ndarray) -> np.ndarray:
+    def query_batch(self, windows: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """Probabilities for a ``[batch, 32]`` array of ids (evaluation and tests)."""
+        return self.predict_batch(windows, features)[OUTPUT_NAME]
+
+    def predict_batch(self, windows: np.ndarray, features: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Every output for a ``[batch, 32]`` array of ids and (format 2) their
+        ``[batch, 32, 3]`` features (None: all unknown)."""
         windows = np.ascontiguousarray(windows, dtype=np.int32)
         if windows.ndim != 2 or windows.shape[1] != self.info.window:
             raise ValueError(f"windows must have shape [batch, {self.info.window}], got {windows.shape}")
-        if windows.size and (int(windows.min()) < 0 or int(windows.max()) >= self.info.size):
-            raise ValueError(f"token ids must be in range 0..{self.info.size - 1}")
-        return self._session.run([OUTPUT_NAME], {INPUT_NAME: windows})[0]
+        self._check_ids(windows)
+        feeds = {INPUT_NAME: windows}
+        if self.heads:
+            feeds[FEATURES_NAME] = (np.zeros((*windows.shape, len(FEATURES)), np.int32) if features is None
+                                    else np.ascontiguousarray(features, dtype=np.int32))
+        return dict(zip(self._outputs, self._session.run(self._outputs, feeds), strict=True))
 
 
 def load_bundle(path: str | os.PathLike[str] | None = None) -> ModelRunner:

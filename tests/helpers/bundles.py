@@ -3,7 +3,9 @@
 The graph is a real network (embedding → mean over the window → dense → softmax) that
 onnxruntime runs like any exported model; its weights are random but seeded. Tests use
 it where training a Keras model would cost seconds and prove nothing more, and to make
-bundles that break the contract on purpose.
+bundles that break the contract on purpose. With ``expressive=True`` it is a format-2
+bundle: the window's features are embedded and added in, and each head is a softmax
+over its classes for every token (the context's logits plus a seeded row per token).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from mididuet.daemon.music.expression import DEFAULT, FEATURES
 from mididuet.daemon.predict import bundle
 
 DEFAULT_VOCABULARY = [
@@ -34,40 +37,69 @@ def make_bundle(
     drop_metadata: tuple[str, ...] = (),
     input_type: int = TensorProto.INT32,
     sharpness: float = 3.0,
+    expressive: bool = False,
+    heads: tuple[str, ...] | None = None,
+    head_classes: dict[str, int] | None = None,
 ) -> Path:
-    """Write a bundle to ``path``; keyword arguments let a test break one rule at a time."""
+    """Write a bundle to ``path``; keyword arguments let a test break one rule at a time
+    (``heads``: the head outputs written, default all declared; ``head_classes``: a head
+    written with another number of classes than the metadata declares)."""
     vocab = list(vocabulary or DEFAULT_VOCABULARY)
     width = output_width if output_width is not None else len(vocab)
     rng = np.random.default_rng(seed)
     dim = 8
     emb = rng.normal(size=(len(vocab), dim)).astype(np.float32)
     dense = (rng.normal(size=(dim, width)) * sharpness).astype(np.float32)
+    initializers = [numpy_helper.from_array(emb, "emb"), numpy_helper.from_array(dense, "dense")]
     nodes = []
     tokens_in = "tokens"
     if input_type != TensorProto.INT32:
         nodes.append(helper.make_node("Cast", ["tokens"], ["tokens32"], to=TensorProto.INT32))
         tokens_in = "tokens32"
+    inputs = [helper.make_tensor_value_info("tokens", input_type, ["batch", window])]
+    outputs = [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", width])]
+    nodes.append(helper.make_node("Gather", ["emb", tokens_in], ["embedded"], axis=0))
+    summed = "embedded"
+    encoding = DEFAULT
+    if expressive:
+        inputs.append(helper.make_tensor_value_info("features", TensorProto.INT32, ["batch", window, len(FEATURES)]))
+        for k, name in enumerate(FEATURES):
+            table = rng.normal(size=(encoding.size(name) + 1, dim)).astype(np.float32)
+            initializers += [numpy_helper.from_array(table, f"feature_{name}"),
+                             numpy_helper.from_array(np.array(k, dtype=np.int64), f"index_{name}")]
+            nodes += [helper.make_node("Gather", ["features", f"index_{name}"], [f"classes_{name}"], axis=2),
+                      helper.make_node("Gather", [f"feature_{name}", f"classes_{name}"], [f"embedded_{name}"], axis=0),
+                      helper.make_node("Add", [summed, f"embedded_{name}"], [f"sum_{name}"])]
+            summed = f"sum_{name}"
     nodes += [
-        helper.make_node("Gather", ["emb", tokens_in], ["embedded"], axis=0),
-        helper.make_node("ReduceMean", ["embedded"], ["pooled"], axes=[1], keepdims=0),
+        helper.make_node("ReduceMean", [summed], ["pooled"], axes=[1], keepdims=0),
         helper.make_node("MatMul", ["pooled", "dense"], ["logits"]),
         helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "tiny",
-        [helper.make_tensor_value_info("tokens", input_type, ["batch", window])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", width])],
-        initializer=[numpy_helper.from_array(emb, "emb"), numpy_helper.from_array(dense, "dense")],
-    )
+    if expressive:
+        initializers.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "axis_1"))
+        for name in heads if heads is not None else encoding.heads:
+            classes = (head_classes or {}).get(name, encoding.size(name))
+            context = (rng.normal(size=(dim, classes)) * sharpness).astype(np.float32)
+            rows = (rng.normal(size=(len(vocab), classes)) * sharpness).astype(np.float32)
+            initializers += [numpy_helper.from_array(context, f"{name}_context"),
+                             numpy_helper.from_array(rows, f"{name}_rows")]
+            nodes += [helper.make_node("MatMul", ["pooled", f"{name}_context"], [f"{name}_c"]),
+                      helper.make_node("Unsqueeze", [f"{name}_c", "axis_1"], [f"{name}_c3"]),
+                      helper.make_node("Add", [f"{name}_c3", f"{name}_rows"], [f"{name}_logits"]),
+                      helper.make_node("Softmax", [f"{name}_logits"], [name], axis=-1)]
+            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", len(vocab), classes]))
+    graph = helper.make_graph(nodes, "tiny", inputs, outputs, initializer=initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     meta = {
-        bundle.META_FORMAT: str(bundle.FORMAT_VERSION),
+        bundle.META_FORMAT: str(bundle.EXPRESSIVE_FORMAT if expressive else 1),
         bundle.META_VOCABULARY: json.dumps(vocab),
         bundle.META_WINDOW: str(window),
         bundle.META_TRAINING: json.dumps({"corpus": "tests", "arch": "tiny"}),
     }
+    if expressive:
+        meta[bundle.META_EXPRESSION] = json.dumps(encoding.as_metadata())
     meta.update(metadata or {})
     for key in drop_metadata:
         meta.pop(key, None)

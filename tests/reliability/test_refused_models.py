@@ -66,8 +66,13 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "window-16": (lambda p: make_bundle(p, window=16), "window is 16 tokens; mididuet models use 32"),
     "input-16-metadata-32": (lambda p: make_bundle(p, window=16, metadata={bundle.META_WINDOW: "32"}),
                              "must have shape [batch, 32]"),
-    "format-version-2": (lambda p: make_bundle(p, metadata={bundle.META_FORMAT: "2"}),
-                         "bundle format version 2, this mididuet reads version 1"),
+    "format-version-3": (lambda p: make_bundle(p, metadata={bundle.META_FORMAT: "3"}),
+                         "bundle format version 3, this mididuet reads versions 1, 2"),
+    "format-2-without-heads": (lambda p: make_bundle(p, metadata={bundle.META_FORMAT: "2"}),
+                               "a format-2 bundle must declare its heads in mididuet.expression"),
+    "format-2-head-missing": (lambda p: make_bundle(p, expressive=True, heads=("delay", "length")),
+                              "declares heads ['velocity', 'octave', 'bass', 'spread', 'doubled'] that are not "
+                              "outputs"),
     "logits-not-probabilities": (_logits, "is not a probability distribution"),
 }
 

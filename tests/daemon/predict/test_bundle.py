@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 
+from mididuet.daemon.music.expression import Encoding
 from mididuet.daemon.predict import bundle
 from mididuet.daemon.predict.bundle import BundleError
 from tests.helpers.bundles import DEFAULT_VOCABULARY, make_bundle
@@ -84,3 +85,67 @@ def test_token_ids_are_validated_before_inference(tmp_path):
 def test_training_facts_are_exposed(tmp_path):
     path = make_bundle(tmp_path / "m.onnx", metadata={bundle.META_TRAINING: json.dumps({"epochs_run": 3})})
     assert bundle.load_bundle(path).info.training == {"epochs_run": 3}
+
+
+# --- format 2: the expressive heads ------------------------------------------------------------
+def test_a_format_2_bundle_predicts_the_token_and_every_head(tmp_path):
+    runner = bundle.load_bundle(make_bundle(tmp_path / "m.onnx", expressive=True))
+    encoding = runner.info.expression
+    assert runner.info.format_version == 2 and runner.expressive and encoding is not None
+    window = np.arange(32, dtype=np.int32) % runner.info.size
+    features = np.ones((32, 3), dtype=np.int32)
+    prediction = runner.predict(window, features)
+    assert prediction.probs.shape == (runner.info.size,)
+    assert set(prediction.heads) == set(encoding.heads)
+    for name, rows in prediction.heads.items():
+        assert rows.shape == (runner.info.size, encoding.size(name))
+        assert np.allclose(rows.sum(axis=1), 1, atol=1e-5)
+    # The features reach the model: other classes, other probabilities.
+    other = runner.predict(window, np.full((32, 3), 2, dtype=np.int32))
+    assert not np.allclose(other.probs, prediction.probs)
+    assert np.allclose(runner.query(window), runner.predict(window, None).probs)
+
+
+def test_a_format_1_bundle_has_no_heads(tmp_path):
+    runner = bundle.load_bundle(make_bundle(tmp_path / "m.onnx"))
+    assert runner.info.format_version == 1 and not runner.expressive and runner.info.expression is None
+    assert runner.predict(np.zeros(32, dtype=np.int32), None).heads == {}
+
+
+def _expression(**changes):
+    meta = Encoding().as_metadata()
+    for key, value in changes.items():
+        if key in meta["classes"]:
+            meta["classes"][key] = value
+        else:
+            meta[key] = value
+    return json.dumps(meta)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"metadata": {bundle.META_FORMAT: "2"}}, "a format-2 bundle must declare its heads in mididuet.expression"),
+    ({"expressive": True, "metadata": {bundle.META_EXPRESSION: "{"}}, "mididuet.expression is not valid JSON"),
+    ({"expressive": True, "metadata": {bundle.META_EXPRESSION: _expression(version=7)}},
+     "expression encoding version 7, this mididuet reads 1"),
+    ({"expressive": True, "metadata": {bundle.META_EXPRESSION: _expression(features=["delay"])}},
+     "features must be"),
+    ({"expressive": True, "metadata": {bundle.META_EXPRESSION: _expression(delay=[])}},
+     "classes.delay must be a non-empty list of numbers"),
+    ({"expressive": True, "metadata": {bundle.META_EXPRESSION: _expression(length=[0.5, -1])}},
+     "delay and length classes must be positive ratios"),
+    ({"expressive": True, "heads": ("delay",)}, "declares heads ['length', 'velocity'"),
+    ({"expressive": True, "head_classes": {"velocity": 5}}, "head 'velocity' must have shape [batch, 18, 13]"),
+    ({"metadata": {bundle.META_EXPRESSION: _expression()}}, "mididuet.expression is only allowed in format 2"),
+])
+def test_an_inconsistent_format_2_bundle_is_refused_naming_the_rule(tmp_path, kwargs, message):
+    path = make_bundle(tmp_path / "m.onnx", **kwargs)
+    with pytest.raises(BundleError) as caught:
+        bundle.load_bundle(path)
+    assert message in str(caught.value)
+
+
+def test_a_format_2_bundle_without_its_features_input_is_refused(tmp_path):
+    path = make_bundle(tmp_path / "m.onnx", metadata={bundle.META_FORMAT: "2",
+                                                       bundle.META_EXPRESSION: _expression()})
+    with pytest.raises(BundleError, match=r"expected inputs named \['tokens', 'features'\] \(format 2\)"):
+        bundle.load_bundle(path)

@@ -1,0 +1,150 @@
+"""How a token is played, as classes both halves share: when, how long, how loud, where.
+
+The reader keeps, for each token, its onset and sounding length (sustain pedal applied)
+in beats, its loudest velocity, its lowest and highest pitch and how many notes it has
+(:class:`..music.midi_reader.TokenRecord`). From those the trainer derives targets and
+the daemon, live, the same features of what the player plays, in units the daemon can
+measure: everything is relative to the sequence's own recent past, so no beat or bar
+needs to be known.
+
+- **pulse**: the median of the last :data:`HISTORY` inter-onset intervals (IOIs) before
+  the token, whoever played them. In the corpus that is in beats; live it is in ns.
+- **delay**: the IOI from the previous token to this one ÷ the pulse, as the nearest
+  ratio on a musical grid in log space: sixteenths to eights of the pulse, with triplets
+  (1/3, 2/3, 4/3) and dotted values (3/4, 3/2), and the long values a rest gives (3…8).
+- **length**: the token's sounding length ÷ the pulse, the nearest ratio on a log grid up
+  to 16 (a pedalled chord rings for bars).
+- **velocity**: the loudest note minus the median of the last tokens' loudest notes,
+  the nearest offset on a grid finer near 0 (dynamics move in small steps).
+- **voicing**, for chords: the octave of the lowest note, which of the token's pitch
+  classes is the bass (its index in normal order), the spread (highest − lowest, in
+  semitone bands), and how many notes double a pitch class (a chord token keeps only the
+  classes).
+
+Feature indices for the model's input are class + 1, with 0 for "unknown" (the primer,
+a first token with no history). The classes travel in each bundle's metadata
+(:meth:`Encoding.as_metadata`), so a bundle is read with the grid it was trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Any
+
+from .tokens import is_chord, token_pitch_classes
+
+HISTORY = 16
+UNKNOWN = 0  # the feature index of an unknown value
+FEATURES = ("delay", "velocity", "octave")  # what the model reads for each window token
+HEADS = ("delay", "length", "velocity", "octave", "bass", "spread", "doubled")  # what it predicts
+VOICING_HEADS = ("octave", "bass", "spread", "doubled")  # meaningful for chord tokens only
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """The class grids of each attribute."""
+
+    delay: tuple[float, ...] = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 4 / 3, 3 / 2, 2.0, 3.0, 4.0, 6.0, 8.0)
+    length: tuple[float, ...] = (1 / 4, 1 / 2, 3 / 4, 1.0, 3 / 2, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+    velocity: tuple[int, ...] = (-30, -20, -14, -9, -5, -2, 0, 2, 5, 9, 14, 20, 30)
+    octave: tuple[int, ...] = (1, 2, 3, 4, 5, 6)  # of the lowest note (C4 = MIDI 60 is octave 4)
+    bass: tuple[int, ...] = (0, 1, 2, 3, 4, 5)  # index of the bass among the token's pitch classes
+    # Spread bands' upper bounds (semitones) and the value played for each.
+    spread_bounds: tuple[int, ...] = (7, 12, 19, 26, 33, 127)
+    spread: tuple[int, ...] = (5, 10, 16, 23, 30, 38)
+    doubled: tuple[int, ...] = (0, 1, 2, 3)
+    history: int = HISTORY
+    heads: tuple[str, ...] = field(default=HEADS)
+
+    def size(self, head: str) -> int:
+        return len(getattr(self, head))
+
+    # --- classes of measured values ------------------------------------------------------
+    def delay_class(self, ioi: float, pulse: float | None) -> int | None:
+        return _nearest_log(ioi / pulse, self.delay) if pulse and ioi > 0 else None
+
+    def length_class(self, length: float, pulse: float | None) -> int | None:
+        return _nearest_log(max(length, 1e-9) / pulse, self.length) if pulse else None
+
+    def velocity_class(self, velocity: int, level: float | None) -> int | None:
+        return None if level is None else _nearest(velocity - level, self.velocity)
+
+    def octave_class(self, lowest: int) -> int:
+        return _nearest(lowest // 12 - 1, self.octave)
+
+    def spread_class(self, semitones: int) -> int:
+        return next(i for i, bound in enumerate(self.spread_bounds) if semitones <= bound or i == len(self.spread) - 1)
+
+    def bass_class(self, token: str, lowest: int) -> int | None:
+        """Which of a chord token's pitch classes is its lowest note; None for a single note."""
+        if not is_chord(token):
+            return None
+        pcs = token_pitch_classes(token)
+        return min(pcs.index(lowest % 12) if lowest % 12 in pcs else 0, len(self.bass) - 1)
+
+    def doubled_class(self, notes: int, token: str) -> int:
+        return min(max(notes - len(set(token_pitch_classes(token))), 0), len(self.doubled) - 1)
+
+    # --- the bundle's metadata --------------------------------------------------------------
+    def as_metadata(self) -> dict[str, Any]:
+        return {"version": 1, "history": self.history, "features": list(FEATURES), "heads": list(self.heads),
+                "classes": {"delay": list(self.delay), "length": list(self.length), "velocity": list(self.velocity),
+                            "octave": list(self.octave), "bass": list(self.bass), "spread": list(self.spread),
+                            "spread_bounds": list(self.spread_bounds), "doubled": list(self.doubled)},
+                "units": {"delay": "pulse", "length": "pulse", "velocity": "offset from the running level",
+                          "octave": "octave of the lowest note", "bass": "index in normal order",
+                          "spread": "semitones, lowest to highest", "doubled": "notes beyond the pitch classes"}}
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any]) -> Encoding:
+        """The encoding a bundle declares. Raises ``ValueError`` naming what is wrong."""
+        if meta.get("version") != 1:
+            raise ValueError(f"expression encoding version {meta.get('version')!r}, this mididuet reads 1")
+        if list(meta.get("features", ())) != list(FEATURES):
+            raise ValueError(f"features must be {list(FEATURES)}, got {meta.get('features')!r}")
+        heads = tuple(meta.get("heads", ()))
+        if not heads or not set(heads) <= set(HEADS) or "delay" not in heads:
+            raise ValueError(f"heads must be some of {list(HEADS)} with delay among them, got {list(heads)}")
+        classes = meta.get("classes")
+        if not isinstance(classes, dict):
+            raise ValueError("classes must be an object of lists")
+        values: dict[str, tuple[Any, ...]] = {}
+        for name in ("delay", "length", "velocity", "octave", "bass", "spread", "spread_bounds", "doubled"):
+            got = classes.get(name)
+            if not (isinstance(got, list) and got and all(isinstance(v, int | float) for v in got)):
+                raise ValueError(f"classes.{name} must be a non-empty list of numbers")
+            values[name] = tuple(got)
+        if any(v <= 0 for v in values["delay"] + values["length"]):
+            raise ValueError("delay and length classes must be positive ratios")
+        if len(values["spread"]) != len(values["spread_bounds"]):
+            raise ValueError("classes.spread and classes.spread_bounds must have the same length")
+        history = meta.get("history")
+        if not isinstance(history, int) or history < 1:
+            raise ValueError(f"history must be a positive integer, got {history!r}")
+        return cls(**values, history=history, heads=heads)  # type: ignore[arg-type]
+
+
+def _nearest_log(ratio: float, grid: Sequence[float]) -> int:
+    target = math.log(ratio)
+    return min(range(len(grid)), key=lambda i: abs(math.log(grid[i]) - target))
+
+
+def _nearest(value: float, grid: Sequence[float]) -> int:
+    return min(range(len(grid)), key=lambda i: abs(grid[i] - value))
+
+
+def running_median(values: Sequence[float], end: int, history: int = HISTORY) -> float | None:
+    """The median of the (up to) ``history`` values before index ``end``, or None."""
+    recent = values[max(0, end - history):end]
+    return float(median(recent)) if len(recent) else None
+
+
+def feature(index: int | None) -> int:
+    """A class as the model's input reads it: class + 1, or :data:`UNKNOWN`."""
+    return UNKNOWN if index is None else index + 1
+
+
+DEFAULT = Encoding()

@@ -1,0 +1,73 @@
+"""The expressive targets and features of a piece, from its token records.
+
+For each token of a piece (after tokens outside the vocabulary are dropped, as the
+daemon's window drops them), with the encoding of
+:mod:`mididuet.daemon.music.expression`:
+
+- the **targets** the heads learn, one class per head (``-1`` where a head says nothing:
+  voicing for a single note, delay and length before any IOI is known, velocity before
+  any level is known);
+- the **features** the trunk reads with each token: its delay and velocity classes and
+  the octave of its lowest note, as class + 1 (0: unknown).
+
+The daemon computes the same features of the player's tokens live from their onsets and
+velocities (:mod:`mididuet.daemon.predict.window`), so the model sees what it saw here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+
+from mididuet.daemon.music.expression import DEFAULT, FEATURES, HEADS, Encoding, feature, running_median
+from mididuet.daemon.music.midi_reader import TokenRecord
+from mididuet.daemon.music.tokens import is_chord
+
+IGNORE = -1  # a target the loss and the metrics leave out
+
+
+@dataclass
+class Expression:
+    """A piece's ids, features ``[n, 3]`` and head targets ``{head: [n]}``, aligned."""
+
+    ids: np.ndarray
+    features: np.ndarray
+    targets: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
+                   encoding: Encoding = DEFAULT) -> Expression:
+    """Ids, features and targets of a piece's records (tokens outside ``vocabulary`` dropped)."""
+    kept = [r for r in records if r.token in vocabulary]
+    n = len(kept)
+    onsets = [r.onset for r in kept]
+    velocities = [float(r.velocity) for r in kept]
+    iois = [0.0] + [b - a for a, b in pairwise(onsets)]
+    targets = {head: np.full(n, IGNORE, dtype=np.int32) for head in HEADS}
+    features = np.zeros((n, len(FEATURES)), dtype=np.int32)
+    for i, r in enumerate(kept):
+        # The pulse and level before this token: what the daemon knows when deciding it.
+        pulse = running_median(iois[1:i], i - 1, encoding.history) if i >= 2 else None
+        level = running_median(velocities, i, encoding.history)
+        delay = encoding.delay_class(iois[i], pulse) if i >= 1 else None
+        velocity = encoding.velocity_class(r.velocity, level)
+        octave = encoding.octave_class(r.lowest)
+        features[i] = (feature(delay), feature(velocity), feature(octave))
+        for head, value in (("delay", delay), ("velocity", velocity),
+                            ("length", encoding.length_class(r.length, pulse))):
+            if value is not None:
+                targets[head][i] = value
+        if is_chord(r.token):
+            targets["octave"][i] = octave
+            targets["bass"][i] = encoding.bass_class(r.token, r.lowest)
+            targets["spread"][i] = encoding.spread_class(r.highest - r.lowest)
+            targets["doubled"][i] = encoding.doubled_class(r.notes, r.token)
+    ids = np.asarray([vocabulary[r.token] for r in kept], dtype=np.int32)
+    return Expression(ids, features, targets)
+

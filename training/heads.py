@@ -1,0 +1,103 @@
+"""The expressive parts of a network: the features the trunk reads, the heads it feeds.
+
+- **Features in**: each window token's delay, velocity and octave classes (class + 1,
+  0 unknown: :mod:`mididuet.daemon.music.expression`) are embedded and added to the
+  token's embedding, so the trunk sees the rhythm and dynamics it is to continue.
+- **Heads out**: one softmax per attribute, read from the trunk's last hidden layer.
+  A head is *conditioned on the token* it describes: its logits are the context's
+  (``Dense`` of the hidden layer) plus a learned row of the token (``Embedding(V, C)``),
+  so a chord's voicing and a single note's length each get their own bias. In training
+  the row is that of the true next token (each position's target); the exported model
+  computes every token's row at once, ``[batch, V, C]``, and the daemon reads the row of
+  the token it sampled, so one onnxruntime call decides everything. Unconditioned heads
+  (``conditioned=False``, to measure what the conditioning is worth) export the same
+  shape with an all-zero table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from mididuet.daemon.music.expression import FEATURES, Encoding
+
+from .expression import IGNORE
+
+HEAD_LOSS_WEIGHT = 0.25  # each head's share of the loss beside the token's 1.0
+
+
+def feature_sizes(encoding: Encoding) -> dict[str, int]:
+    """Each input feature's vocabulary: its classes and the unknown index 0."""
+    return {name: encoding.size(name) + 1 for name in FEATURES}
+
+
+def add_features(x: Any, features: Any, encoding: Encoding, width: int) -> Any:
+    """``x`` (token embeddings ``[batch, T, width]``) plus each feature's embedding."""
+    layers = keras.layers
+    for k, (name, size) in enumerate(feature_sizes(encoding).items()):
+        embedded = layers.Embedding(size, width, name=f"feature_{name}")(features[:, :, k])
+        x = layers.Add(name=f"with_{name}")([x, embedded])
+    return x
+
+
+def head_outputs(h: Any, next_tokens: Any, vocab_size: int, encoding: Encoding, conditioned: bool) -> dict[str, Any]:
+    """The training heads: for each attribute, its softmax given the token each position
+    is told of (``next_tokens``, the targets, in training)."""
+    layers = keras.layers
+    outputs = {}
+    for name in encoding.heads:
+        logits = layers.Dense(encoding.size(name), name=f"{name}_context")(h)
+        table = layers.Embedding(vocab_size, encoding.size(name), name=f"{name}_token", trainable=conditioned,
+                                 embeddings_initializer="zeros")
+        logits = layers.Add(name=f"{name}_logits")([logits, table(next_tokens)])
+        outputs[name] = layers.Activation("softmax", name=name)(logits)
+    return outputs
+
+
+class EveryToken(keras.layers.Layer):
+    """A head's softmax for every token at once: ``context [batch, C]`` plus the token
+    table ``[V, C]`` gives ``[batch, V, C]``."""
+
+    def __init__(self, table: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._table = table  # the trained Embedding(V, C) weights, copied in
+
+    def build(self, input_shape: Any) -> None:
+        self.table = self.add_weight(shape=self._table.shape, initializer="zeros", trainable=False, name="table")
+        self.table.assign(self._table)
+
+    def call(self, context: Any) -> Any:
+        return keras.ops.softmax(keras.ops.expand_dims(context, 1) + keras.ops.expand_dims(self.table, 0), axis=-1)
+
+
+def export_heads(h: Any, fit: keras.Model, encoding: Encoding) -> dict[str, Any]:
+    """The exported heads on hidden ``h`` (``[batch, H]``), with the fit model's weights."""
+    outputs = {}
+    for name in encoding.heads:
+        context = fit.get_layer(f"{name}_context")
+        dense = keras.layers.Dense(encoding.size(name), name=f"{name}_context")
+        logits = dense(h)
+        dense.set_weights(context.get_weights())
+        outputs[name] = EveryToken(fit.get_layer(f"{name}_token").get_weights()[0], name=name)(logits)
+    return outputs
+
+
+def copy_features(model: keras.Model, fit: keras.Model, fold: Any = None) -> None:
+    """Give ``model``'s feature embeddings the trained ones (``fold``: a matrix each is
+    multiplied by, as the wavenet's export folds its input projection into the tables)."""
+    for name in FEATURES:
+        (table,) = fit.get_layer(f"feature_{name}").get_weights()
+        model.get_layer(f"feature_{name}").set_weights([table if fold is None else table @ fold])
+
+
+def compile_expressive(model: keras.Model, encoding: Encoding, learning_rate: float = 1e-3) -> None:
+    """Adam; sparse cross-entropy for the token and each head (targets of ``IGNORE`` left
+    out: voicing for single notes, delay before a pulse is known)."""
+    losses: dict[str, Any] = {"probs": keras.losses.SparseCategoricalCrossentropy()}
+    weights = {"probs": 1.0}
+    for name in encoding.heads:
+        losses[name] = keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE)
+        weights[name] = HEAD_LOSS_WEIGHT
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses, loss_weights=weights,
+                  metrics={"probs": ["sparse_categorical_accuracy"]})
