@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .evaluate import Metrics, best_baseline, format_table
+from .evaluate_heads import HeadMetrics, format_head_table
 from .quality import configuration_name, format_rows
 from .quality import model_row as quality_row
 
@@ -25,7 +26,29 @@ LICENSE = ("The training data is the Classical Piano MIDI collection of piano-mi
            "from it and carries that attribution.")
 
 
-def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequence[Metrics]) -> None:
+HEADS_TEXT = """Besides the next token, the model predicts how it is played: one head per attribute,
+each a softmax over classes, conditioned on the token it describes (the daemon samples
+the token first, then reads that token's row of each head). All are relative to the
+sequence's own recent past, so the daemon can measure them live:
+
+- **delay**: the time from the previous token, ÷ the *pulse* (the median of the last 16
+  inter-onset intervals), on a grid of 1/4, 1/3, 1/2, 2/3, 3/4, 1, 4/3, 3/2, 2, 3, 4, 6
+  and 8 pulses: sixteenths, triplets, dotted values and rests;
+- **length**: how long the token sounds (sustain pedal applied), ÷ the pulse, from 1/4
+  to 16 pulses on a log grid;
+- **velocity**: the loudest note against the median of the last 16 tokens', in steps
+  from −30 to +30 (finer near 0);
+- **voicing** (chords only): the octave of the lowest note, which of the chord's pitch
+  classes is the bass, the spread from lowest to highest (six bands up to 34+
+  semitones), and how many notes double a pitch class (0–3).
+
+The trunk reads each window token's delay, velocity and octave classes with it, so it
+can continue the player's rhythm. The classes are in the bundle's `mididuet.expression`
+metadata; `docs/architecture.md` explains the encoding and why."""
+
+
+def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequence[Metrics],
+               head_rows: Sequence[HeadMetrics] = ()) -> None:
     model_row, best = rows[0], best_baseline(rows)
     beats = model_row.nll < best.nll
     verdict = (f"The model beats the best n-gram baseline ({best.name}) on held-out NLL: "
@@ -52,6 +75,14 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
     finetune = " (fine-tuning)" if facts.get("pretrain") else ""
     latency = facts.get("latency_us") or {}
     row = format_rows([quality_row(facts, latency.get("p99"))], with_commands=False)
+    heads_section = ""
+    if head_rows:
+        worst = max(head_rows, key=lambda r: r.ratio)
+        heads_section = (f"\n## How it plays: the expressive heads\n{HEADS_TEXT}\n\nEach head's held-out NLL, for "
+                         f"the token that really came, beside baselines on the same classes (the attribute's "
+                         f"unigram and n-grams over its own history in the piece):\n\n"
+                         f"{format_head_table(head_rows)}\n\nEvery head's NLL is at most {worst.ratio:.3f} × its "
+                         f"best baseline's ({worst.head}).\n{facts.get('answers_section', '')}")
     text = f"""# Model card: `{model_path.name}`
 
 A next-token model for mididuet: given the last 32 note/chord tokens, it gives the
@@ -90,7 +121,7 @@ memorised its training pieces would not beat the n-grams here.
 {format_table(rows)}
 
 {verdict}
-
+{heads_section}
 Training curves: `{curves.name}` in `{curves.parent.name}/`.
 
 ## Reproduce

@@ -99,6 +99,15 @@ def train_parser() -> argparse.ArgumentParser:
                         "on --data (default: off)")
     p.add_argument("--pretrain-epochs", type=_positive_int, default=3,
                    help="most epochs of pre-training, best held-out loss kept (default: 3)")
+    p.add_argument("--expressive", action="store_true",
+                   help="also learn how each token is played: when (its delay on a grid of the pulse, with "
+                        "triplets, dotted values and rests), how long (with the pedal), how loud (against the "
+                        "running level) and, for chords, where (bass octave, bass, spread, doublings); the "
+                        "network reads the window's rhythm and dynamics and gains a head per attribute, and the "
+                        "bundle is format 2 (default: off, the token alone, as the notebook)")
+    p.add_argument("--unconditioned", action="store_true",
+                   help="with --expressive: heads that do not see the token they describe (to measure what the "
+                        "conditioning is worth; default: conditioned on it)")
     p.add_argument("--finetune-lr", type=_between_0_and_1, default=3e-4,
                    help="Adam's learning rate when fine-tuning after --pretrain (default: 3e-4; "
                         "pre-training uses the seed's 1e-3)")
@@ -174,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             val_fraction=args.val_fraction, reader=args.reader, seed=args.seed,
             patience=args.patience, arch=args.arch, transpose=args.transpose, pretrain=args.pretrain,
             pretrain_epochs=args.pretrain_epochs, finetune_lr=args.finetune_lr, card=args.card,
+            expressive=args.expressive, conditioned=not args.unconditioned,
             command=" ".join(["mididuet-train", *map(shlex.quote, argv)])))
         return 0
     except (MididuetError, ValueError) as err:

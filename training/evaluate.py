@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -96,18 +96,18 @@ def ngram_name(order: int) -> str:
 
 
 def evaluate_all(
-    model_probs: Callable[[np.ndarray], np.ndarray] | None,
+    model_probs: np.ndarray | None,
     model_name: str,
     vocab_size: int,
     train_sequences: Sequence[np.ndarray],
     x_val: np.ndarray,
     y_val: np.ndarray,
 ) -> list[Metrics]:
-    """The model's row (when given) followed by the baselines' rows."""
+    """The model's row (``model_probs``: its ``[N, V]`` probabilities for ``x_val``, when
+    given) followed by the baselines' rows."""
     rows = []
     if model_probs is not None:
-        probs = np.concatenate([model_probs(x_val[i:i + 1024]) for i in range(0, len(x_val), 1024)])
-        rows.append(score(model_name, probs, y_val))
+        rows.append(score(model_name, model_probs, y_val))
     for order in NGRAM_ORDERS:
         rows.append(score(ngram_name(order), NGram(order, vocab_size, train_sequences).predict(x_val), y_val))
     return rows

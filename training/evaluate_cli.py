@@ -8,6 +8,7 @@ from pathlib import Path
 from mididuet.daemon.predict import bundle
 
 from .evaluate import format_table
+from .evaluate_heads import format_head_table
 from .train import evaluate_bundle_on, load_corpus, log
 
 
@@ -24,11 +25,13 @@ def run_evaluate(model: Path, data: Path, card: Path | None) -> int:
     from .dataset import build_dataset
 
     ds = build_dataset(corpus.pieces, split=facts["split"], val_fraction=facts["val_fraction"],
-                       seed=facts["seed"], vocabulary=runner.vocabulary)
+                       seed=facts["seed"], vocabulary=runner.vocabulary, expressive=runner.expressive)
     if facts.get("val_pieces") and sorted(facts["val_pieces"]) != sorted(ds.val_pieces):
         log("warning: the held-out pieces differ from those recorded at training")
-    rows = evaluate_bundle_on(model, ds)
+    rows, head_rows = evaluate_bundle_on(model, ds)
     print(format_table(rows))
+    if head_rows:
+        print(format_head_table(head_rows))
     if card:
         from .card import write_card
         from .quality import measure_latency
@@ -37,8 +40,9 @@ def run_evaluate(model: Path, data: Path, card: Path | None) -> int:
         # while the machine is busy with their own process.
         latency = measure_latency(runner)
         log(f"onnxruntime, one window: p50 {latency['p50']:.0f} µs, p99 {latency['p99']:.0f} µs")
-        write_card(card, model, {**facts, "metrics": {r.name: r.as_dict() for r in rows},
-                                 "latency_us": latency}, rows)
+        head_metrics = {"head_metrics": {r.head: r.as_dict() for r in head_rows}} if head_rows else {}
+        write_card(card, model, {**facts, "metrics": {r.name: r.as_dict() for r in rows}, **head_metrics,
+                                 "latency_us": latency}, rows, head_rows)
         log(f"wrote model card {card}")
     sys.stdout.flush()
     return 0

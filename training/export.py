@@ -1,10 +1,11 @@
 """Export a trained Keras model to a model bundle and prove the export is faithful.
 
-tf2onnx converts a ``tf.function`` with a named int32 input (``convert.from_keras`` breaks
-under Keras 3). The file gets the bundle metadata, is loaded back
-through the daemon's own :class:`mididuet.daemon.predict.bundle.ModelRunner` (so the daemon's checks run),
-and ≥ 1,000 windows are compared between Keras and onnxruntime; a mismatch deletes the
-file and raises :class:`ExportError`.
+tf2onnx converts a ``tf.function`` with named int32 inputs (``convert.from_keras`` breaks
+under Keras 3). The file gets the bundle metadata (format 2, with the heads' encoding,
+when the model has heads), is loaded back through the daemon's own
+:class:`mididuet.daemon.predict.bundle.ModelRunner` (so the daemon's checks run), and
+≥ 1,000 windows are compared between Keras and onnxruntime, ``probs`` and every head; a
+mismatch deletes the file and raises :class:`ExportError`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mididuet.daemon.errors import MididuetError
+from mididuet.daemon.music.expression import FEATURES, Encoding
 from mididuet.daemon.predict import bundle
 
 OPSET = 17
@@ -35,36 +37,56 @@ def export_bundle(
     vocabulary: Sequence[str],
     training: dict[str, Any],
     check_windows: np.ndarray,
+    check_features: np.ndarray | None = None,
+    encoding: Encoding | None = None,
 ) -> dict[str, float]:
-    """Write ``model`` as a verified bundle at ``path``; returns the verification figures."""
+    """Write ``model`` as a verified bundle at ``path``; returns the verification figures.
+
+    With ``encoding`` the model takes ``(tokens, features)`` and returns ``probs`` and its
+    heads (a format-2 bundle); ``check_features`` are the windows' features then."""
     import onnx
     import tensorflow as tf
     import tf2onnx
 
     spec = [tf.TensorSpec((None, bundle.WINDOW), tf.int32, name=bundle.INPUT_NAME)]
+    if encoding is not None:
+        spec.append(tf.TensorSpec((None, bundle.WINDOW, len(FEATURES)), tf.int32, name=bundle.FEATURES_NAME))
 
-    @tf.function(input_signature=spec)
-    def serve(tokens: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {bundle.OUTPUT_NAME: model(tokens, training=False)}
+        @tf.function(input_signature=spec)
+        def serve(tokens: tf.Tensor, features: tf.Tensor) -> dict[str, tf.Tensor]:
+            return dict(model({"tokens": tokens, "features": features}, training=False))
+    else:
+        @tf.function(input_signature=spec)
+        def serve(tokens: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {bundle.OUTPUT_NAME: model(tokens, training=False)}
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
-    # tf2onnx names outputs after the dict key; make sure the contract's name is exact.
-    for output in proto.graph.output:
-        if output.name.split(":")[0] == bundle.OUTPUT_NAME and output.name != bundle.OUTPUT_NAME:
-            _rename_tensor(proto, output.name, bundle.OUTPUT_NAME)
+    # tf2onnx names outputs after the dict keys; make sure the contract's names are exact,
+    # in its order: probs first, then the heads.
+    names = [bundle.OUTPUT_NAME, *(encoding.heads if encoding else ())]
+    for output in list(proto.graph.output):
+        base = output.name.split(":")[0]
+        if base in names and output.name != base:
+            _rename_tensor(proto, output.name, base)
+    order = {name: i for i, name in enumerate(names)}
+    outputs = sorted(proto.graph.output, key=lambda o: order.get(o.name, len(order)))
+    del proto.graph.output[:]
+    proto.graph.output.extend(outputs)
     meta = {
-        bundle.META_FORMAT: str(bundle.FORMAT_VERSION),
+        bundle.META_FORMAT: str(bundle.EXPRESSIVE_FORMAT if encoding else 1),
         bundle.META_VOCABULARY: json.dumps(list(vocabulary)),
         bundle.META_WINDOW: str(bundle.WINDOW),
         bundle.META_TRAINING: json.dumps(training, sort_keys=True),
     }
+    if encoding is not None:
+        meta[bundle.META_EXPRESSION] = json.dumps(encoding.as_metadata())
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, meta)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(path))
     try:
-        return verify_export(model, path, check_windows)
+        return verify_export(model, path, check_windows, check_features)
     except Exception:
         path.unlink(missing_ok=True)
         raise
@@ -79,21 +101,30 @@ def _rename_tensor(proto: Any, old: str, new: str) -> None:
             output.name = new
 
 
-def verify_export(model: Any, path: Path, windows: np.ndarray) -> dict[str, float]:
-    """Compare Keras and onnxruntime on ``windows`` (at least 1,000, cycled if fewer)."""
+def verify_export(model: Any, path: Path, windows: np.ndarray, features: np.ndarray | None = None) -> dict[str, float]:
+    """Compare Keras and onnxruntime on ``windows`` (at least 1,000, cycled if fewer):
+    ``probs`` and every head, each within :data:`MAX_ABS_DIFF`."""
     if len(windows) == 0:
         raise ExportError("no windows to verify the export with")
     if len(windows) < MIN_CHECK_WINDOWS:
         windows = np.resize(windows, (MIN_CHECK_WINDOWS, windows.shape[1]))
+        if features is not None:
+            features = np.resize(features, (MIN_CHECK_WINDOWS, *features.shape[1:]))
     runner = bundle.ModelRunner(path)
-    expected = np.asarray(model.predict(windows, batch_size=512, verbose=0))
-    actual = runner.query_batch(windows)
-    max_diff = float(np.max(np.abs(expected - actual)))
-    agreement = float(np.mean(expected.argmax(axis=1) == actual.argmax(axis=1)))
-    figures = {"windows": float(len(windows)), "max_abs_diff": max_diff, "argmax_agreement": agreement}
-    if max_diff > MAX_ABS_DIFF or agreement < MIN_ARGMAX_AGREEMENT:
+    given = windows if features is None else {"tokens": windows, "features": features}
+    expected = model.predict(given, batch_size=512, verbose=0)
+    expected = {k: np.asarray(v) for k, v in expected.items()} if isinstance(expected, dict) else \
+        {bundle.OUTPUT_NAME: np.asarray(expected)}
+    actual = runner.predict_batch(windows, features)
+    diffs = {name: float(np.max(np.abs(expected[name] - actual[name]))) for name in actual}
+    probs = bundle.OUTPUT_NAME
+    agreement = float(np.mean(expected[probs].argmax(axis=1) == actual[probs].argmax(axis=1)))
+    figures = {"windows": float(len(windows)), "max_abs_diff": diffs[probs], "argmax_agreement": agreement}
+    figures |= {f"max_abs_diff_{name}": diff for name, diff in diffs.items() if name != probs}
+    worst = max(diffs, key=lambda name: diffs[name])
+    if diffs[worst] > MAX_ABS_DIFF or agreement < MIN_ARGMAX_AGREEMENT:
         raise ExportError(
-            f"export check failed on {len(windows)} windows: max |Δprob| {max_diff:.2e} "
+            f"export check failed on {len(windows)} windows: max |Δ| {diffs[worst]:.2e} in '{worst}' "
             f"(allowed {MAX_ABS_DIFF:.0e}), same argmax on {agreement:.2%} (need {MIN_ARGMAX_AGREEMENT:.1%})"
         )
     return figures

@@ -7,8 +7,8 @@ daemon's window drops them), with the encoding of
 - the **targets** the heads learn, one class per head (``-1`` where a head says nothing:
   voicing for a single note, delay and length before any IOI is known, velocity before
   any level is known);
-- the **features** the trunk reads with each token: its delay and velocity classes and
-  the octave of its lowest note, as class + 1 (0: unknown).
+- the **features** the trunk reads with each token: the same seven classes
+  (:meth:`~mididuet.daemon.music.expression.Encoding.played`), as class + 1 (0: unknown).
 
 The daemon computes the same features of the player's tokens live from their onsets and
 velocities (:mod:`mididuet.daemon.predict.window`), so the model sees what it saw here.
@@ -22,7 +22,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from mididuet.daemon.music.expression import DEFAULT, FEATURES, HEADS, Encoding, feature, running_median
+from mididuet.daemon.music.expression import DEFAULT, FEATURES, HEADS, VOICING_HEADS, Encoding, running_median
 from mididuet.daemon.music.midi_reader import TokenRecord
 from mididuet.daemon.music.tokens import is_chord
 
@@ -56,18 +56,15 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
         pulse = running_median(iois[1:i], i - 1, encoding.history) if i >= 2 else None
         level = running_median(velocities, i, encoding.history)
         delay = encoding.delay_class(iois[i], pulse) if i >= 1 else None
+        length = encoding.length_class(r.length, pulse)
         velocity = encoding.velocity_class(r.velocity, level)
-        octave = encoding.octave_class(r.lowest)
-        features[i] = (feature(delay), feature(velocity), feature(octave))
-        for head, value in (("delay", delay), ("velocity", velocity),
-                            ("length", encoding.length_class(r.length, pulse))):
+        features[i] = encoding.played(r.token, delay, length, velocity, r.lowest, r.highest, r.notes)
+        for head, value in (("delay", delay), ("length", length), ("velocity", velocity)):
             if value is not None:
                 targets[head][i] = value
-        if is_chord(r.token):
-            targets["octave"][i] = octave
-            targets["bass"][i] = encoding.bass_class(r.token, r.lowest)
-            targets["spread"][i] = encoding.spread_class(r.highest - r.lowest)
-            targets["doubled"][i] = encoding.doubled_class(r.notes, r.token)
+        if is_chord(r.token):  # a single note's voicing is its token's: nothing to predict
+            for head in VOICING_HEADS:
+                targets[head][i] = features[i][FEATURES.index(head)] - 1
     ids = np.asarray([vocabulary[r.token] for r in kept], dtype=np.int32)
     return Expression(ids, features, targets)
 

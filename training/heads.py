@@ -1,8 +1,9 @@
 """The expressive parts of a network: the features the trunk reads, the heads it feeds.
 
-- **Features in**: each window token's delay, velocity and octave classes (class + 1,
-  0 unknown: :mod:`mididuet.daemon.music.expression`) are embedded and added to the
-  token's embedding, so the trunk sees the rhythm and dynamics it is to continue.
+- **Features in**: each window token's classes — delay, length, velocity and voicing,
+  class + 1, 0 unknown (:mod:`mididuet.daemon.music.expression`) — are embedded and
+  added to the token's embedding, so the trunk sees the rhythm and dynamics it is to
+  continue.
 - **Heads out**: one softmax per attribute, read from the trunk's last hidden layer.
   A head is *conditioned on the token* it describes: its logits are the context's
   (``Dense`` of the hidden layer) plus a learned row of the token (``Embedding(V, C)``),

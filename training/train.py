@@ -18,12 +18,23 @@ from typing import Any
 
 import numpy as np
 
+from mididuet.daemon.music.expression import DEFAULT
 from mididuet.daemon.predict import bundle
 
 from .augment import augment_pieces
 from .corpus import Corpus, read_corpus
-from .dataset import Dataset, build_dataset, encode_pieces, make_sequences, make_windows
+from .dataset import (
+    Dataset,
+    build_dataset,
+    encode_pieces,
+    expressions,
+    expressive_windows,
+    make_sequences,
+    make_windows,
+)
 from .evaluate import Metrics, best_baseline, evaluate_all, format_table
+from .evaluate_heads import HeadMetrics, evaluate_heads, format_head_table
+from .expression import IGNORE
 from .progress import progress_bar
 from .quality import measure_latency
 
@@ -47,6 +58,8 @@ class TrainOptions:
     finetune_lr: float = 3e-4  # Adam's rate after pre-training (pre-training uses the seed's 1e-3)
     card: Path | None = None
     command: str = ""
+    expressive: bool = False  # the heads: when, how long, how loud and where (bundle format 2)
+    conditioned: bool = True  # the heads see the token they describe
 
 
 def log(message: str) -> None:
@@ -66,7 +79,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     import keras
 
     from .export import export_bundle
-    from .model import build_network, compile_model
+    from .model import build_network
 
     if opts.arch != "seed" and opts.split != "pieces":
         # It trains on chunks of whole pieces, which with random windows would hold the
@@ -74,9 +87,12 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         raise ValueError(f"--arch {opts.arch} needs --split pieces")
     if opts.pretrain is not None and opts.split != "pieces":
         raise ValueError("--pretrain needs --split pieces (held-out pieces are excluded by content hash)")
+    if opts.expressive and (opts.split != "pieces" or opts.reader != "mido"):
+        raise ValueError("--expressive needs --split pieces and --reader mido (music21 keeps no timing)")
     corpus = load_corpus(opts.data, opts.reader)
     ds = build_dataset(corpus.pieces, split=opts.split, val_fraction=opts.val_fraction,
-                       min_count=opts.min_count, seed=opts.seed, transpose=opts.transpose)
+                       min_count=opts.min_count, seed=opts.seed, transpose=opts.transpose,
+                       expressive=opts.expressive)
     augmented = f", transposed by ±{opts.transpose} semitones" if opts.transpose else ""
     log(f"vocabulary: {len(ds.vocabulary)} tokens (count ≥ {opts.min_count}); "
         f"windows: {len(ds.x_train)} train{augmented}, {len(ds.x_val)} validation; split by {ds.split}")
@@ -84,7 +100,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         raise ValueError("too little music for 32-token windows on both sides of the split; add pieces")
 
     keras.utils.set_random_seed(opts.seed)
-    net = build_network(opts.arch, len(ds.vocabulary))
+    net = build_network(opts.arch, len(ds.vocabulary), DEFAULT if opts.expressive else None, opts.conditioned)
     run_dir = opts.out.with_name(opts.out.stem + "-training")
     run_dir.mkdir(parents=True, exist_ok=True)
     history_csv = run_dir / "history.csv"
@@ -92,10 +108,13 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     pre_facts: dict[str, Any] = {}
     if opts.pretrain is not None:
         pre_facts = pretrain(net, opts, corpus, ds, run_dir / "pretrain-history.csv")
-        compile_model(net.fit, opts.finetune_lr)  # a fresh optimizer at a gentler rate
+        net.compile(opts.finetune_lr)  # a fresh optimizer at a gentler rate
     else:
         (run_dir / "pretrain-history.csv").unlink(missing_ok=True)  # not this run's
-    x_fit, y_fit = fit_arrays(net.per_position, ds.fit_sequences, ds.x_train, ds.y_train)
+    if net.encoding is not None:
+        x_fit, y_fit = expressive_windows(ds.fit_expression or [], net.per_position)
+    else:
+        x_fit, y_fit = fit_arrays(net.per_position, ds.fit_sequences, ds.x_train, ds.y_train)
     history = fit_phase(net, x_fit, y_fit, ds, opts, opts.epochs, history_csv)
     train_seconds = time.perf_counter() - started
     val_losses = history.history["val_loss"]
@@ -103,8 +122,9 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     plot_history(history_csv, run_dir / "curves.png")
 
     model = net.export()
-    if net.per_position:
-        check_last_position(net.fit, model, ds.x_val)
+    held = held_out(net, ds)
+    if net.per_position or net.encoding is not None:
+        check_last_position(net, model, held)
     facts: dict[str, Any] = {
         "corpus": str(opts.data.name or opts.data),
         "corpus_sha256": corpus.sha256,
@@ -121,6 +141,8 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         "val_windows": len(ds.x_val),
         "arch": opts.arch,
         "transpose": opts.transpose,
+        "expressive": opts.expressive,
+        **({"conditioned": opts.conditioned} if opts.expressive else {}),
         **pre_facts,
         "parameters": int(model.count_params()),
         "epochs_run": len(val_losses),
@@ -131,21 +153,25 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     }
     log(f"trained {facts.get('pretrain_epochs_run', 0)} + {len(val_losses)} epochs in {train_seconds:.0f} s; "
         f"best val_loss {min(val_losses):.4f} at epoch {best_epoch}")
-    verification = export_bundle(model, opts.out, ds.vocabulary, facts, ds.x_val)
+    verification = export_bundle(model, opts.out, ds.vocabulary, facts, held.windows, held.features, net.encoding)
     log(f"exported {opts.out}: onnxruntime matches Keras on {int(verification['windows'])} windows "
         f"(max |Δprob| {verification['max_abs_diff']:.1e}, same argmax {verification['argmax_agreement']:.2%})")
     facts["export_check"] = verification
     facts["latency_us"] = measure_latency(bundle.ModelRunner(opts.out))
     log(f"onnxruntime, one window: p50 {facts['latency_us']['p50']:.0f} µs, p99 {facts['latency_us']['p99']:.0f} µs")
 
-    rows = evaluate_bundle_on(opts.out, ds)
+    rows, head_rows = evaluate_bundle_on(opts.out, ds)
     facts["metrics"] = {r.name: r.as_dict() for r in rows}
+    if head_rows:
+        facts["head_metrics"] = {r.head: r.as_dict() for r in head_rows}
     write_training_facts(opts.out, facts)
     print(format_table(rows))
+    if head_rows:
+        print(format_head_table(head_rows))
     if opts.card:
         from .card import write_card
 
-        write_card(opts.card, opts.out, facts, rows)
+        write_card(opts.card, opts.out, facts, rows, head_rows)
         log(f"wrote model card {opts.card}")
     return facts
 
@@ -158,17 +184,48 @@ def fit_arrays(per_position: bool, sequences: list[np.ndarray], x_windows: np.nd
     return x_windows, y_windows
 
 
-def fit_phase(net: Any, x: np.ndarray, y: np.ndarray, ds: Dataset, opts: TrainOptions, epochs: int,
+@dataclass
+class HeldOut:
+    """The validation windows as the fit model takes them: the next token after each full
+    window (and, with heads, its features and head targets)."""
+
+    inputs: Any  # what ``fit.predict`` takes
+    windows: np.ndarray  # [N, 32] ids
+    next_tokens: np.ndarray  # [N]
+    features: np.ndarray | None = None  # [N, 32, F]
+    heads: dict[str, np.ndarray] | None = None  # [N] each, IGNORE where a head says nothing
+
+
+def held_out(net: Any, ds: Dataset) -> HeldOut:
+    if net.encoding is None:
+        return HeldOut(ds.x_val, ds.x_val, ds.y_val)
+    inputs, targets = expressive_windows(ds.val_expression or [], per_position=False)
+    following = inputs["next_tokens"]
+    if net.per_position:  # every position is told its own next token, the window's last too
+        following = np.concatenate([inputs["tokens"][:, 1:], following[:, None]], axis=1)
+    heads = {name: values for name, values in targets.items() if name != "probs"}
+    return HeldOut({**inputs, "next_tokens": following}, inputs["tokens"], targets["probs"],
+                   inputs["features"], heads)
+
+
+def last_position(net: Any, outputs: Any) -> dict[str, np.ndarray]:
+    """The fit model's outputs at each window's last position, by name."""
+    named = outputs if isinstance(outputs, dict) else {"probs": outputs}
+    return {name: np.asarray(values)[:, -1] if net.per_position else np.asarray(values)
+            for name, values in named.items()}
+
+
+def fit_phase(net: Any, x: Any, y: Any, ds: Dataset, opts: TrainOptions, epochs: int,
               history_csv: Path) -> Any:
     """One ``fit`` with early stopping on the held-out pieces' next-token loss."""
     import keras
 
     callbacks: list[Any] = []
     validation = None
-    if net.per_position:
-        # Keras would score every position of validation chunks; what counts (and what the
-        # seed's runs monitor) is the next token after a full 32-token window.
-        callbacks.append(held_out_loss(ds.x_val, ds.y_val))
+    if net.per_position or net.encoding is not None:
+        # Keras would score every position of validation chunks (and weigh the heads in);
+        # what counts is the next token after a full 32-token window.
+        callbacks.append(held_out_loss(net, held_out(net, ds)))
     else:
         validation = (ds.x_val, ds.y_val)
     callbacks += [
@@ -179,8 +236,16 @@ def fit_phase(net: Any, x: np.ndarray, y: np.ndarray, ds: Dataset, opts: TrainOp
                        shuffle=True, callbacks=callbacks, verbose=1 if sys.stderr.isatty() else 2)
 
 
-def held_out_loss(x_val: np.ndarray, y_val: np.ndarray) -> Any:
-    """A Keras callback: ``val_loss`` and accuracy of the last position on validation windows.
+def mean_nll(probs: np.ndarray, targets: np.ndarray) -> float:
+    """Mean negative log-likelihood of ``targets`` (rows of ``probs``), IGNORE left out."""
+    keep = targets != IGNORE
+    picked = probs[np.flatnonzero(keep), targets[keep]]
+    return float(-np.mean(np.log(np.maximum(picked, 1e-12)))) if len(picked) else float("nan")
+
+
+def held_out_loss(net: Any, held: HeldOut) -> Any:
+    """A Keras callback: ``val_loss`` and accuracy of the last position on validation
+    windows (and each head's held-out NLL, ``val_<head>_nll``).
 
     Listed before EarlyStopping and CSVLogger, which read the same ``logs`` dict.
     """
@@ -188,13 +253,18 @@ def held_out_loss(x_val: np.ndarray, y_val: np.ndarray) -> Any:
 
     class HeldOutLoss(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            probs = self.model.predict(x_val, batch_size=1024, verbose=0)[:, -1, :]
-            picked = probs[np.arange(len(y_val)), y_val]
-            if logs is not None:
-                logs["val_loss"] = float(-np.mean(np.log(np.maximum(picked, 1e-12))))
-                logs["val_sparse_categorical_accuracy"] = float(np.mean(probs.argmax(axis=1) == y_val))
-                log(f"epoch {epoch + 1}: held-out val_loss {logs['val_loss']:.4f}, "
-                    f"top-1 {logs['val_sparse_categorical_accuracy']:.2%}")
+            outputs = last_position(net, self.model.predict(held.inputs, batch_size=1024, verbose=0))
+            probs, y_val = outputs["probs"], held.next_tokens
+            if logs is None:
+                return
+            logs["val_loss"] = mean_nll(probs, y_val)
+            logs["val_sparse_categorical_accuracy"] = float(np.mean(probs.argmax(axis=1) == y_val))
+            heads = " ".join(f"{name} {mean_nll(outputs[name], targets):.3f}"
+                             for name, targets in (held.heads or {}).items())
+            for name, targets in (held.heads or {}).items():
+                logs[f"val_{name}_nll"] = mean_nll(outputs[name], targets)
+            log(f"epoch {epoch + 1}: held-out val_loss {logs['val_loss']:.4f}, "
+                f"top-1 {logs['val_sparse_categorical_accuracy']:.2%}" + (f"; heads' NLL {heads}" if heads else ""))
 
     return HeldOutLoss()
 
@@ -214,10 +284,13 @@ def pretrain(net: Any, opts: TrainOptions, corpus: Corpus, ds: Dataset, history_
     sequences = encode_pieces(pieces, ds.vocabulary)
     kept = sum(len(s) for s in sequences)
     total = sum(len(p.tokens) for p in pieces)
-    x, y = make_sequences(sequences) if net.per_position else make_windows(sequences)
+    if net.encoding is not None:
+        x, y = expressive_windows(expressions(pieces, ds.vocabulary), net.per_position)
+    else:
+        x, y = make_sequences(sequences) if net.per_position else make_windows(sequences)
     log(f"pre-training on {len(collection.pieces) - excluded} pieces of {opts.pretrain} "
         f"({excluded} held-out pieces excluded by hash; {kept / max(total, 1):.0%} of tokens in the "
-        f"vocabulary): {len(x)} training rows")
+        f"vocabulary): {len(x['tokens'] if isinstance(x, dict) else x)} training rows")
     started = time.perf_counter()
     history = fit_phase(net, x, y, ds, opts, opts.pretrain_epochs, history_csv)
     val_losses = history.history["val_loss"]
@@ -226,7 +299,7 @@ def pretrain(net: Any, opts: TrainOptions, corpus: Corpus, ds: Dataset, history_
         "pretrain_sha256": collection.sha256,
         "pretrain_pieces": len(collection.pieces) - excluded,
         "pretrain_excluded": excluded,
-        "pretrain_rows": len(x),
+        "pretrain_rows": len(x["tokens"] if isinstance(x, dict) else x),
         "pretrain_epochs_run": len(val_losses),
         "pretrain_best_val_loss": round(float(min(val_losses)), 4),
         "pretrain_seconds": round(time.perf_counter() - started, 1),
@@ -234,28 +307,61 @@ def pretrain(net: Any, opts: TrainOptions, corpus: Corpus, ds: Dataset, history_
     }
 
 
-def check_last_position(fit: Any, export: Any, windows: np.ndarray) -> None:
-    """The exported (last-position) model must compute what the trained one does."""
-    sample = windows[:512]
-    expected = np.asarray(fit.predict(sample, batch_size=512, verbose=0))[:, -1, :]
-    actual = np.asarray(export.predict(sample, batch_size=512, verbose=0))
-    diff = float(np.max(np.abs(expected - actual)))
-    if diff > 1e-5:
+def check_last_position(net: Any, export: Any, held: HeldOut) -> None:
+    """The exported model must compute what the trained one does: the last position's
+    probabilities and, for the token each window is followed by, every head."""
+    n = min(512, len(held.windows))
+    sample = held.inputs[:n] if not isinstance(held.inputs, dict) else {k: v[:n] for k, v in held.inputs.items()}
+    expected = last_position(net, net.fit.predict(sample, batch_size=512, verbose=0))
+    given = held.windows[:n] if held.features is None else {"tokens": held.windows[:n], "features": held.features[:n]}
+    actual = export.predict(given, batch_size=512, verbose=0)
+    actual = actual if isinstance(actual, dict) else {"probs": actual}
+    rows = np.arange(n)
+    diffs = {"probs": float(np.max(np.abs(expected["probs"] - np.asarray(actual["probs"]))))}
+    for name in held.heads or {}:
+        chosen = np.asarray(actual[name])[rows, held.next_tokens[:n]]  # the row of the token that came
+        diffs[name] = float(np.max(np.abs(expected[name] - chosen)))
+    worst = max(diffs, key=lambda k: diffs[k])
+    if diffs[worst] > 1e-5:
         from .export import ExportError
 
-        raise ExportError(f"the last-position model differs from the trained one: max |Δprob| {diff:.1e}")
+        raise ExportError(f"the exported model differs from the trained one: max |Δ| {diffs[worst]:.1e} in '{worst}'")
 
 
-def evaluate_bundle_on(path: Path, ds: Dataset) -> list[Metrics]:
-    """Score a bundle (through onnxruntime, as the daemon runs it) and the baselines."""
+def evaluate_bundle_on(path: Path, ds: Dataset) -> tuple[list[Metrics], list[HeadMetrics]]:
+    """Score a bundle (through onnxruntime, as the daemon runs it) and the baselines: the
+    token, and each head of a format-2 bundle."""
     runner = bundle.ModelRunner(path)
     if list(runner.vocabulary) != list(ds.vocabulary):
         raise ValueError(f"{path}: its vocabulary differs from the data set's")
-    rows = evaluate_all(runner.query_batch, "model", len(ds.vocabulary), ds.train_sequences, ds.x_val, ds.y_val)
+    if runner.expressive and ds.val_expression is None:
+        raise ValueError(f"{path} has expressive heads: build its data set with expressive=True")
+    windows, features, following = ds.x_val, None, ds.y_val
+    if runner.expressive:
+        inputs, targets = expressive_windows(ds.val_expression or [], per_position=False)
+        windows, features, following = inputs["tokens"], inputs["features"], targets["probs"]
+    outputs = predict_all(runner, windows, features)
+    rows = evaluate_all(outputs["probs"], "model", len(ds.vocabulary), ds.train_sequences, windows, following)
     best = best_baseline(rows)
     log(f"held-out NLL {rows[0].nll:.4f} vs best n-gram ({best.name}) {best.nll:.4f}: "
         f"ratio {rows[0].nll / best.nll:.3f}")
-    return rows
+    head_rows: list[HeadMetrics] = []
+    if runner.expressive:
+        assert runner.info.expression is not None
+        chosen = {name: outputs[name][np.arange(len(following)), following] for name in runner.heads}
+        head_rows = evaluate_heads(chosen, ds.val_expression or [], ds.train_expression or [], runner.info.expression)
+        for r in head_rows:
+            log(f"head {r.head}: held-out NLL {r.nll:.4f} vs best baseline ({r.best_baseline}) "
+                f"{r.baselines[r.best_baseline]:.4f}: ratio {r.ratio:.3f}")
+    return rows, head_rows
+
+
+def predict_all(runner: bundle.ModelRunner, windows: np.ndarray, features: np.ndarray | None,
+                chunk: int = 1024) -> dict[str, np.ndarray]:
+    """Every output of ``runner`` for ``windows``, in chunks (through onnxruntime)."""
+    parts = [runner.predict_batch(windows[i:i + chunk], None if features is None else features[i:i + chunk])
+             for i in range(0, len(windows), chunk)]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 def write_training_facts(path: Path, facts: dict[str, Any]) -> None:
@@ -283,15 +389,23 @@ def plot_history(history_csv: Path, png: Path) -> None:
     if not rows:
         return
     epochs = list(range(1, len(rows) + 1))
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label in (("loss", "training"), ("val_loss", "validation (held-out pieces)")):
+    heads = [key[4:-4] for key in rows[-1] if key.startswith("val_") and key.endswith("_nll")]
+    fig, axes = plt.subplots(1, 3 if heads else 2, figsize=(15 if heads else 10, 4))
+    ax_loss, ax_acc = axes[0], axes[1]
+    # With heads, Keras's "loss" is the weighted sum of all of them: the token's own is probs_loss.
+    train_loss = "probs_loss" if "probs_loss" in rows[-1] else "loss"
+    train_acc = "probs_sparse_categorical_accuracy" if heads else "sparse_categorical_accuracy"
+    for key, label in ((train_loss, "training"), ("val_loss", "validation (held-out pieces)")):
         ax_loss.plot(epochs, [float(r[key]) for r in rows], marker="o", label=label)
-    for key, label in (("sparse_categorical_accuracy", "training"),
-                       ("val_sparse_categorical_accuracy", "validation (held-out pieces)")):
+    for key, label in ((train_acc, "training"), ("val_sparse_categorical_accuracy", "validation (held-out pieces)")):
         ax_acc.plot(epochs, [float(r[key]) for r in rows], marker="o", label=label)
-    ax_loss.set(title="Loss (cross-entropy, nats)", xlabel="epoch")
+    ax_loss.set(title="Next-token loss (cross-entropy, nats)", xlabel="epoch")
     ax_acc.set(title="Next-token accuracy", xlabel="epoch")
-    for ax in (ax_loss, ax_acc):
+    if heads:
+        for head in heads:
+            axes[2].plot(epochs, [float(r.get(f"val_{head}_nll", "nan")) for r in rows], marker=".", label=head)
+        axes[2].set(title="Heads: held-out NLL (nats)", xlabel="epoch")
+    for ax in axes:
         if pre_rows:
             ax.axvline(len(pre_rows) + 0.5, color="grey", linestyle="--", label="pre-training | fine-tuning")
         ax.grid(alpha=0.3)

@@ -25,18 +25,22 @@ mutes), panic (any value).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import mido
 
 from ..listen.listener import Listener, PlayedToken
+from ..music.expression import Encoding
 from ..music.midi import SUSTAIN, SWITCH_ON
-from ..music.tokens import MIDDLE_C
+from ..music.tokens import MIDDLE_C, is_chord
 from ..music.units import ms_to_ns
 from ..play.ledger import NoteLedger
-from ..play.pulse import NOTE_LENGTH, Pulse
-from ..play.voicing import velocity_for, voice
+from ..play.pulse import NOTE_LENGTH, Pulse, clamp_pulse
+from ..play.rhythm import note_length_ns, onset_after, snap_to_grid
+from ..play.voicing import velocity_for, voice, voice_chord
 from ..predict.bundle import ModelRunner
 from ..predict.sampler import Sampler
 from ..predict.window import Window
@@ -51,6 +55,17 @@ from .stats import Stats
 # would make that note late (benchmarks/RESULTS.md, the flood rows).
 KEEP_DECIDED_NS = 3_000_000
 ANSWER, THRU = "answer", "thru"  # the ledger's owners
+RHYTHM_HEADS = ("delay", "length")  # the heads the rhythm temperature applies to
+log = logging.getLogger("mididuet.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The next token, decided ahead: its id and, when expressive, how it is to be played
+    (each head's class index)."""
+
+    token_id: int
+    classes: dict[str, int] | None = None
 
 
 class Engine:
@@ -69,7 +84,13 @@ class Engine:
         self._vocabulary = model.vocabulary
         self.ledger = NoteLedger(self._send)
         self.listener = Listener(ms_to_ns(settings.chord_window_ms))
-        self.window = Window(model.vocabulary, primer)
+        # The expressive heads are played when the bundle has them and the pulse is not asked for.
+        self.encoding: Encoding | None = model.info.expression if settings.rhythm == "expressive" else None
+        if settings.rhythm == "expressive" and self.encoding is None:
+            log.info("%s has no expressive heads (bundle format %d): playing the pulse rhythm",
+                     model.path.name, model.info.format_version)
+        self.window = Window(model.vocabulary, primer, encoding=self.encoding)
+        self.rhythm_temperature = settings.rhythm_temperature
         self.sampler = Sampler(settings.sampling, settings.temperature, settings.top_p, settings.seed)
         self.pulse = Pulse(settings.bpm, settings.follow_clock)
         self.phrase_gap_ns = ms_to_ns(settings.phrase_gap_ms)
@@ -78,10 +99,13 @@ class Engine:
         self._mute = False
         self.playing = False  # an answer, a jam or a solo is under way
         self._next_token_ns: int | None = None
+        # The first token of a performance plays when its mode said; the later ones of an
+        # expressive performance when their decision says (None until it is made).
+        self._onset_fixed = False
         # The next token, decided ahead of its deadline so that at the deadline only the
         # send remains. Dropped whenever what it was decided from changes (a player
         # token, a control, a stop).
-        self._prepared: int | None = None
+        self._prepared: Decision | None = None
         self._prepare_ns = 0  # how long that decision took (window -> model -> sampler)
         self._rng_before: dict[str, Any] | None = None  # the sampler's state before that decision
         self._mode: Mode = MODES[settings.mode](self)
@@ -160,6 +184,7 @@ class Engine:
             self._player_note_on(msg.note, msg.velocity, t_ns)
         elif msg.type in ("note_off", "note_on"):
             self.listener.note_off(msg.note, t_ns)
+            self._take_lengths()
             if self.settings.thru:
                 self.ledger.note_off(self._out, msg.note, owner=THRU)
         elif msg.type == "control_change":
@@ -184,10 +209,16 @@ class Engine:
 
     # --- what the modes call ------------------------------------------------------------
 
+    @property
+    def expressive(self) -> bool:
+        """True when tokens are played as the expressive heads predict."""
+        return self.encoding is not None
+
     def start(self, first_ns: int) -> None:
         """Start a performance whose first token is due at ``first_ns``."""
         self.playing = True
         self._next_token_ns = first_ns
+        self._onset_fixed = True
         if self.stats is not None:
             self.stats.answers += 1
 
@@ -197,6 +228,8 @@ class Engine:
             self.ledger.release_owner(ANSWER)
         self.playing = False
         self._next_token_ns = None
+        self._onset_fixed = False
+        self._own_onset = None
         self._discard_prepared()
         self._mode.stopped()
 
@@ -216,11 +249,20 @@ class Engine:
             self.ledger.note_on(self._out, note, velocity, THRU)
 
     def _player_token(self, played: PlayedToken) -> None:
-        self.window.push(played.token)  # False for tokens the model does not know: dropped
+        token_id = self.window.token_id(played.token)
+        if token_id is not None:  # a token the model does not know is dropped, as in training
+            self.window.push_played(token_id, played.onset_ns, played.velocity, played.pitches[0],
+                                    played.pitches[-1], len(played.pitches))
+            self._take_lengths()
         due = self._next_token_ns
         if due is None or due - self.now_ns > KEEP_DECIDED_NS:
             self._discard_prepared()  # the window changed: decide again from it
         self._mode.token(played)
+
+    def _take_lengths(self) -> None:
+        """The player's tokens whose notes have stopped: their lengths join the window."""
+        for onset, length in self.listener.take_ended():
+            self.window.set_length(onset, length)
 
     def _control(self, control: int, value: int, t_ns: int) -> None:
         s = self.settings
@@ -228,6 +270,7 @@ class Engine:
         # volume or expression must not throw away the token decided ahead of its deadline.
         if control == SUSTAIN:
             self.listener.pedal(value, t_ns)
+            self._take_lengths()
         elif control == s.cc_temperature:
             self._discard_prepared()  # the new temperature applies from the next token on
             self.sampler.temperature = temperature_for_cc(value)
@@ -240,6 +283,9 @@ class Engine:
         elif control == s.cc_panic:
             self.listener.reset_phrase()  # keys whose note-offs were lost must not block phrase ends
             self.release_all()
+        elif control == s.cc_rhythm:
+            self._discard_prepared()
+            self.rhythm_temperature = temperature_for_cc(value)
 
     # --- playing --------------------------------------------------------------------
 
@@ -255,35 +301,72 @@ class Engine:
             self.stop(release=False)
             return
         self._play_token(scheduled, now_ns, pulse)
+        self._onset_fixed = False
         if not self._mode.after_token():
             self.stop(release=False)  # scheduled note-offs still end the last notes
+            return
+        if self.expressive:
+            self._next_token_ns = None  # set when the next token is decided, right after
             return
         following = scheduled + pulse
         # Far behind (a stalled machine): skip the missed beats rather than rush them out.
         self._next_token_ns = following if following > now_ns else now_ns + pulse
 
     def _prepare(self) -> None:
-        """Decide the next token from the window as it is now (query + sample)."""
+        """Decide the next token from the window as it is now (query + sample) and, when
+        expressive, how to play it, and so (after a performance's first token) when."""
         stats = self.stats
         started = stats.clock() if stats is not None else 0
         window = self._mode.window()
         self._rng_before = self.sampler.rng.bit_generator.state
-        self._prepared = self.sampler.sample(self.model.query(window.ids), window.ids)
+        if self.encoding is None:
+            self._prepared = Decision(self.sampler.sample(self.model.query(window.ids), window.ids))
+        else:
+            prediction = self.model.predict(window.ids, window.features)
+            token_id = self.sampler.sample(prediction.probs, window.ids)
+            classes = {name: self.sampler.sample_class(rows[token_id], self.rhythm_temperature
+                                                       if name in RHYTHM_HEADS else 1.0)
+                       for name, rows in prediction.heads.items()}
+            self._prepared = Decision(token_id, classes)
+            if self.playing and not self._onset_fixed:
+                self._next_token_ns = self._expressive_onset(window, classes["delay"])
         self._prepare_ns = stats.clock() - started if stats is not None else 0
+
+    def _rhythm_pulse(self, window: Window) -> int:
+        """The unit of the predicted delays and lengths: a fixed BPM or the MIDI clock when
+        asked for; in jam the player's pulse (its grid is shared); else the pulse of the
+        window, the tokens just played, the player's and mididuet's own (as in training)."""
+        now = self.now_ns
+        if self.settings.bpm is not None or (self.settings.follow_clock and self.pulse.clock_ns(now)):
+            return self.pulse_ns(now)
+        pulse = None if self._mode.on_player_grid else window.pulse_ns()
+        return clamp_pulse(int(pulse)) if pulse else self.pulse_ns(now)
+
+    def _expressive_onset(self, window: Window, delay_class: int) -> int:
+        """The next token's onset: its delay after mididuet's own last token (in jam and solo
+        the player's tokens between do not hold mididuet's voice back)."""
+        assert self.encoding is not None
+        previous = self._own_onset if self._own_onset is not None else self.now_ns
+        pulse = self._rhythm_pulse(window)
+        onset = onset_after(previous, self.encoding.delay[delay_class], pulse, self.now_ns)
+        anchor = self.listener.last_onset_ns
+        if self._mode.on_player_grid and anchor is not None:
+            onset = snap_to_grid(onset, anchor, self.pulse_ns(self.now_ns), max(previous, self.now_ns))
+        return onset
 
     def _play_token(self, scheduled: int, now_ns: int, pulse: int) -> None:
         stats = self.stats
         started = stats.clock() if stats is not None else now_ns
         if self._prepared is None:  # nothing decided ahead (the first token, or just invalidated)
             self._prepare()
-        token_id, decided_ns = self._prepared, self._prepare_ns
-        assert token_id is not None
+        decision, decided_ns = self._prepared, self._prepare_ns
+        assert decision is not None
         self._prepared = self._rng_before = None
+        token_id = decision.token_id
         token = self._vocabulary[token_id]
-        register = self.listener.register()
-        notes = voice(token, MIDDLE_C if register is None else register)
-        velocity = velocity_for(self.settings.velocity, self.listener.median_velocity())
-        off_at = max(scheduled, now_ns) + int(pulse * NOTE_LENGTH)
+        window = self._mode.window()
+        notes, velocity, length = self._rendering(token, decision, window, pulse)
+        off_at = max(scheduled, now_ns) + length
         for note in notes:
             self.ledger.note_on(self._out, note, velocity, ANSWER, off_at)
             if stats is not None:
@@ -292,16 +375,38 @@ class Engine:
                 # though the model's part ran ahead of the deadline.
                 stats.note_sent(decided_ns + (sent - started), sent - scheduled)
         # The notes first, the bookkeeping after: the window is next read when deciding ahead.
-        self._mode.window().push_id(token_id)
+        window.push_played(token_id, scheduled, velocity, notes[0], notes[-1], len(notes), length)
+        self._own_onset = scheduled
         for observer in self.observers:
             observer.played(token, now_ns)
+
+    def _rendering(self, token: str, decision: Decision, window: Window, pulse: int) -> tuple[list[int], int, int]:
+        """The notes, velocity and length (ns) to play a decided token with."""
+        fixed = self.settings.velocity
+        classes, encoding = decision.classes, self.encoding
+        if classes is None or encoding is None:
+            register = self.listener.register()
+            notes = voice(token, MIDDLE_C if register is None else register)
+            return notes, velocity_for(fixed, self.listener.median_velocity()), int(pulse * NOTE_LENGTH)
+        if is_chord(token):
+            notes = voice_chord(token, encoding.octave[classes["octave"]], encoding.bass[classes["bass"]],
+                                encoding.spread[classes["spread"]], encoding.doubled[classes["doubled"]])
+        else:
+            notes = voice(token, MIDDLE_C)  # a single note keeps its own octave
+        level = window.level()
+        velocity = velocity_for(fixed, level if level is not None else self.listener.median_velocity(),
+                                encoding.velocity[classes["velocity"]])
+        return notes, velocity, note_length_ns(encoding.length[classes["length"]], self._rhythm_pulse(window))
 
     def _discard_prepared(self) -> None:
         """Drop the token decided ahead and give its random draw back, so that how often a
         decision was made and dropped (a matter of timing) does not change the tokens that
-        play: a simulated duet and a real one must agree."""
+        play: a simulated duet and a real one must agree. An expressive token's time goes
+        with it (it is decided again, with the token)."""
         if self._prepared is not None and self._rng_before is not None:
             self.sampler.rng.bit_generator.state = self._rng_before
+            if self.expressive and self.playing and not self._onset_fixed:
+                self._next_token_ns = None
         self._prepared = self._rng_before = None
 
     def _next_deadline(self) -> int | None:

@@ -60,6 +60,7 @@ class Mode:
     """The default of every hook: nothing happens."""
 
     name: ClassVar[str]
+    on_player_grid: ClassVar[bool] = False  # expressive onsets snap to the player's pulse grid
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -180,6 +181,7 @@ class Duet(Mode):
 
 class Jam(Mode):
     name = "jam"
+    on_player_grid = True
 
     def token(self, played: PlayedToken) -> None:
         engine = self.engine

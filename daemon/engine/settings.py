@@ -10,7 +10,7 @@ a musician learns on the command line works in the file.
 :class:`EngineSettings` holds how the engine listens, samples and plays; the options of
 ``mididuet run`` beyond it are :class:`..live.options.RunOptions`, declared the same way.
 
-Default control numbers: CC 21–24 lie in the MIDI 1.0 "undefined" block (20–31), so they
+Default control numbers: CC 21–25 lie in the MIDI 1.0 "undefined" block (20–31), so they
 never collide with standard controllers (modulation, volume, sustain, all-notes-off), and
 many controllers send CC 21 and up from their first knobs or pads by default.
 """
@@ -27,6 +27,7 @@ from ..music.midi import CHANNELS, HIGHEST_CONTROLLER, MAX_DATA, SUSTAIN
 
 MODES = ("duet", "jam", "solo")
 SAMPLINGS = ("greedy", "temperature", "top-p")
+RHYTHMS = ("expressive", "pulse")
 MAX_ANSWER_TOKENS = 256
 HOW_IT_PLAYS = "how it plays"
 _SETTING = "mididuet.setting"  # the dataclass field metadata key
@@ -184,6 +185,13 @@ class EngineSettings:
     # (docs/model-quality.md, decoding).
     top_p: float = setting(0.95, "--top-p", "top-p sampling keeps the likeliest tokens up to this mass", float,
                            check=fraction, metavar="P")
+    rhythm: str = setting("expressive", "--rhythm", "expressive: each token when, as long and as loud as the "
+                          "model predicts, chords voiced as predicted; pulse: one token per pulse, 0.9 of it long, "
+                          "at your velocity, chords close to your hand (a model without the expressive heads "
+                          "always plays the pulse)", str, choices=RHYTHMS)
+    rhythm_temperature: float = setting(1.0, "--rhythm-temperature", "how freely the rhythm and the lengths "
+                                        "vary: lower keeps to the likeliest (steadier), higher is looser",
+                                        float, check=in_range(0.05, 5.0), metavar="T")
     seed: int | None = setting(None, "--seed", "random seed, for repeatable runs", int, check=non_negative_int,
                                metavar="N", example=1, default_text="a new one each run")
     bpm: float | None = setting(None, "--bpm", "fixed pulse in beats per minute", float, check=in_range(20.0, 400.0),
@@ -202,6 +210,8 @@ class EngineSettings:
     cc_mute: int = setting(23, "--cc-mute", "CC number that mutes the answers", int, check=controller, metavar="CC")
     cc_panic: int = setting(24, "--cc-panic", "CC number that releases every note mididuet holds", int,
                             check=controller, metavar="CC")
+    cc_rhythm: int = setting(25, "--cc-rhythm", "CC number whose value sets the rhythm temperature", int,
+                             check=controller, metavar="CC")
 
     def validate(self) -> None:
         """Raise ``ValueError`` for the first field outside its allowed values, or for
@@ -218,4 +228,4 @@ class EngineSettings:
         return {name: getattr(self, name) for name in CONTROL_FIELDS}
 
 
-CONTROL_FIELDS = ("cc_temperature", "cc_mode", "cc_mute", "cc_panic")
+CONTROL_FIELDS = ("cc_temperature", "cc_mode", "cc_mute", "cc_panic", "cc_rhythm")

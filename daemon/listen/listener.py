@@ -7,7 +7,10 @@ is known at most one chord window after its first note.
 
 The listener also keeps what the engine follows: held keys, the sustain pedal, the
 time of the last key or pedal change, and short histories of onsets, velocities and
-pitches (fixed-length deques: nothing grows while playing).
+pitches (fixed-length deques: nothing grows while playing). And it times how long each
+token sounds, the pedal applied as the trainer's reader applies it (a key released under
+the pedal sounds until the pedal comes up, or until it is struck again):
+:meth:`Listener.take_ended` hands over the tokens whose notes have all stopped.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ..music.midi import SWITCH_ON
 from ..music.tokens import chord_token
 
 HISTORY = 16  # recent onsets / notes the tempo, velocity and register follow
+MAX_SOUNDING_TOKENS = 64  # tokens timed at once; more only with lost note-offs, and the oldest go
 # Gaps longer than this are pauses between phrases, not the player's pulse.
 MAX_PULSE_IOI_NS = 1_500_000_000
 
@@ -32,6 +36,7 @@ class PlayedToken:
     token: str
     onset_ns: int
     pitches: tuple[int, ...]
+    velocity: int = 0  # the loudest note's
 
 
 class Listener:
@@ -44,6 +49,13 @@ class Listener:
         self.last_activity_ns: int | None = None
         self._group: list[int] = []
         self._group_onset = 0
+        self._group_velocity = 0
+        # Sounding notes by pitch -> their token's onset (keys down, and keys released under
+        # the pedal); per token onset: [notes still sounding, when the last one stopped].
+        self._down: dict[int, int] = {}
+        self._pedalled: dict[int, int] = {}
+        self._timing: dict[int, list[int]] = {}
+        self._ended: list[tuple[int, int]] = []
         self._onsets: deque[int] = deque(maxlen=HISTORY + 1)
         self._velocities: deque[int] = deque(maxlen=HISTORY)
         self._pitches: deque[int] = deque(maxlen=HISTORY)
@@ -63,8 +75,10 @@ class Listener:
         if self._group and t_ns > self._group_onset + self.chord_window_ns:
             done = self._close()
         if not self._group:
-            self._group_onset = t_ns
+            self._group_onset, self._group_velocity = t_ns, 0
         self._group.append(note)
+        self._group_velocity = max(self._group_velocity, velocity)
+        self._start_sounding(note, t_ns)
         self.held.add(note)
         self._velocities.append(velocity)
         self._pitches.append(note)
@@ -75,10 +89,50 @@ class Listener:
         """A key went up (a note-off for a key never pressed is harmless)."""
         self.held.discard(note)
         self.last_activity_ns = t_ns
+        onset = self._down.pop(note, None)
+        if onset is not None:
+            if self.sustain:
+                self._pedalled[note] = onset
+            else:
+                self._stop_sounding(onset, t_ns)
 
     def pedal(self, value: int, t_ns: int) -> None:
         self.sustain = value >= SWITCH_ON
         self.last_activity_ns = t_ns
+        if not self.sustain:
+            for onset in self._pedalled.values():
+                self._stop_sounding(onset, t_ns)
+            self._pedalled.clear()
+
+    def take_ended(self) -> list[tuple[int, int]]:
+        """``(onset_ns, length_ns)`` of the tokens whose notes have all stopped since the
+        last call (only tokens already handed over: not the chord still being gathered)."""
+        if not self._ended:
+            return []
+        ready = [e for e in self._ended if not (self._group and e[0] == self._group_onset)]
+        self._ended = [e for e in self._ended if self._group and e[0] == self._group_onset]
+        return ready
+
+    def _start_sounding(self, note: int, t_ns: int) -> None:
+        for sounding in (self._down, self._pedalled):  # struck again: the old one stops now
+            if note in sounding:
+                self._stop_sounding(sounding.pop(note), t_ns)
+        self._down[note] = self._group_onset
+        if self._group_onset not in self._timing:
+            if len(self._timing) >= MAX_SOUNDING_TOKENS:
+                del self._timing[next(iter(self._timing))]
+            self._timing[self._group_onset] = [0, t_ns]
+        self._timing[self._group_onset][0] += 1
+
+    def _stop_sounding(self, onset: int, t_ns: int) -> None:
+        timing = self._timing.get(onset)
+        if timing is None:
+            return
+        timing[0] -= 1
+        timing[1] = max(timing[1], t_ns)
+        if timing[0] <= 0:
+            del self._timing[onset]
+            self._ended.append((onset, timing[1] - onset))
 
     def flush(self, now_ns: int) -> PlayedToken | None:
         """Close the chord being gathered if its window has passed at ``now_ns``."""
@@ -91,7 +145,12 @@ class Listener:
         pitches = tuple(sorted(set(self._group)))
         self._group.clear()
         self._onsets.append(self._group_onset)
-        return PlayedToken(chord_token(pitches), self._group_onset, pitches)
+        return PlayedToken(chord_token(pitches), self._group_onset, pitches, self._group_velocity)
+
+    @property
+    def last_onset_ns(self) -> int | None:
+        """The onset of the player's last token, or None."""
+        return self._onsets[-1] if self._onsets else None
 
     def median_ioi_ns(self) -> int | None:
         """Median time between the player's recent token onsets, pauses left out."""
@@ -109,3 +168,7 @@ class Listener:
         """Forget key state after a panic; the histories stay (they describe the player)."""
         self.held.clear()
         self.sustain = False
+        self._down.clear()
+        self._pedalled.clear()
+        self._timing.clear()
+        self._ended.clear()

@@ -7,8 +7,8 @@ the daemon, live, the same features of what the player plays, in units the daemo
 measure: everything is relative to the sequence's own recent past, so no beat or bar
 needs to be known.
 
-- **pulse**: the median of the last :data:`HISTORY` inter-onset intervals (IOIs) before
-  the token, whoever played them. In the corpus that is in beats; live it is in ns.
+- **pulse**: the (low) median of the last :data:`HISTORY` inter-onset intervals (IOIs)
+  before the token, whoever played them. In the corpus that is in beats; live it is in ns.
 - **delay**: the IOI from the previous token to this one ÷ the pulse, as the nearest
   ratio on a musical grid in log space: sixteenths to eights of the pulse, with triplets
   (1/3, 2/3, 4/3) and dotted values (3/4, 3/2), and the long values a rest gives (3…8).
@@ -21,9 +21,11 @@ needs to be known.
   semitone bands), and how many notes double a pitch class (a chord token keeps only the
   classes).
 
-Feature indices for the model's input are class + 1, with 0 for "unknown" (the primer,
-a first token with no history). The classes travel in each bundle's metadata
-(:meth:`Encoding.as_metadata`), so a bundle is read with the grid it was trained on.
+The model reads the same seven classes of every window token as its input features
+(a single note's voicing is its own: bass 0, spread 0, nothing doubled), as class + 1,
+with 0 for "unknown" (the primer; a first token with no history; the length of a key
+still held). The classes travel in each bundle's metadata (:meth:`Encoding.as_metadata`),
+so a bundle is read with the grid it was trained on.
 """
 
 from __future__ import annotations
@@ -31,15 +33,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from statistics import median
+from statistics import median_low
 from typing import Any
 
-from .tokens import is_chord, token_pitch_classes
+from .tokens import token_pitch_classes
 
 HISTORY = 16
 UNKNOWN = 0  # the feature index of an unknown value
-FEATURES = ("delay", "velocity", "octave")  # what the model reads for each window token
 HEADS = ("delay", "length", "velocity", "octave", "bass", "spread", "doubled")  # what it predicts
+FEATURES = HEADS  # what it reads of each window token
 VOICING_HEADS = ("octave", "bass", "spread", "doubled")  # meaningful for chord tokens only
 
 
@@ -78,12 +80,17 @@ class Encoding:
     def spread_class(self, semitones: int) -> int:
         return next(i for i, bound in enumerate(self.spread_bounds) if semitones <= bound or i == len(self.spread) - 1)
 
-    def bass_class(self, token: str, lowest: int) -> int | None:
-        """Which of a chord token's pitch classes is its lowest note; None for a single note."""
-        if not is_chord(token):
-            return None
+    def bass_class(self, token: str, lowest: int) -> int:
+        """Which of a token's pitch classes is its lowest note (0 for a single note)."""
         pcs = token_pitch_classes(token)
         return min(pcs.index(lowest % 12) if lowest % 12 in pcs else 0, len(self.bass) - 1)
+
+    def played(self, token: str, delay: int | None, length: int | None, velocity: int | None, lowest: int,
+               highest: int, notes: int) -> tuple[int, ...]:
+        """A token's features, in :data:`FEATURES` order, from its classes and pitches."""
+        voicing = (self.octave_class(lowest), self.bass_class(token, lowest), self.spread_class(highest - lowest),
+                   self.doubled_class(notes, token))
+        return tuple(feature(c) for c in (delay, length, velocity, *voicing))
 
     def doubled_class(self, notes: int, token: str) -> int:
         return min(max(notes - len(set(token_pitch_classes(token))), 0), len(self.doubled) - 1)
@@ -137,9 +144,11 @@ def _nearest(value: float, grid: Sequence[float]) -> int:
 
 
 def running_median(values: Sequence[float], end: int, history: int = HISTORY) -> float | None:
-    """The median of the (up to) ``history`` values before index ``end``, or None."""
+    """The (low) median of the (up to) ``history`` values before index ``end``, or None.
+    The low median is one of the values, so a pulse is always an IOI that was played and
+    a rhythm on the grid stays on it."""
     recent = values[max(0, end - history):end]
-    return float(median(recent)) if len(recent) else None
+    return float(median_low(recent)) if len(recent) else None
 
 
 def feature(index: int | None) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..music.midi import MAX_DATA
-from ..music.tokens import HIGHEST_PIANO_KEY, LOWEST_PIANO_KEY, clamp_to_piano, token_pitches
+from ..music.tokens import HIGHEST_PIANO_KEY, LOWEST_PIANO_KEY, clamp_to_piano, token_pitch_classes, token_pitches
 
 DEFAULT_VELOCITY = 80
 
@@ -15,7 +15,41 @@ def voice(token: str, register: int) -> list[int]:
     return [n if LOWEST_PIANO_KEY <= n <= HIGHEST_PIANO_KEY else clamp_to_piano(n) for n in notes]
 
 
-def velocity_for(fixed: int | None, player_median: int | None) -> int:
+def velocity_for(fixed: int | None, player_median: float | None, offset: int = 0) -> int:
+    """The velocity to play: ``fixed`` if given, else the player's level plus ``offset``
+    (the predicted contour), within 1..127."""
     if fixed is not None:
         return fixed
-    return DEFAULT_VELOCITY if player_median is None else min(max(player_median, 1), MAX_DATA)
+    level = DEFAULT_VELOCITY if player_median is None else round(player_median)
+    return min(max(level + offset, 1), MAX_DATA)
+
+
+def voice_chord(token: str, octave: int, bass: int, spread: int, doubled: int) -> list[int]:
+    """A chord token voiced as predicted: its ``bass``-th pitch class (normal order) in
+    ``octave``, the others closely stacked to reach about ``spread`` semitones above it
+    (a left-hand bass under a right-hand chord when the spread is wide), and ``doubled``
+    more notes doubling pitch classes in octaves between. All on the piano."""
+    pcs = list(token_pitch_classes(token))
+    bass_pc = pcs[min(bass, len(pcs) - 1)]
+    low = 12 * (octave + 1) + bass_pc
+    others = pcs[pcs.index(bass_pc) + 1:] + pcs[:pcs.index(bass_pc)]
+    notes = [low]
+    start = low + max(1, spread - 11)  # the upper voices sit close together below the top
+    for pc in others:
+        note = start + (pc - start) % 12
+        while note <= notes[-1]:
+            note += 12
+        notes.append(note)
+    top = notes[-1]
+    for candidate in [low + 12 * k for k in range(1, 5)] + [n + 12 for n in notes[1:]]:
+        if doubled <= 0:
+            break
+        if candidate < top and candidate not in notes:
+            notes.append(candidate)
+            doubled -= 1
+    notes.sort()
+    while notes[-1] > HIGHEST_PIANO_KEY:
+        notes = [n - 12 for n in notes]
+    while notes[0] < LOWEST_PIANO_KEY:
+        notes = [n + 12 for n in notes]
+    return [n for n in notes if LOWEST_PIANO_KEY <= n <= HIGHEST_PIANO_KEY]

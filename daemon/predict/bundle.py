@@ -7,7 +7,7 @@ A bundle is a single ONNX file; ``metadata_props`` carry what the daemon needs t
   ``[batch, V]``, the softmax over the vocabulary.
 - **2** (expressive): ``tokens`` stays the first input and ``probs`` the first output. A
   second input ``features`` int32 ``[batch, 32, F]`` holds each window token's classes
-  (delay, velocity, octave: class + 1, 0 unknown), and one more output per head,
+  (the same seven as the heads: class + 1, 0 unknown), and one more output per head,
   ``[batch, V, C]``: for every token, the softmax over that head's classes, should that
   token be the one played. ``mididuet.expression`` declares the features, the heads and
   every class (:class:`..music.expression.Encoding`), so a reader needs nothing else.
@@ -252,7 +252,7 @@ class ModelRunner:
 
     def predict(self, window: np.ndarray, features: np.ndarray | None) -> Prediction:
         """The next token's probabilities and (format 2) each head's rows, after ``window``
-        (32 ids) with its ``features`` (``[32, 3]`` classes + 1; None: all unknown)."""
+        (32 ids) with its ``features`` (``[32, F]`` classes + 1; None: all unknown)."""
         if window.shape != (self.info.window,):
             raise ValueError(f"window must hold {self.info.window} token ids, got shape {window.shape}")
         self._check_ids(window)
@@ -272,7 +272,7 @@ class ModelRunner:
 
     def predict_batch(self, windows: np.ndarray, features: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Every output for a ``[batch, 32]`` array of ids and (format 2) their
-        ``[batch, 32, 3]`` features (None: all unknown)."""
+        ``[batch, 32, F]`` features (None: all unknown)."""
         windows = np.ascontiguousarray(windows, dtype=np.int32)
         if windows.ndim != 2 or windows.shape[1] != self.info.window:
             raise ValueError(f"windows must have shape [batch, {self.info.window}], got {windows.shape}")

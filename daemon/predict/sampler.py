@@ -7,6 +7,9 @@
 - ``top-p`` (the default): temperature first, then sample from the smallest set of
   tokens whose probability adds up to ``top_p``.
 
+A head's class (how the token is played) is drawn by :meth:`Sampler.sample_class` from
+the same generator, at its own temperature; greedy takes the likeliest class.
+
 The two random methods use a seeded :class:`numpy.random.Generator` and a loop guard:
 a token that would make a pattern of 1–4 tokens repeat a fifth time back to back is
 never chosen (its probability is set to zero before sampling). :func:`longest_loop`
@@ -92,6 +95,18 @@ class Sampler:
         cumulative = np.cumsum(p)
         if cumulative[-1] <= _TINY:
             return self._fallback(probs, banned)
+        pick = int(np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right"))
+        return min(pick, len(p) - 1)
+
+    def sample_class(self, row: np.ndarray, temperature: float = 1.0) -> int:
+        """One class from a head's softmax ``row`` (``[C]``), sharpened or flattened by
+        ``temperature``; greedy sampling takes the likeliest."""
+        if self.method == "greedy":
+            return int(np.argmax(row))
+        p = row.astype(np.float64)
+        if temperature != 1.0:
+            p = np.exp(np.log(np.maximum(p, _TINY)) / temperature)
+        cumulative = np.cumsum(p)
         pick = int(np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right"))
         return min(pick, len(p) - 1)
 

@@ -1,4 +1,4 @@
-"""Window: the last 32 token ids the model predicts from.
+"""Window: the last 32 tokens the model predicts from, with how each was played.
 
 Tokens outside the model's vocabulary are dropped (as the training pipeline drops them).
 Before 32 tokens have been played the window is left-padded from a primer:
@@ -9,17 +9,29 @@ Before 32 tokens have been played the window is left-padded from a primer:
   (wrapping when the vocabulary is smaller than the window). It is deterministic, so a
   seeded run is repeatable, and it uses only what every bundle has.
 
-The ids live in one preallocated int32 array, shifted in place on each push, so the hot
-path allocates nothing.
+Each token pushed with :meth:`Window.push_played` also brings its onset, velocity and
+pitches, the player's and mididuet's own alike: the window keeps the *pulse* (the median
+of the last IOIs) and the *level* (the median of the last velocities) they give, and,
+for an expressive bundle, each token's feature classes as the trainer derived them
+(:mod:`..music.expression`: delay and velocity against the pulse and level before it,
+voicing from its pitches; its length once its notes have stopped sounding,
+:meth:`Window.set_length`). Primer tokens have unknown features.
+
+The ids and features live in preallocated int32 arrays, shifted in place on each push.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ..music.expression import FEATURES, HISTORY, UNKNOWN, Encoding, feature, running_median
 from .bundle import WINDOW
+
+LENGTH = FEATURES.index("length")
+NO_ONSET = -1
 
 
 def primer_ids(vocabulary: Mapping[str, int], primer: Sequence[str] | None = None,
@@ -32,16 +44,29 @@ def primer_ids(vocabulary: Mapping[str, int], primer: Sequence[str] | None = Non
 
 
 class Window:
-    """The last ``size`` token ids, oldest first."""
+    """The last ``size`` token ids, oldest first, and how they were played."""
 
     def __init__(self, vocabulary: Sequence[str], primer: Sequence[str] | None = None,
-                 size: int = WINDOW) -> None:
+                 size: int = WINDOW, encoding: Encoding | None = None) -> None:
         self.vocabulary = tuple(vocabulary)
+        self.encoding = encoding
         self._index = {token: i for i, token in enumerate(self.vocabulary)}
         self.ids = np.array(primer_ids(self._index, primer, size), dtype=np.int32)
+        self.features = np.full((size, len(FEATURES)), UNKNOWN, dtype=np.int32)
+        history = encoding.history if encoding is not None else HISTORY
+        self._iois: deque[int] = deque(maxlen=history)
+        self._velocities: deque[int] = deque(maxlen=history)
+        self._last_onset: int | None = None
+        # Per position: its onset (to find it again for set_length) and the pulse before it.
+        self._onsets = np.full(size, NO_ONSET, dtype=np.int64)
+        self._pulses = np.zeros(size, dtype=np.float64)
+
+    def token_id(self, token: str) -> int | None:
+        return self._index.get(token)
 
     def push(self, token: str) -> bool:
-        """Append a token; returns False (and changes nothing) when it is not in the vocabulary."""
+        """Append a token without how it was played; False (and no change) when it is not
+        in the vocabulary."""
         token_id = self._index.get(token)
         if token_id is None:
             return False
@@ -49,17 +74,72 @@ class Window:
         return True
 
     def push_id(self, token_id: int) -> None:
+        """Append a token id without how it was played (its features unknown)."""
         if not 0 <= token_id < len(self.vocabulary):
             raise ValueError(f"token id must be in range 0..{len(self.vocabulary) - 1}, got {token_id}")
-        self.ids[:-1] = self.ids[1:]
+        self._shift()
         self.ids[-1] = token_id
 
+    def push_played(self, token_id: int, onset_ns: int, velocity: int, lowest: int, highest: int, notes: int,
+                    length_ns: int | None = None) -> None:
+        """Append a token as played: its onset, loudest velocity, pitches and, when known,
+        how long it sounded. The pulse and level move on."""
+        pulse, level = self.pulse_ns(), self.level()
+        self.push_id(token_id)
+        ioi = None if self._last_onset is None else onset_ns - self._last_onset
+        self._onsets[-1], self._pulses[-1] = onset_ns, pulse or 0.0
+        encoding = self.encoding
+        if encoding is not None:
+            token = self.vocabulary[token_id]
+            delay = encoding.delay_class(ioi, pulse) if ioi is not None else None
+            length = encoding.length_class(length_ns, pulse) if length_ns is not None else None
+            self.features[-1] = encoding.played(token, delay, length, encoding.velocity_class(velocity, level),
+                                                lowest, highest, notes)
+        if ioi is not None and ioi > 0:
+            self._iois.append(ioi)
+        self._velocities.append(velocity)
+        self._last_onset = onset_ns
+
+    def set_length(self, onset_ns: int, length_ns: int) -> None:
+        """The token played at ``onset_ns`` has stopped sounding after ``length_ns``."""
+        if self.encoding is None:
+            return
+        hits = np.flatnonzero(self._onsets == onset_ns)
+        if len(hits):
+            position = int(hits[-1])
+            pulse = float(self._pulses[position]) or None
+            self.features[position, LENGTH] = feature(self.encoding.length_class(length_ns, pulse))
+
+    def pulse_ns(self) -> float | None:
+        """The median of the last IOIs in the window, or None before two onsets."""
+        return running_median(list(self._iois), len(self._iois))
+
+    def level(self) -> float | None:
+        """The median of the last velocities in the window, or None before any."""
+        return running_median(list(self._velocities), len(self._velocities))
+
+    @property
+    def last_onset_ns(self) -> int | None:
+        return self._last_onset
+
+    def _shift(self) -> None:
+        self.ids[:-1] = self.ids[1:]
+        self.features[:-1] = self.features[1:]
+        self.features[-1] = UNKNOWN
+        self._onsets[:-1] = self._onsets[1:]
+        self._onsets[-1] = NO_ONSET
+        self._pulses[:-1] = self._pulses[1:]
+
     def copy(self) -> Window:
-        """An independent window with the same ids (a duet answer continues in a copy)."""
+        """An independent window with the same tokens and history (a duet answer
+        continues in a copy)."""
         other = Window.__new__(Window)
-        other.vocabulary = self.vocabulary
-        other._index = self._index
-        other.ids = self.ids.copy()
+        other.vocabulary, other.encoding, other._index = self.vocabulary, self.encoding, self._index
+        other.ids, other.features = self.ids.copy(), self.features.copy()
+        other._iois, other._velocities = deque(self._iois, self._iois.maxlen), deque(self._velocities,
+                                                                                     self._velocities.maxlen)
+        other._last_onset = self._last_onset
+        other._onsets, other._pulses = self._onsets.copy(), self._pulses.copy()
         return other
 
     def tokens(self) -> list[str]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 
-from mididuet.daemon.music.expression import Encoding
+from mididuet.daemon.music.expression import FEATURES, Encoding
 from mididuet.daemon.predict import bundle
 from mididuet.daemon.predict.bundle import BundleError
 from tests.helpers.bundles import DEFAULT_VOCABULARY, make_bundle
@@ -93,7 +93,7 @@ def test_a_format_2_bundle_predicts_the_token_and_every_head(tmp_path):
     encoding = runner.info.expression
     assert runner.info.format_version == 2 and runner.expressive and encoding is not None
     window = np.arange(32, dtype=np.int32) % runner.info.size
-    features = np.ones((32, 3), dtype=np.int32)
+    features = np.ones((32, len(FEATURES)), dtype=np.int32)
     prediction = runner.predict(window, features)
     assert prediction.probs.shape == (runner.info.size,)
     assert set(prediction.heads) == set(encoding.heads)
@@ -101,7 +101,7 @@ def test_a_format_2_bundle_predicts_the_token_and_every_head(tmp_path):
         assert rows.shape == (runner.info.size, encoding.size(name))
         assert np.allclose(rows.sum(axis=1), 1, atol=1e-5)
     # The features reach the model: other classes, other probabilities.
-    other = runner.predict(window, np.full((32, 3), 2, dtype=np.int32))
+    other = runner.predict(window, np.full((32, len(FEATURES)), 2, dtype=np.int32))
     assert not np.allclose(other.probs, prediction.probs)
     assert np.allclose(runner.query(window), runner.predict(window, None).probs)
 

@@ -1,0 +1,176 @@
+"""The engine playing an expressive bundle (format 2): when, how long, how loud and where,
+in simulated time, against the pulse rhythm of a format-1 bundle or ``rhythm="pulse"``."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import mido
+import numpy as np
+import pytest
+
+from mididuet.daemon.engine.engine import Engine
+from mididuet.daemon.engine.settings import EngineSettings
+from mididuet.daemon.engine.simulate import phrase, run_simulation
+from mididuet.daemon.music.units import NS_PER_MS as MS
+from mididuet.daemon.music.units import NS_PER_S as SECOND
+from mididuet.daemon.play.pulse import NOTE_LENGTH
+from mididuet.daemon.play.rhythm import MAX_NOTE_NS
+from mididuet.daemon.predict.bundle import ModelRunner
+from tests.helpers.bundles import make_bundle
+from tests.helpers.jack import hanging, onset_groups
+
+Timed = list[tuple[int, mido.Message]]
+CALL = [(i * 250, 60 + (i * 3) % 12) for i in range(12)]  # 12 notes at 240 BPM
+
+
+@pytest.fixture(scope="module")
+def expressive(tmp_path_factory: pytest.TempPathFactory) -> ModelRunner:
+    """A tiny format-2 bundle whose heads are sharp enough to differ from token to token."""
+    return ModelRunner(make_bundle(tmp_path_factory.mktemp("m") / "expressive.onnx", expressive=True, seed=3,
+                                   sharpness=0.6))
+
+
+def duet(model: ModelRunner, until_s: float = 40, call: list | None = None, **fields: object) -> Timed:
+    settings = EngineSettings(**{"seed": 1, "answer_tokens": 16, **fields})  # type: ignore[arg-type]
+    events = phrase(call or CALL, duration_ms=200)
+    return run_simulation(lambda send, now: Engine(model, settings, send, now), events, int(until_s * SECOND))
+
+
+def notes(out: Timed) -> list[tuple[int, int, int, int]]:
+    """(onset, end, pitch, velocity) of every note sent."""
+    started: dict[int, tuple[int, int]] = {}
+    found = []
+    for t, msg in out:
+        if msg.type == "note_on" and msg.velocity > 0:
+            if msg.note in started:
+                onset, velocity = started.pop(msg.note)
+                found.append((onset, t, msg.note, velocity))
+            started[msg.note] = (t, msg.velocity)
+        elif msg.type in ("note_on", "note_off") and msg.note in started:
+            onset, velocity = started.pop(msg.note)
+            found.append((onset, t, msg.note, velocity))
+    return sorted(found)
+
+
+def onsets(out: Timed) -> list[int]:
+    return [group[0][0] for group in onset_groups([(t, m) for t, m in out if m.type == "note_on" and m.velocity],
+                                                  tolerance_ns=1)]
+
+
+def test_an_expressive_answer_varies_its_intervals_lengths_and_velocities(expressive: ModelRunner) -> None:
+    out = duet(expressive)
+    played = notes(out)
+    starts = onsets(out)
+    assert len(starts) == 16
+    intervals = np.diff(starts)
+    lengths = [end - onset for onset, end, _, _ in played]
+    velocities = {v for _, _, _, v in played}
+    assert len(set(intervals.tolist())) >= 3, "intervals vary"
+    assert len(set(lengths)) >= 3 and max(lengths) <= MAX_NOTE_NS, "lengths vary, within the cap"
+    assert len(velocities) >= 3, "dynamics vary"
+    assert not hanging(out)
+
+
+def test_each_interval_is_a_class_of_the_grid_times_the_pulse(expressive: ModelRunner) -> None:
+    """Every answer interval is one of the bundle's delay ratios × a pulse the window held
+    (an IOI that was played, as the low median always is)."""
+    out = duet(expressive)
+    starts = onsets(out)
+    ratios = expressive.info.expression.delay  # type: ignore[union-attr]
+    played_iois = {250 * MS, starts[0] - CALL[-1][0] * MS}  # the call's, and the gap before the answer
+    for a, b in itertools.pairwise(starts):
+        ioi = b - a
+        assert any(abs(ioi - r * p) <= 1 for r in ratios for p in played_iois), (ioi, sorted(played_iois))
+        played_iois.add(ioi)
+
+
+def test_the_pulse_rhythm_is_todays_music_box(expressive: ModelRunner, model: ModelRunner) -> None:
+    for out in (duet(expressive, rhythm="pulse"), duet(model)):
+        starts = onsets(out)
+        assert set(np.diff(starts).tolist()) == {250 * MS}, "one token per pulse"
+        played = notes(out)
+        assert {end - onset for onset, end, _, _ in played} == {int(250 * MS * NOTE_LENGTH)}
+        assert {v for _, _, _, v in played} == {80}, "the player's median velocity"
+
+
+def test_a_format_1_bundle_says_it_plays_the_pulse(model: ModelRunner, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="mididuet.engine"):
+        engine = Engine(model, EngineSettings(), lambda m: None, 0)
+    assert not engine.expressive
+    assert any("has no expressive heads (bundle format 1): playing the pulse rhythm" in r.message
+               for r in caplog.records)
+
+
+def test_velocity_fixes_the_loudness_even_when_expressive(expressive: ModelRunner) -> None:
+    assert {v for _, _, _, v in notes(duet(expressive, velocity=64))} == {64}
+
+
+def test_a_lower_rhythm_temperature_is_steadier(expressive: ModelRunner) -> None:
+    spreads = []
+    for temperature in (0.1, 3.0):
+        intervals = np.diff(onsets(duet(expressive, rhythm_temperature=temperature, answer_tokens=48, until_s=200)))
+        spreads.append(len(set(intervals.tolist())))
+    assert spreads[0] < spreads[1]
+
+
+def test_the_same_seed_plays_the_same_answer(expressive: ModelRunner) -> None:
+    assert duet(expressive, seed=4) == duet(expressive, seed=4)
+    assert notes(duet(expressive, seed=4)) != notes(duet(expressive, seed=5))
+
+
+def test_no_onset_is_ever_in_the_past_and_solo_keeps_going(expressive: ModelRunner) -> None:
+    sent: list[tuple[int, mido.Message]] = []
+    clock = {"now": 0}
+    engine = Engine(expressive, EngineSettings(mode="solo", seed=2), lambda m: sent.append((clock["now"], m)), 0)
+    now = 0
+    for _ in range(400):
+        deadline = engine.tick(now)
+        assert deadline is not None and deadline > now - 1, "the next deadline is never behind the clock"
+        now = max(deadline, now + 1)
+        clock["now"] = now
+    starts = onsets(sent)
+    assert len(starts) > 100 and all(b > a for a, b in itertools.pairwise(starts))
+    engine.release_all()
+    assert not hanging(sent)
+
+
+def test_jam_keeps_its_onsets_on_the_players_grid(expressive: ModelRunner) -> None:
+    call = [(i * 500, 60 + i % 7) for i in range(60)]  # 120 BPM for 30 s
+    events = phrase(call, duration_ms=300)
+    settings = EngineSettings(mode="jam", seed=3)
+    out = run_simulation(lambda send, now: Engine(expressive, settings, send, now), events, 30 * SECOND)
+    player = [onset * MS for onset, _ in call]
+    answer = onsets(out)
+    assert len(answer) >= 10
+    pulse = 500 * MS
+    for onset in answer:
+        last = max(t for t in player if t <= onset)
+        offset = onset - last
+        on_grid = any(abs(offset - round(offset / (pulse / d)) * (pulse / d)) <= 1 for d in (4, 3))
+        assert on_grid, (onset, last, offset)
+
+
+@pytest.mark.parametrize("mode", ["duet", "jam", "solo"])
+def test_every_mode_releases_every_note(expressive: ModelRunner, mode: str) -> None:
+    out = duet(expressive, mode=mode, until_s=6)
+    assert not hanging(out)
+
+
+def test_the_players_lengths_reach_the_window(expressive: ModelRunner) -> None:
+    """A released token's length feature is set (once a pulse is known: from the third
+    token on, as in training); a key still held leaves it unknown until it is released."""
+    engine = Engine(expressive, EngineSettings(), lambda m: None, 0)
+    length = list(engine.encoding.heads).index("length")  # type: ignore[union-attr]
+    for t, msg in phrase([(0, 60), (500, 62), (1000, 64), (1500, 65), (2000, 67)], duration_ms=250):
+        engine.feed(msg, t)
+        engine.tick(t)
+    engine.feed(mido.Message("note_on", note=69, velocity=90), 2500 * MS)
+    engine.tick(2600 * MS)
+    features = engine.window.features
+    assert (features[-6:-4, length] == 0).all(), "no pulse yet for the first two"
+    assert (features[-4:-1, length] > 0).all(), "the released notes have a length"
+    assert features[-1, length] == 0, "the held key's length is not known yet"
+    engine.feed(mido.Message("note_off", note=69), 3500 * MS)
+    assert features[-1, length] > 0

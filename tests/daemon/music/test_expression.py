@@ -1,0 +1,108 @@
+"""The expressive encoding: a MIDI file's rhythm, lengths, dynamics and voicing, as classes
+and back again."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from statistics import median_low
+
+import pytest
+
+from mididuet.daemon.music.expression import DEFAULT, FEATURES, Encoding, feature, running_median
+from mididuet.daemon.music.midi_reader import read_notes, read_records
+from mididuet.daemon.play.voicing import voice_chord
+from mididuet.daemon.predict.bundle import BundleError
+from tests.helpers.midi_files import write_midi
+
+# (start beat, length in beats, pitch): quarters, then eighths, a dotted eighth and a
+# sixteenth, an eighth-note triplet, a rest of two beats, a half note.
+RHYTHM = [(0, 1, 60), (1, 1, 62), (2, 1, 64), (3, 1, 65), (4, 0.5, 67), (4.5, 0.5, 65), (5, 0.5, 64),
+          (5.5, 0.5, 62), (6, 0.75, 60), (6.75, 0.25, 62), (7, 1 / 3, 64), (7 + 1 / 3, 1 / 3, 65),
+          (7 + 2 / 3, 1 / 3, 67), (8, 1, 69), (11, 2, 72), (13, 1, 71)]
+
+
+def test_delays_snap_to_the_musical_grid() -> None:
+    enc = DEFAULT
+    assert enc.delay[enc.delay_class(1.0, 1.0)] == 1.0
+    assert enc.delay[enc.delay_class(0.34, 1.0)] == pytest.approx(1 / 3)
+    assert enc.delay[enc.delay_class(0.74, 1.0)] == 0.75
+    assert enc.delay[enc.delay_class(1.48, 1.0)] == 1.5
+    assert enc.delay[enc.delay_class(40.0, 1.0)] == 8.0, "a long rest is the longest class"
+    assert enc.delay_class(1.0, None) is None
+    assert enc.velocity[enc.velocity_class(90, 80)] == 9 and enc.velocity[enc.velocity_class(20, 80)] == -30
+    assert enc.octave[enc.octave_class(60)] == 4 and enc.octave[enc.octave_class(10)] == 1
+    assert enc.spread[enc.spread_class(0)] == 5 and enc.spread[enc.spread_class(60)] == 38
+
+
+def test_a_files_rhythm_comes_back_from_its_classes(tmp_path) -> None:
+    """Reader → delay classes against the running pulse → onsets rebuilt the way the daemon
+    schedules them (each delay × the low median of the IOIs rebuilt so far): the same rhythm."""
+    path = write_midi(tmp_path / "rhythm.mid", [[(b, n, p, 0) for b, n, p in RHYTHM]])
+    records = read_records(path)
+    onsets = [r.onset for r in records]
+    iois = [b - a for a, b in pairwise(onsets)]
+    rebuilt = iois[:1]  # the first IOI has no pulse before it: it is the unit
+    for i in range(1, len(iois)):
+        pulse = running_median(iois, i)
+        ratio = DEFAULT.delay[DEFAULT.delay_class(iois[i], pulse)]
+        rebuilt.append(ratio * median_low(rebuilt[-DEFAULT.history:]))
+    assert rebuilt == pytest.approx(iois)
+
+
+def test_the_pedal_lengthens_what_it_holds(tmp_path) -> None:
+    """A key released under the pedal sounds until the pedal comes up, or until struck again."""
+    import mido
+
+    mid = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack([
+        mido.Message("control_change", control=64, value=127, time=0),
+        mido.Message("note_on", note=48, velocity=70, time=0),
+        mido.Message("note_off", note=48, time=240),  # released at 0.5 beat, under the pedal
+        mido.Message("note_on", note=60, velocity=90, time=240),  # beat 1
+        mido.Message("note_off", note=60, time=240),
+        mido.Message("note_on", note=60, velocity=50, time=240),  # beat 2: struck again
+        mido.Message("note_off", note=60, time=240),
+        mido.Message("control_change", control=64, value=0, time=720),  # pedal up at beat 4
+    ])
+    mid.tracks.append(track)
+    path = tmp_path / "pedal.mid"
+    mid.save(path)
+    notes = sorted(read_notes(path), key=lambda n: (float(n.start_beats), n.pitch))
+    assert [(n.pitch, float(n.start_beats), n.sounding_beats) for n in notes] == [
+        (48, 0.0, 4.0), (60, 1.0, 1.0), (60, 2.0, 2.0)]
+    assert notes[0].duration_s == pytest.approx(0.25), "the key itself was held half a beat"
+    assert [r.length for r in read_records(path)] == [4.0, 1.0, 2.0]
+
+
+def test_a_chords_voicing_comes_back_from_its_classes() -> None:
+    enc = DEFAULT
+    for pitches in ([48, 64, 67], [43, 59, 62, 65], [36, 48, 55, 64], [50, 53, 57]):
+        from mididuet.daemon.music.tokens import chord_token
+
+        token = chord_token(pitches)
+        low, high = min(pitches), max(pitches)
+        classes = (enc.octave_class(low), enc.bass_class(token, low), enc.spread_class(high - low),
+                   enc.doubled_class(len(pitches), token))
+        voiced = voice_chord(token, enc.octave[classes[0]], enc.bass[classes[1]], enc.spread[classes[2]],
+                             enc.doubled[classes[3]])
+        assert voiced[0] == low, (pitches, voiced)
+        assert chord_token(voiced) == token
+        assert enc.spread_class(voiced[-1] - voiced[0]) == classes[2], (pitches, voiced)
+        assert len(voiced) == len(pitches)
+
+
+def test_features_are_class_plus_one_and_zero_unknown() -> None:
+    played = DEFAULT.played("0.4.7", None, 3, 6, 48, 67, 3)
+    assert len(played) == len(FEATURES)
+    assert played[:3] == (0, feature(3), feature(6))
+    assert DEFAULT.played("C4", 5, None, None, 60, 60, 1)[3:] == (feature(DEFAULT.octave_class(60)), 1, 1, 1)
+
+
+def test_the_metadata_round_trips_and_bad_metadata_is_named() -> None:
+    meta = DEFAULT.as_metadata()
+    assert Encoding.from_metadata(meta) == DEFAULT
+    with pytest.raises(ValueError, match="heads must be some of"):
+        Encoding.from_metadata({**meta, "heads": ["tempo"]})
+    with pytest.raises(ValueError, match="history must be a positive integer"):
+        Encoding.from_metadata({**meta, "history": 0})
+    assert issubclass(BundleError, Exception)
