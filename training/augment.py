@@ -32,7 +32,7 @@ def transpose_records(records: Iterable[TokenRecord], semitones: int) -> tuple[T
     :func:`transpose_tokens`, a note leaving 21..108 is dropped."""
     moved = ((transpose_token(r.token, semitones), r) for r in records)
     return tuple(TokenRecord(token, r.onset, r.length, r.velocity, r.lowest + semitones, r.highest + semitones,
-                             r.notes) for token, r in moved if token is not None)
+                             r.notes, r.onset_s) for token, r in moved if token is not None)
 
 
 def transpose_piece(piece: Piece, semitones: int) -> Piece:

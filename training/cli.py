@@ -4,6 +4,7 @@
   mididuet-train evaluate --model FILE --data DIR  score a bundle on its held-out pieces
   mididuet-train compare FILE...                   the quality table of several bundles
   mididuet-train decoding --model FILE...          loops, variety and pitch classes of solo runs
+  mididuet-train answers --model FILE              duet answers to held-out phrases against the real ones
 """
 
 from __future__ import annotations
@@ -152,6 +153,21 @@ def decoding_parser() -> argparse.ArgumentParser:
     return p
 
 
+def answers_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mididuet-train answers",
+        description="Play phrases of the bundle's held-out pieces to the engine as duet calls, with the pulse "
+        "rhythm and expressive, and measure the answers against what the piece really plays next: IOI-ratio "
+        "histogram distance, nPVI, velocity sd, articulation, notes per onset, a two-sample classifier's "
+        "accuracy, and how much of the call the answer reuses. Prints a Markdown table (or JSON).")
+    p.add_argument("--model", type=Path, required=True, help="the bundle (.onnx) to play")
+    p.add_argument("--data", type=Path, default=None, help="the corpus it was trained on (default: as for training)")
+    p.add_argument("--seed", type=int, default=1, help="the engine's seed (default: 1)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--card", type=Path, help="store the figures in the bundle and rewrite this model card")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -172,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
             args = decoding_parser().parse_args(argv[1:])
             print(decoding_table(args.model, args.data or default_data_dir(), args.tokens, args.seeds))
             return 0
+        if argv[:1] == ["answers"]:
+            from .answers_cli import run_answers
+
+            args = answers_parser().parse_args(argv[1:])
+            return run_answers(args.model, args.data or default_data_dir(), args.seed, args.json, args.card)
         if argv[:1] == ["train"]:
             argv = argv[1:]
         args = train_parser().parse_args(argv)

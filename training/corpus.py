@@ -27,7 +27,7 @@ from mididuet.daemon.music.midi_reader import MidiReadError, TokenRecord, read_r
 MIDI_SUFFIXES = (".mid", ".midi")
 READERS = ("mido", "music21")
 # Bump when a reader's output changes, so stale cache entries are not reused.
-READER_VERSIONS = {"mido": 2, "music21": 1}  # mido 2: records, pedal applied
+READER_VERSIONS = {"mido": 3, "music21": 1}  # mido 3: records with the pedal and the seconds
 DEFAULT_CORPUS = Path("..") / "shared" / "data" / "piano-midi" / "midis" / "Chopin"
 
 

@@ -49,17 +49,20 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
     onsets = [r.onset for r in kept]
     velocities = [float(r.velocity) for r in kept]
     iois = [0.0] + [b - a for a, b in pairwise(onsets)]
+    seconds = [0.0] + [b.onset_s - a.onset_s for a, b in pairwise(kept)]  # as played: the rubato too
     targets = {head: np.full(n, IGNORE, dtype=np.int32) for head in HEADS}
     features = np.zeros((n, len(FEATURES)), dtype=np.int32)
     for i, r in enumerate(kept):
         # The pulse and level before this token: what the daemon knows when deciding it.
         pulse = running_median(iois[1:i], i - 1, encoding.history) if i >= 2 else None
+        pulse_s = running_median(seconds[1:i], i - 1, encoding.history) if i >= 2 else None
         level = running_median(velocities, i, encoding.history)
         delay = encoding.delay_class(iois[i], pulse) if i >= 1 else None
+        timing = encoding.timing_class(seconds[i], delay, pulse_s) if seconds[i] > 0 else None
         length = encoding.length_class(r.length, pulse)
         velocity = encoding.velocity_class(r.velocity, level)
-        features[i] = encoding.played(r.token, delay, length, velocity, r.lowest, r.highest, r.notes)
-        for head, value in (("delay", delay), ("length", length), ("velocity", velocity)):
+        features[i] = encoding.played(r.token, delay, timing, length, velocity, r.lowest, r.highest, r.notes)
+        for head, value in (("delay", delay), ("timing", timing), ("length", length), ("velocity", velocity)):
             if value is not None:
                 targets[head][i] = value
         if is_chord(r.token):  # a single note's voicing is its token's: nothing to predict

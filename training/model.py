@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 
@@ -34,6 +35,9 @@ WAVENET_CHANNELS = 64  # residual stream
 WAVENET_SKIP = 128
 WAVENET_HEAD = 256
 WAVENET_DROPOUT = 0.2
+WAVENET_EXPRESSION_CHANNELS = 48  # the heads' stack: narrower, since decisions must stay fast
+WAVENET_EXPRESSION_SKIP = 96
+WAVENET_EXPRESSION_HEAD = 128
 
 
 @dataclass
@@ -137,6 +141,42 @@ def _seed_export(fit: keras.Model, trunk: list, embedding: keras.layers.Layer, e
     return keras.Model([tokens, features], outputs, name="seed_expressive")
 
 
+@dataclass(frozen=True)
+class Stack:
+    """The sizes of one gated residual stack, and the prefix of its layers' names."""
+
+    prefix: str = ""
+    channels: int = WAVENET_CHANNELS
+    skip: int = WAVENET_SKIP
+    head: int = WAVENET_HEAD
+
+
+TRUNK = Stack()
+# The heads' own stack, beside the token's: the heads then do not compete with the token
+# for the trunk, and learn what the token does not need (docs/model-quality.md).
+EXPRESSION = Stack("expr_", WAVENET_EXPRESSION_CHANNELS, WAVENET_EXPRESSION_SKIP, WAVENET_EXPRESSION_HEAD)
+
+
+def _stack(embedded: Any, stack: Stack) -> Any:
+    """1×1 projection → 5 gated residual blocks (dilations 1..16) → skips → head (training graph)."""
+    layers = keras.layers
+    p, c = stack.prefix, stack.channels
+    x = layers.Dense(c, name=f"{p}input_projection")(embedded)
+    gated = []
+    for i, dilation in enumerate(WAVENET_DILATIONS):
+        conv = {"kernel_size": 2, "dilation_rate": dilation, "padding": "causal"}
+        filt = layers.Conv1D(c, activation="tanh", name=f"{p}block{i}_filter", **conv)(x)
+        gate = layers.Conv1D(c, activation="sigmoid", name=f"{p}block{i}_gate", **conv)(x)
+        z = layers.Multiply(name=f"{p}block{i}_gated")([filt, gate])
+        z = layers.Dropout(WAVENET_DROPOUT, name=f"{p}block{i}_dropout")(z)
+        gated.append(z)
+        if i < len(WAVENET_DILATIONS) - 1:  # the last block's residual output would feed nothing
+            x = layers.Add(name=f"{p}block{i}_residual")([x, layers.Dense(c, name=f"{p}block{i}_res")(z)])
+    skip = layers.Dense(stack.skip, activation="relu", name=f"{p}skip")(layers.Concatenate(name=f"{p}skips")(gated))
+    h = layers.Dense(stack.head, activation="relu", name=f"{p}head")(skip)
+    return layers.Dropout(WAVENET_DROPOUT, name=f"{p}head_dropout")(h)
+
+
 def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | None = None,
                   conditioned: bool = True) -> Network:
     """Embedding → 1×1 projection → 5 gated residual blocks (dilations 1..16) → skips → head.
@@ -144,7 +184,9 @@ def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | No
     Each block: z = tanh(W_f ∗ x) ⊙ σ(W_g ∗ x) (kernel 2, dilated, causal), then a 1×1
     residual back into x and a 1×1 skip; the skips are summed (one Dense over the
     concatenated blocks is the same sum), rectified, and read by the head. Trained
-    causally at every position; exported by :func:`_wavenet_last_position`.
+    causally at every position; exported by :func:`_wavenet_last_position`. With an
+    ``encoding``, the embedding also holds the window's features, and a second, narrower
+    stack (:data:`EXPRESSION`) over the same embedding feeds the heads.
     """
     if window != 2 ** len(WAVENET_DILATIONS):
         raise ValueError(f"the wavenet's receptive field is {2 ** len(WAVENET_DILATIONS)} tokens, not {window}")
@@ -156,32 +198,50 @@ def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | No
         features = keras.Input(shape=(window, len(FEATURES)), dtype="int32", name="features")
         inputs.append(features)
         x = add_features(x, features, encoding, WAVENET_EMBEDDING)
-    x = layers.Dense(WAVENET_CHANNELS, name="input_projection")(x)
-    gated = []
-    for i, dilation in enumerate(WAVENET_DILATIONS):
-        conv = {"kernel_size": 2, "dilation_rate": dilation, "padding": "causal"}
-        filt = layers.Conv1D(WAVENET_CHANNELS, activation="tanh", name=f"block{i}_filter", **conv)(x)
-        gate = layers.Conv1D(WAVENET_CHANNELS, activation="sigmoid", name=f"block{i}_gate", **conv)(x)
-        z = layers.Multiply(name=f"block{i}_gated")([filt, gate])
-        z = layers.Dropout(WAVENET_DROPOUT, name=f"block{i}_dropout")(z)
-        gated.append(z)
-        if i < len(WAVENET_DILATIONS) - 1:  # the last block's residual output would feed nothing
-            x = layers.Add(name=f"block{i}_residual")([x, layers.Dense(WAVENET_CHANNELS, name=f"block{i}_res")(z)])
-    skip = layers.Dense(WAVENET_SKIP, activation="relu", name="skip")(layers.Concatenate(name="skips")(gated))
-    h = layers.Dense(WAVENET_HEAD, activation="relu", name="head")(skip)
-    h = layers.Dropout(WAVENET_DROPOUT, name="head_dropout")(h)
-    probs = layers.Dense(vocab_size, activation="softmax", name="probs")(h)
+    probs = layers.Dense(vocab_size, activation="softmax", name="probs")(_stack(x, TRUNK))
     if encoding is None:
         fit = keras.Model(tokens, probs, name="wavenet_every_position")
     else:
         next_tokens = keras.Input(shape=(window,), dtype="int32", name="next_tokens")
-        fit = keras.Model([*inputs, next_tokens],
-                          {"probs": probs, **head_outputs(h, next_tokens, vocab_size, encoding, conditioned)},
-                          name="wavenet_every_position")
+        heads = head_outputs(_stack(x, EXPRESSION), next_tokens, vocab_size, encoding, conditioned)
+        fit = keras.Model([*inputs, next_tokens], {"probs": probs, **heads}, name="wavenet_every_position")
     net = Network(fit=fit, per_position=True, encoding=encoding,
                   to_export=lambda: _wavenet_last_position(fit, vocab_size, window, encoding))
     net.compile()
     return net
+
+
+def _last_position_stack(x: Any, fit: keras.Model, stack: Stack, window: int, weights: dict[str, list],
+                         project: bool) -> Any:
+    """One stack of the trained wavenet over 2-D rows ``x`` (``[batch × window, width]``),
+    computing only the last position; the layers' trained weights go into ``weights``.
+    ``project``: apply the input projection here (else it is folded into the embeddings)."""
+    layers = keras.layers
+    p, c = stack.prefix, stack.channels
+    if project:
+        x = layers.Dense(c, name=f"{p}input_projection")(x)
+        weights[f"{p}input_projection"] = fit.get_layer(f"{p}input_projection").get_weights()
+    lasts = []
+    length = window
+    for i in range(len(WAVENET_DILATIONS)):
+        length //= 2
+        # Two consecutive kept rows side by side: [x(p − d), x(p)], a kernel-2 window.
+        pairs = keras.ops.reshape(x, (-1, 2 * c))
+        filt = layers.Dense(c, activation="tanh", name=f"{p}block{i}_filter")(pairs)
+        gate = layers.Dense(c, activation="sigmoid", name=f"{p}block{i}_gate")(pairs)
+        z = layers.Multiply(name=f"{p}block{i}_gated")([filt, gate])
+        lasts.append(keras.ops.reshape(z, (-1, length * c))[:, -c:])  # each sequence's last position
+        for part in ("filter", "gate"):
+            kernel, bias = fit.get_layer(f"{p}block{i}_{part}").get_weights()  # kernel [2, C, C]
+            weights[f"{p}block{i}_{part}"] = [kernel.reshape(2 * c, c), bias]
+        if i < len(WAVENET_DILATIONS) - 1:
+            res = layers.Dense(c, name=f"{p}block{i}_res")(z)
+            x = layers.Add(name=f"{p}block{i}_residual")([pairs[:, c:], res])  # x(p) for the kept p
+            weights[f"{p}block{i}_res"] = fit.get_layer(f"{p}block{i}_res").get_weights()
+    skip = layers.Dense(stack.skip, activation="relu", name=f"{p}skip")(layers.Concatenate(name=f"{p}skips")(lasts))
+    for name in (f"{p}skip", f"{p}head"):
+        weights[name] = fit.get_layer(name).get_weights()
+    return layers.Dense(stack.head, activation="relu", name=f"{p}head")(skip)
 
 
 def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int,
@@ -193,56 +253,37 @@ def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int,
     over the positions the previous block kept — and that is a matrix product after
     reshaping [L, C] to [L/2, 2C]. So each block is a few MatMuls over 16, 8, 4, 2, 1
     positions instead of convolutions over 5 × 32; the skips are read at the last
-    position; the input projection is folded into the embedding table; all of it on 2-D
-    tensors. Same weights, same numbers (the trainer checks both models agree before
-    exporting), in far fewer ONNX nodes and faster than the seed per prediction
+    position; all of it on 2-D tensors. Without heads the input projection is folded into
+    the embedding table. Same weights, same numbers (the trainer checks both models agree
+    before exporting), in far fewer ONNX nodes and faster than the seed per prediction
     (docs/model-quality.md).
     """
     layers = keras.layers
-    c = WAVENET_CHANNELS
-    emb = fit.get_layer("embedding").get_weights()[0]
-    proj_w, proj_b = fit.get_layer("input_projection").get_weights()
     tokens = keras.Input(shape=(window,), dtype="int32", name="tokens")
-    embedding = layers.Embedding(vocab_size, c, name="embedding")
-    embedded = embedding(tokens)
-    inputs = [tokens]
-    if encoding is not None:
-        features = keras.Input(shape=(window, len(FEATURES)), dtype="int32", name="features")
-        inputs.append(features)
-        embedded = add_features(embedded, features, encoding, c)  # the projection is folded in below
-    # Rows are (sequence, position) pairs, positions consecutive within a sequence. Staying
-    # 2-D keeps every Dense a single MatMul + Add in onnxruntime: on 3-D tensors tf2onnx
-    # wraps each one in Shape → Gather → Concat → Reshape chains that cost more than the maths.
-    x = keras.ops.reshape(embedded, (-1, c))
-    weights: dict[str, list] = {}
-    lasts = []
-    length = window
-    for i in range(len(WAVENET_DILATIONS)):
-        length //= 2
-        # Two consecutive kept rows side by side: [x(p − d), x(p)], a kernel-2 window.
-        pairs = keras.ops.reshape(x, (-1, 2 * c))
-        filt = layers.Dense(c, activation="tanh", name=f"block{i}_filter")(pairs)
-        gate = layers.Dense(c, activation="sigmoid", name=f"block{i}_gate")(pairs)
-        z = layers.Multiply(name=f"block{i}_gated")([filt, gate])
-        lasts.append(keras.ops.reshape(z, (-1, length * c))[:, -c:])  # each sequence's last position
-        for part in ("filter", "gate"):
-            kernel, bias = fit.get_layer(f"block{i}_{part}").get_weights()  # kernel [2, C, C]
-            weights[f"block{i}_{part}"] = [kernel.reshape(2 * c, c), bias]
-        if i < len(WAVENET_DILATIONS) - 1:
-            res = layers.Dense(c, name=f"block{i}_res")(z)
-            x = layers.Add(name=f"block{i}_residual")([pairs[:, c:], res])  # x(p) for the kept p
-            weights[f"block{i}_res"] = fit.get_layer(f"block{i}_res").get_weights()
-    skip = layers.Dense(WAVENET_SKIP, activation="relu", name="skip")(layers.Concatenate(name="skips")(lasts))
-    h = layers.Dense(WAVENET_HEAD, activation="relu", name="head")(skip)
-    probs = layers.Dense(vocab_size, activation="softmax", name="probs")(h)
+    emb = fit.get_layer("embedding").get_weights()[0]
+    weights: dict[str, list] = {"probs": fit.get_layer("probs").get_weights()}
     if encoding is None:
-        model = keras.Model(tokens, probs, name="wavenet")
+        proj_w, proj_b = fit.get_layer("input_projection").get_weights()
+        embedding = layers.Embedding(vocab_size, WAVENET_CHANNELS, name="embedding")
+        # Rows are (sequence, position) pairs, positions consecutive within a sequence. Staying
+        # 2-D keeps every Dense a single MatMul + Add in onnxruntime: on 3-D tensors tf2onnx
+        # wraps each one in Shape → Gather → Concat → Reshape chains that cost more than the maths.
+        x = keras.ops.reshape(embedding(tokens), (-1, WAVENET_CHANNELS))
+        h = _last_position_stack(x, fit, TRUNK, window, weights, project=False)
+        model = keras.Model(tokens, layers.Dense(vocab_size, activation="softmax", name="probs")(h), name="wavenet")
+        embedding.set_weights([emb @ proj_w + proj_b])
     else:
-        model = keras.Model(inputs, {"probs": probs, **export_heads(h, fit, encoding)}, name="wavenet")
-        copy_features(model, fit, fold=proj_w)  # linear: the projection of a sum is the sum of projections
-    embedding.set_weights([emb @ proj_w + proj_b])
-    for name in ("skip", "head", "probs"):
-        weights[name] = fit.get_layer(name).get_weights()
+        features = keras.Input(shape=(window, len(FEATURES)), dtype="int32", name="features")
+        embedding = layers.Embedding(vocab_size, WAVENET_EMBEDDING, name="embedding")
+        embedded = add_features(embedding(tokens), features, encoding, WAVENET_EMBEDDING)
+        x = keras.ops.reshape(embedded, (-1, WAVENET_EMBEDDING))
+        h = _last_position_stack(x, fit, TRUNK, window, weights, project=True)
+        h_expression = _last_position_stack(x, fit, EXPRESSION, window, weights, project=True)
+        probs = layers.Dense(vocab_size, activation="softmax", name="probs")(h)
+        model = keras.Model([tokens, features], {"probs": probs, **export_heads(h_expression, fit, encoding)},
+                            name="wavenet")
+        embedding.set_weights([emb])
+        copy_features(model, fit)
     for name, values in weights.items():
         model.get_layer(name).set_weights(values)
     return model

@@ -55,7 +55,8 @@ from .stats import Stats
 # would make that note late (benchmarks/RESULTS.md, the flood rows).
 KEEP_DECIDED_NS = 3_000_000
 ANSWER, THRU = "answer", "thru"  # the ledger's owners
-RHYTHM_HEADS = ("delay", "length")  # the heads the rhythm temperature applies to
+# The heads the rhythm temperature ("steadiness") applies to: when, how long, how loud.
+RHYTHM_HEADS = ("delay", "timing", "length", "velocity")
 log = logging.getLogger("mididuet.engine")
 
 
@@ -329,7 +330,7 @@ class Engine:
                        for name, rows in prediction.heads.items()}
             self._prepared = Decision(token_id, classes)
             if self.playing and not self._onset_fixed:
-                self._next_token_ns = self._expressive_onset(window, classes["delay"])
+                self._next_token_ns = self._expressive_onset(window, classes)
         self._prepare_ns = stats.clock() - started if stats is not None else 0
 
     def _rhythm_pulse(self, window: Window) -> int:
@@ -342,13 +343,16 @@ class Engine:
         pulse = None if self._mode.on_player_grid else window.pulse_ns()
         return clamp_pulse(int(pulse)) if pulse else self.pulse_ns(now)
 
-    def _expressive_onset(self, window: Window, delay_class: int) -> int:
+    def _expressive_onset(self, window: Window, classes: dict[str, int]) -> int:
         """The next token's onset: its delay after mididuet's own last token (in jam and solo
-        the player's tokens between do not hold mididuet's voice back)."""
-        assert self.encoding is not None
+        the player's tokens between do not hold mididuet's voice back), as far off the grid
+        as its timing says; in jam, on the player's grid."""
+        encoding = self.encoding
+        assert encoding is not None
         previous = self._own_onset if self._own_onset is not None else self.now_ns
         pulse = self._rhythm_pulse(window)
-        onset = onset_after(previous, self.encoding.delay[delay_class], pulse, self.now_ns)
+        timing = encoding.timing[classes["timing"]] if "timing" in classes else 1.0
+        onset = onset_after(previous, encoding.delay[classes["delay"]] * timing, pulse, self.now_ns)
         anchor = self.listener.last_onset_ns
         if self._mode.on_player_grid and anchor is not None:
             onset = snap_to_grid(onset, anchor, self.pulse_ns(self.now_ns), max(previous, self.now_ns))

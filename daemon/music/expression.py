@@ -12,6 +12,10 @@ needs to be known.
 - **delay**: the IOI from the previous token to this one ÷ the pulse, as the nearest
   ratio on a musical grid in log space: sixteenths to eights of the pulse, with triplets
   (1/3, 2/3, 4/3) and dotted values (3/4, 3/2), and the long values a rest gives (3…8).
+  In the corpus it is taken on the reader's beat grid, so it is exact.
+- **timing**: how far the IOI really played strays from that grid value (rubato): the
+  real IOI ÷ (delay × the pulse of the real IOIs), on a log grid from 0.8 to 1.25. In the
+  corpus that is the tempo map's seconds; live, the daemon's clock.
 - **length**: the token's sounding length ÷ the pulse, the nearest ratio on a log grid up
   to 16 (a pedalled chord rings for bars).
 - **velocity**: the loudest note minus the median of the last tokens' loudest notes,
@@ -21,7 +25,7 @@ needs to be known.
   semitone bands), and how many notes double a pitch class (a chord token keeps only the
   classes).
 
-The model reads the same seven classes of every window token as its input features
+The model reads the same eight classes of every window token as its input features
 (a single note's voicing is its own: bass 0, spread 0, nothing doubled), as class + 1,
 with 0 for "unknown" (the primer; a first token with no history; the length of a key
 still held). The classes travel in each bundle's metadata (:meth:`Encoding.as_metadata`),
@@ -40,7 +44,7 @@ from .tokens import token_pitch_classes
 
 HISTORY = 16
 UNKNOWN = 0  # the feature index of an unknown value
-HEADS = ("delay", "length", "velocity", "octave", "bass", "spread", "doubled")  # what it predicts
+HEADS = ("delay", "timing", "length", "velocity", "octave", "bass", "spread", "doubled")  # what it predicts
 FEATURES = HEADS  # what it reads of each window token
 VOICING_HEADS = ("octave", "bass", "spread", "doubled")  # meaningful for chord tokens only
 
@@ -50,6 +54,7 @@ class Encoding:
     """The class grids of each attribute."""
 
     delay: tuple[float, ...] = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0, 4 / 3, 3 / 2, 2.0, 3.0, 4.0, 6.0, 8.0)
+    timing: tuple[float, ...] = (0.8, 0.87, 0.93, 1.0, 1.07, 1.15, 1.25)
     length: tuple[float, ...] = (1 / 4, 1 / 2, 3 / 4, 1.0, 3 / 2, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
     velocity: tuple[int, ...] = (-30, -20, -14, -9, -5, -2, 0, 2, 5, 9, 14, 20, 30)
     octave: tuple[int, ...] = (1, 2, 3, 4, 5, 6)  # of the lowest note (C4 = MIDI 60 is octave 4)
@@ -68,6 +73,10 @@ class Encoding:
     def delay_class(self, ioi: float, pulse: float | None) -> int | None:
         return _nearest_log(ioi / pulse, self.delay) if pulse and ioi > 0 else None
 
+    def timing_class(self, ioi: float, delay: int | None, pulse: float | None) -> int | None:
+        """How far ``ioi`` strays from its grid value, delay class ``delay`` × ``pulse``."""
+        return _nearest_log(ioi / (self.delay[delay] * pulse), self.timing) if pulse and delay is not None else None
+
     def length_class(self, length: float, pulse: float | None) -> int | None:
         return _nearest_log(max(length, 1e-9) / pulse, self.length) if pulse else None
 
@@ -85,12 +94,12 @@ class Encoding:
         pcs = token_pitch_classes(token)
         return min(pcs.index(lowest % 12) if lowest % 12 in pcs else 0, len(self.bass) - 1)
 
-    def played(self, token: str, delay: int | None, length: int | None, velocity: int | None, lowest: int,
-               highest: int, notes: int) -> tuple[int, ...]:
+    def played(self, token: str, delay: int | None, timing: int | None, length: int | None, velocity: int | None,
+               lowest: int, highest: int, notes: int) -> tuple[int, ...]:
         """A token's features, in :data:`FEATURES` order, from its classes and pitches."""
         voicing = (self.octave_class(lowest), self.bass_class(token, lowest), self.spread_class(highest - lowest),
                    self.doubled_class(notes, token))
-        return tuple(feature(c) for c in (delay, length, velocity, *voicing))
+        return tuple(feature(c) for c in (delay, timing, length, velocity, *voicing))
 
     def doubled_class(self, notes: int, token: str) -> int:
         return min(max(notes - len(set(token_pitch_classes(token))), 0), len(self.doubled) - 1)
@@ -98,10 +107,12 @@ class Encoding:
     # --- the bundle's metadata --------------------------------------------------------------
     def as_metadata(self) -> dict[str, Any]:
         return {"version": 1, "history": self.history, "features": list(FEATURES), "heads": list(self.heads),
-                "classes": {"delay": list(self.delay), "length": list(self.length), "velocity": list(self.velocity),
+                "classes": {"delay": list(self.delay), "timing": list(self.timing), "length": list(self.length),
+                            "velocity": list(self.velocity),
                             "octave": list(self.octave), "bass": list(self.bass), "spread": list(self.spread),
                             "spread_bounds": list(self.spread_bounds), "doubled": list(self.doubled)},
-                "units": {"delay": "pulse", "length": "pulse", "velocity": "offset from the running level",
+                "units": {"delay": "pulse", "timing": "the real IOI over its grid value", "length": "pulse",
+                          "velocity": "offset from the running level",
                           "octave": "octave of the lowest note", "bass": "index in normal order",
                           "spread": "semitones, lowest to highest", "doubled": "notes beyond the pitch classes"}}
 
@@ -119,13 +130,13 @@ class Encoding:
         if not isinstance(classes, dict):
             raise ValueError("classes must be an object of lists")
         values: dict[str, tuple[Any, ...]] = {}
-        for name in ("delay", "length", "velocity", "octave", "bass", "spread", "spread_bounds", "doubled"):
+        for name in ("delay", "timing", "length", "velocity", "octave", "bass", "spread", "spread_bounds", "doubled"):
             got = classes.get(name)
             if not (isinstance(got, list) and got and all(isinstance(v, int | float) for v in got)):
                 raise ValueError(f"classes.{name} must be a non-empty list of numbers")
             values[name] = tuple(got)
-        if any(v <= 0 for v in values["delay"] + values["length"]):
-            raise ValueError("delay and length classes must be positive ratios")
+        if any(v <= 0 for v in values["delay"] + values["timing"] + values["length"]):
+            raise ValueError("delay, timing and length classes must be positive ratios")
         if len(values["spread"]) != len(values["spread_bounds"]):
             raise ValueError("classes.spread and classes.spread_bounds must have the same length")
         history = meta.get("history")

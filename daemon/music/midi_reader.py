@@ -58,14 +58,17 @@ class TokenRecord:
     lowest: int
     highest: int
     notes: int
+    onset_s: float = 0.0  # when it was played, seconds: the tempo map's rubato included
 
     def as_row(self) -> list[Any]:
-        return [self.token, self.onset, self.length, self.velocity, self.lowest, self.highest, self.notes]
+        return [self.token, self.onset, self.length, self.velocity, self.lowest, self.highest, self.notes,
+                self.onset_s]
 
     @classmethod
     def from_row(cls, row: list[Any]) -> TokenRecord:
-        token, onset, length, velocity, lowest, highest, notes = row
-        return cls(str(token), float(onset), float(length), int(velocity), int(lowest), int(highest), int(notes))
+        token, onset, length, velocity, lowest, highest, notes, onset_s = row
+        return cls(str(token), float(onset), float(length), int(velocity), int(lowest), int(highest), int(notes),
+                   float(onset_s))
 
 
 def quantise_onset(beats: float) -> Fraction:
@@ -81,6 +84,12 @@ def read_notes(path: str | os.PathLike[str]) -> list[Note]:
     A note-on with velocity 0 ends a note. A note still sounding at the end of the file
     ends there. Raises :class:`MidiReadError` for a corrupt or truncated file.
     """
+    return read_performance(path)[0]
+
+
+def read_performance(path: str | os.PathLike[str]) -> tuple[list[Note], list[tuple[float, bool]]]:
+    """:func:`read_notes`, and the sustain pedal's changes as ``(seconds, down)`` in time
+    order (all channels but the drums'). Raises :class:`MidiReadError`."""
     try:
         midi = mido.MidiFile(path, clip=True)
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as err:
@@ -94,13 +103,16 @@ def read_notes(path: str | os.PathLike[str]) -> list[Note]:
     # other types share one timeline.
     groups = [[track] for track in midi.tracks] if midi.type == 2 else [midi.tracks]
     notes: list[Note] = []
+    pedals: list[tuple[float, bool]] = []
     for tracks in groups:
-        notes.extend(_read_tracks(tracks, midi.ticks_per_beat))
+        found, changes = _read_tracks(tracks, midi.ticks_per_beat)
+        notes.extend(found)
+        pedals.extend(changes)
     notes.sort(key=lambda n: (n.start_beats, n.pitch))
-    return notes
+    return notes, sorted(pedals)
 
 
-def _read_tracks(tracks: list[mido.MidiTrack], ticks_per_beat: int) -> list[Note]:
+def _read_tracks(tracks: list[mido.MidiTrack], ticks_per_beat: int) -> tuple[list[Note], list[tuple[float, bool]]]:
     """Notes of tracks that share a timeline.
 
     Events are merged by (tick, track, position), the order ``mido.merge_tracks`` gives,
@@ -133,6 +145,7 @@ def _read_tracks(tracks: list[mido.MidiTrack], ticks_per_beat: int) -> list[Note
     sustained: dict[tuple[int, int], tuple[int, float, int, float]] = {}
     pedal_down: set[int] = set()
     notes: list[Note] = []
+    pedals: list[tuple[float, bool]] = []
 
     def note(key: tuple[int, int], start_tick: int, start_s: float, velocity: int, released_s: float,
              silent_tick: int) -> None:
@@ -153,6 +166,8 @@ def _read_tracks(tracks: list[mido.MidiTrack], ticks_per_beat: int) -> list[Note
     for tick, _track, _position, kind, channel, number, velocity in events:
         seconds = seconds_at(tick)
         if kind == 2:
+            if channel != DRUM_CHANNEL:
+                pedals.append((seconds, bool(number)))
             if number:
                 pedal_down.add(channel)
             else:
@@ -173,7 +188,7 @@ def _read_tracks(tracks: list[mido.MidiTrack], ticks_per_beat: int) -> list[Note
         note(key, start_tick, start_s, velocity, file_end, last_tick)
     for key in list(sustained):
         silence(key, last_tick)
-    return notes
+    return notes, pedals
 
 
 def _tempo_map(changes: list[tuple[int, int, int, int]], ticks_per_beat: int) -> Callable[[int], float]:
@@ -204,7 +219,8 @@ def token_records(notes: list[Note]) -> list[TokenRecord]:
         chord = list(group)
         pitches = [n.pitch for n in chord]
         records.append(TokenRecord(chord_token(pitches), float(onset), max(n.sounding_beats for n in chord),
-                                   max(n.velocity for n in chord), min(pitches), max(pitches), len(chord)))
+                                   max(n.velocity for n in chord), min(pitches), max(pitches), len(chord),
+                                   min(n.start_s for n in chord)))
     return records
 
 

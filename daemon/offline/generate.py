@@ -24,13 +24,14 @@ from ..engine.settings import MAX_ANSWER_TOKENS, EngineSettings
 from ..engine.simulate import TimedMessage, run_simulation
 from ..errors import MididuetError
 from ..live.record import MIDIDUET, PLAYER, SessionRecorder
-from ..music.midi_reader import MidiReadError, read_notes
+from ..music.midi import SUSTAIN
+from ..music.midi_reader import MidiReadError, Note, read_performance
 from ..music.units import NS_PER_S, bpm_to_ns, ms_to_ns
 from ..play.pulse import MIN_BPM
 from ..predict.bundle import ModelRunner, load_bundle
 
 DEFAULT_SOLO_BPM = 120.0
-NOTE_TYPES = frozenset({"note_on", "note_off"})
+NOTE_TYPES = frozenset({"note_on", "note_off"})  # what the answer keeps of what the engine sent
 # Room after the call for the phrase gap and an answer at the slowest pulse the
 # engine allows, so the simulation never stops mid-answer.
 SLOWEST_PULSE_NS = bpm_to_ns(MIN_BPM)
@@ -54,23 +55,33 @@ class Performance:
 
 
 def events_from_midi(path: str | os.PathLike[str]) -> list[TimedMessage]:
-    """A MIDI file's notes as player events in real time (ns), starting at 0.
+    """A MIDI file's notes and sustain pedal as player events in real time (ns), from 0.
 
     Raises :class:`PrimerError` for an unreadable file or one without notes.
     """
     try:
-        notes = read_notes(path)
+        notes, pedals = read_performance(path)
     except MidiReadError as err:
         raise PrimerError(f"primer {err}") from None
     if not notes:
         raise PrimerError(f"primer {Path(path).name} has no notes to answer")
+    return player_events(notes, pedals)
+
+
+def player_events(notes: Sequence[Note], pedals: Sequence[tuple[float, bool]] = ()) -> list[TimedMessage]:
+    """Notes (and pedal changes, ``(seconds, down)``) as a player's events in ns, the first
+    note at 0; pedal changes before it are dropped."""
     first = min(n.start_s for n in notes)
     events: list[tuple[int, int, mido.Message]] = []
     for n in notes:
         on = int((n.start_s - first) * NS_PER_S)
         off = on + max(int(n.duration_s * NS_PER_S), 1)
-        events.append((on, 1, mido.Message("note_on", note=n.pitch, velocity=n.velocity)))
+        events.append((on, 2, mido.Message("note_on", note=n.pitch, velocity=n.velocity)))
         events.append((off, 0, mido.Message("note_off", note=n.pitch)))
+    for seconds, down in pedals:
+        if seconds >= first:
+            events.append((int((seconds - first) * NS_PER_S), 1,
+                           mido.Message("control_change", control=SUSTAIN, value=127 if down else 0)))
     events.sort(key=lambda e: (e[0], e[1]))
     return [(t, msg) for t, _, msg in events]
 

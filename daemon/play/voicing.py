@@ -41,13 +41,11 @@ def voice_chord(token: str, octave: int, bass: int, spread: int, doubled: int) -
             note += 12
         notes.append(note)
     top = notes[-1]
-    for candidate in [low + 12 * k for k in range(1, 5)] + [n + 12 for n in notes[1:]]:
-        if doubled <= 0:
-            break
-        if candidate < top and candidate not in notes:
-            notes.append(candidate)
-            doubled -= 1
-    notes.sort()
+    # Doublings between the bass and the top: the bass's octaves first, then the top's, then the rest.
+    order = {bass_pc: 0, top % 12: 1}
+    free = sorted((n for n in range(low + 1, top) if n % 12 in pcs and n not in notes),
+                  key=lambda n: (order.get(n % 12, 2), n))
+    notes = sorted(notes + free[:max(doubled, 0)])
     while notes[-1] > HIGHEST_PIANO_KEY:
         notes = [n - 12 for n in notes]
     while notes[0] < LOWEST_PIANO_KEY:

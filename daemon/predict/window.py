@@ -92,8 +92,9 @@ class Window:
         if encoding is not None:
             token = self.vocabulary[token_id]
             delay = encoding.delay_class(ioi, pulse) if ioi is not None else None
+            timing = encoding.timing_class(ioi, delay, pulse) if ioi is not None else None
             length = encoding.length_class(length_ns, pulse) if length_ns is not None else None
-            self.features[-1] = encoding.played(token, delay, length, encoding.velocity_class(velocity, level),
+            self.features[-1] = encoding.played(token, delay, timing, length, encoding.velocity_class(velocity, level),
                                                 lowest, highest, notes)
         if ioi is not None and ioi > 0:
             self._iois.append(ioi)

@@ -71,8 +71,8 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "format-2-without-heads": (lambda p: make_bundle(p, metadata={bundle.META_FORMAT: "2"}),
                                "a format-2 bundle must declare its heads in mididuet.expression"),
     "format-2-head-missing": (lambda p: make_bundle(p, expressive=True, heads=("delay", "length")),
-                              "declares heads ['velocity', 'octave', 'bass', 'spread', 'doubled'] that are not "
-                              "outputs"),
+                              "declares heads ['timing', 'velocity', 'octave', 'bass', 'spread', 'doubled'] "
+                              "that are not outputs"),
     "logits-not-probabilities": (_logits, "is not a probability distribution"),
 }
 

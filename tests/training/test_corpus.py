@@ -45,7 +45,7 @@ def test_second_read_comes_from_the_cache(tmp_path, monkeypatch):
     assert len(cached) == 1
     # Prove the second read uses the cache: make the file unparsable without changing
     # its hash is impossible, so poison the cache entry and see it come back.
-    cached[0].write_text('[["C4", 0.0, 1.0, 80, 60, 60, 1]]')
+    cached[0].write_text('[["C4", 0.0, 1.0, 80, 60, 60, 1, 0.0]]')
     assert read_corpus(corpus).pieces[0].tokens == ("C4",)
     path.write_bytes(path.read_bytes() + b"\0")  # new content, new hash: read again
     assert read_corpus(corpus).pieces[0].tokens == first.pieces[0].tokens

@@ -92,10 +92,12 @@ def test_a_chords_voicing_comes_back_from_its_classes() -> None:
 
 
 def test_features_are_class_plus_one_and_zero_unknown() -> None:
-    played = DEFAULT.played("0.4.7", None, 3, 6, 48, 67, 3)
+    played = DEFAULT.played("0.4.7", None, None, 3, 6, 48, 67, 3)
     assert len(played) == len(FEATURES)
-    assert played[:3] == (0, feature(3), feature(6))
-    assert DEFAULT.played("C4", 5, None, None, 60, 60, 1)[3:] == (feature(DEFAULT.octave_class(60)), 1, 1, 1)
+    assert played[:4] == (0, 0, feature(3), feature(6))
+    assert DEFAULT.played("C4", 5, 3, None, None, 60, 60, 1)[4:] == (feature(DEFAULT.octave_class(60)), 1, 1, 1)
+    assert DEFAULT.timing[DEFAULT.timing_class(1.1, DEFAULT.delay.index(1.0), 1.0)] == 1.07
+    assert DEFAULT.timing_class(1.0, None, 1.0) is None
 
 
 def test_the_metadata_round_trips_and_bad_metadata_is_named() -> None:

@@ -132,8 +132,8 @@ def _expression(**changes):
     ({"expressive": True, "metadata": {bundle.META_EXPRESSION: _expression(delay=[])}},
      "classes.delay must be a non-empty list of numbers"),
     ({"expressive": True, "metadata": {bundle.META_EXPRESSION: _expression(length=[0.5, -1])}},
-     "delay and length classes must be positive ratios"),
-    ({"expressive": True, "heads": ("delay",)}, "declares heads ['length', 'velocity'"),
+     "delay, timing and length classes must be positive ratios"),
+    ({"expressive": True, "heads": ("delay",)}, "declares heads ['timing', 'length', 'velocity'"),
     ({"expressive": True, "head_classes": {"velocity": 5}}, "head 'velocity' must have shape [batch, 18, 13]"),
     ({"metadata": {bundle.META_EXPRESSION: _expression()}}, "mididuet.expression is only allowed in format 2"),
 ])

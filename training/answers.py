@@ -1,0 +1,253 @@
+"""``mididuet-train answers``: mididuet's duet answers against what Chopin wrote next.
+
+For each held-out piece of a bundle's split, phrases of :data:`PHRASE_TOKENS` tokens are
+cut from the performance (notes, velocities and the sustain pedal, in real time). Each is
+played to the real engine as a duet call, in simulated time, once with the pulse rhythm
+and once expressive (same seed), and the answer is measured beside the tokens that really
+come next in the piece. Everything is measured the same way, by the daemon's own
+:class:`~mididuet.daemon.listen.listener.Listener` run over the notes (onsets grouped into
+tokens, lengths with the pedal applied):
+
+- **IOI-ratio histogram distance**: the Jensen–Shannon distance (base 2) between the
+  histogram of successive IOI ratios (log2, binned) and Chopin's continuations' (for the
+  Chopin column: one half of the continuations against the other, the sampling floor);
+- **nPVI** of the IOIs (the normalised pairwise variability index; 0 is a metronome);
+- **velocity sd** within an excerpt; **articulation**: each token's sounding length ÷ the
+  time to the next onset (capped at 4); **notes per onset**;
+- **a two-sample test**: a logistic regression on each excerpt's rhythm, articulation,
+  dynamics and texture features, trained to tell real continuations from answers; its
+  5-fold cross-validated accuracy (0.5: indistinguishable). Real against real (the calls,
+  which are Chopin too, against the continuations) shows the floor.
+- **motif reuse**: the share of the answer's token 3-grams that occur in its call, beside
+  Chopin's own rate between a phrase and the next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mididuet.daemon.engine.settings import EngineSettings
+from mididuet.daemon.listen.listener import Listener
+from mididuet.daemon.music.midi_reader import Note, read_performance
+from mididuet.daemon.music.units import NS_PER_S
+from mididuet.daemon.offline.generate import perform, player_events
+from mididuet.daemon.predict.bundle import ModelRunner
+
+PHRASE_TOKENS = 16
+STEP_TOKENS = 32  # a phrase every this many tokens of a piece
+MAX_ARTICULATION = 4.0
+RATIO_BINS = np.linspace(-3, 3, 25)  # log2 IOI ratios from 1/8 to 8
+CHORD_WINDOW_S = 0.02  # the measuring listener's: the corpus's chords are exact, answers' too
+SEED = 1
+
+
+@dataclass
+class Excerpt:
+    """Tokens as measured: onsets and lengths (s), loudest velocities, notes, tokens."""
+
+    onsets: list[float] = field(default_factory=list)
+    lengths: list[float] = field(default_factory=list)
+    velocities: list[int] = field(default_factory=list)
+    notes: list[int] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+
+
+def measure(events: Sequence[tuple[int, Any]]) -> Excerpt:
+    """Run the daemon's listener over note (and pedal) events: the tokens it hears."""
+    listener = Listener(int(CHORD_WINDOW_S * NS_PER_S))
+    played: list[Any] = []
+    lengths: dict[int, int] = {}
+    for t, msg in sorted(events, key=lambda e: e[0]):
+        token = listener.flush(t)
+        if token is not None:
+            played.append(token)
+        if msg.type == "note_on" and msg.velocity > 0:
+            token = listener.note_on(msg.note, msg.velocity, t)
+            if token is not None:
+                played.append(token)
+        elif msg.type in ("note_on", "note_off"):
+            listener.note_off(msg.note, t)
+        elif msg.type == "control_change" and msg.control == 64:
+            listener.pedal(msg.value, t)
+        lengths.update(listener.take_ended())
+    end = max(t for t, _ in events) + NS_PER_S
+    token = listener.flush(end)
+    if token is not None:
+        played.append(token)
+    listener.pedal(0, end)
+    for pitch in list(listener.held):
+        listener.note_off(pitch, end)
+    lengths.update(listener.take_ended())
+    return Excerpt([p.onset_ns / NS_PER_S for p in played], [lengths.get(p.onset_ns, 0) / NS_PER_S for p in played],
+                   [p.velocity for p in played], [len(p.pitches) for p in played], [p.token for p in played])
+
+
+def npvi(iois: Sequence[float]) -> float:
+    pairs = [(a, b) for a, b in itertools.pairwise(iois) if a > 0 and b > 0]
+    return 100 * float(np.mean([abs(a - b) / ((a + b) / 2) for a, b in pairs])) if pairs else 0.0
+
+
+def iois_of(e: Excerpt) -> list[float]:
+    return [b - a for a, b in zip(e.onsets, e.onsets[1:], strict=False)]
+
+
+def ratios_of(e: Excerpt) -> list[float]:
+    iois = iois_of(e)
+    return [math.log2(b / a) for a, b in itertools.pairwise(iois) if a > 0 and b > 0]
+
+
+def articulation_of(e: Excerpt) -> list[float]:
+    return [min(length / ioi, MAX_ARTICULATION) for length, ioi in zip(e.lengths, iois_of(e), strict=False) if ioi > 0]
+
+
+def features(e: Excerpt) -> np.ndarray:
+    """What the two-sample test sees of an excerpt: rhythm, articulation, dynamics, texture."""
+    hist, _ = np.histogram(np.clip(ratios_of(e), -3, 3), bins=RATIO_BINS)
+    hist = hist / max(hist.sum(), 1)
+    art = articulation_of(e) or [0.0]
+    ratios = ratios_of(e) or [0.0]
+    return np.array([*hist, npvi(iois_of(e)), float(np.std(ratios)), float(np.mean(np.abs(ratios))),
+                     float(np.mean(np.isclose(ratios, 0, atol=0.05))), float(np.std(e.velocities)),
+                     float(np.ptp(e.velocities)) if e.velocities else 0.0, float(np.mean(art)), float(np.std(art)),
+                     float(np.mean(e.notes)), float(np.mean(np.array(e.notes) > 1))])
+
+
+def js_distance(a: Sequence[float], b: Sequence[float]) -> float:
+    """Jensen–Shannon distance (base 2) between the IOI-ratio histograms of two sets."""
+    p, _ = np.histogram(np.clip(a, -3, 3), bins=RATIO_BINS)
+    q, _ = np.histogram(np.clip(b, -3, 3), bins=RATIO_BINS)
+    p, q = (p + 1e-9) / (p + 1e-9).sum(), (q + 1e-9) / (q + 1e-9).sum()
+    m = (p + q) / 2
+    kl = lambda x: float(np.sum(x * np.log2(x / m)))  # noqa: E731
+    return float(np.sqrt(max((kl(p) + kl(q)) / 2, 0.0)))
+
+
+def two_sample_accuracy(a: Sequence[Excerpt], b: Sequence[Excerpt], seed: int = 0) -> float:
+    """5-fold cross-validated accuracy of a logistic regression telling ``a`` from ``b``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    n = min(len(a), len(b))
+    x = np.stack([features(e) for e in [*a[:n], *b[:n]]])
+    y = np.array([0] * n + [1] * n)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    return float(np.mean(cross_val_score(model, x, y, cv=folds)))
+
+
+def trigram_reuse(answer: Sequence[str], call: Sequence[str]) -> float:
+    """The share of the answer's token 3-grams that occur in the call."""
+    grams = [tuple(answer[i:i + 3]) for i in range(len(answer) - 2)]
+    known = {tuple(call[i:i + 3]) for i in range(len(call) - 2)}
+    return float(np.mean([g in known for g in grams])) if grams else 0.0
+
+
+@dataclass
+class Phrase:
+    call_events: list[tuple[int, Any]]
+    call: Excerpt
+    continuation: Excerpt
+
+
+def phrases(path: Path, tokens: int = PHRASE_TOKENS, step: int = STEP_TOKENS) -> list[Phrase]:
+    """A piece's phrases: the call's events (notes and pedal, in ns) and, measured, the call
+    and the ``tokens`` tokens that follow it."""
+    notes, pedals = read_performance(path)
+    onsets = sorted({n.start_beats for n in notes})
+    by_onset: dict[Any, list[Note]] = {}
+    for n in notes:
+        by_onset.setdefault(n.start_beats, []).append(n)
+    found = []
+    for i in range(0, len(onsets) - 2 * tokens, step):
+        call_notes = [n for onset in onsets[i:i + tokens] for n in by_onset[onset]]
+        next_notes = [n for onset in onsets[i + tokens:i + 2 * tokens] for n in by_onset[onset]]
+        call_events = player_events(call_notes, _pedals_within(pedals, call_notes))
+        found.append(Phrase(call_events, measure(call_events),
+                            measure(player_events(next_notes, _pedals_within(pedals, next_notes)))))
+    return found
+
+
+def _pedals_within(pedals: Sequence[tuple[float, bool]], notes: Sequence[Note]) -> list[tuple[float, bool]]:
+    """The pedal as it is while ``notes`` are played: down at their start if it was, its
+    changes until the last note ends, and up at the end (a call must end for the answer)."""
+    start = min(n.start_s for n in notes)
+    end = max(n.start_s + n.duration_s for n in notes)
+    before = [down for t, down in pedals if t < start]
+    within = [(t, down) for t, down in pedals if start <= t < end]
+    return [*([(start, True)] if before and before[-1] else []), *within, (end, False)]
+
+
+def answer(model: ModelRunner, settings: EngineSettings, phrase: Phrase) -> Excerpt:
+    performance = perform(model, settings, phrase.call_events, PHRASE_TOKENS)
+    return measure(performance.answer) if performance.answer else Excerpt()
+
+
+def summary(excerpts: Sequence[Excerpt], reference: Sequence[Excerpt]) -> dict[str, float]:
+    ratios = [r for e in excerpts for r in ratios_of(e)]
+    ref = [r for e in reference for r in ratios_of(e)]
+    return {"ioi_ratio_js": js_distance(ratios, ref), "npvi": float(np.mean([npvi(iois_of(e)) for e in excerpts])),
+            "velocity_sd": float(np.mean([np.std(e.velocities) for e in excerpts if e.velocities])),
+            "articulation": float(np.mean([a for e in excerpts for a in articulation_of(e)])),
+            "notes_per_onset": float(np.mean([n for e in excerpts for n in e.notes]))}
+
+
+def evaluate_answers(model_path: Path, data: Path, settings: EngineSettings | None = None,
+                     pieces: Sequence[str] | None = None) -> dict[str, Any]:
+    """The answers' figures on the bundle's held-out pieces (or ``pieces`` under ``data``)."""
+    model = ModelRunner(model_path)
+    names = list(pieces or model.info.training.get("val_pieces") or [])
+    if not names:
+        raise ValueError(f"{model_path}: no held-out pieces recorded; name the pieces to use")
+    base = settings or EngineSettings(seed=SEED)
+    found = [p for name in names for p in phrases(Path(data) / name)]
+    real = [p.continuation for p in found]
+    calls = [p.call for p in found]
+    columns = {"pulse": dataclasses.replace(base, rhythm="pulse"), "expressive": base}
+    answers = {name: [answer(model, s, p) for p in found] for name, s in columns.items()}
+    half = len(real) // 2
+    result: dict[str, Any] = {"pieces": len(names), "phrases": len(found), "phrase_tokens": PHRASE_TOKENS,
+                              "expressive_bundle": model.expressive,
+                              "chopin": {**summary(real, real), "ioi_ratio_js": js_distance(
+                                  [r for e in real[:half] for r in ratios_of(e)],
+                                  [r for e in real[half:] for r in ratios_of(e)])}}
+    for name, excerpts in answers.items():
+        result[name] = {**summary(excerpts, real), "two_sample_accuracy": two_sample_accuracy(real, excerpts),
+                        "trigram_reuse": float(np.mean([trigram_reuse(e.tokens, p.call.tokens)
+                                                        for e, p in zip(excerpts, found, strict=True)]))}
+    result["chopin"]["two_sample_accuracy"] = two_sample_accuracy(real, calls)
+    result["chopin"]["trigram_reuse"] = float(np.mean([trigram_reuse(p.continuation.tokens, p.call.tokens)
+                                                       for p in found]))
+    return result
+
+
+ROWS = (("IOI-ratio histogram distance (JS, base 2; lower is closer to Chopin)", "ioi_ratio_js", "{:.3f}"),
+        ("nPVI of the IOIs", "npvi", "{:.1f}"), ("velocity sd within an excerpt", "velocity_sd", "{:.1f}"),
+        ("mean articulation (sounding ÷ IOI, ≤ 4)", "articulation", "{:.2f}"),
+        ("notes per onset", "notes_per_onset", "{:.2f}"),
+        ("two-sample accuracy against real continuations (0.5: indistinguishable)", "two_sample_accuracy", "{:.3f}"),
+        ("token 3-grams of the answer found in its call", "trigram_reuse", "{:.1%}"))
+
+
+def format_answers(result: dict[str, Any]) -> str:
+    """The Markdown table: Chopin, mididuet with the pulse rhythm, mididuet expressive."""
+    lines = ["| measure | Chopin (real continuations) | mididuet, pulse rhythm | mididuet, expressive |",
+             "|---|---:|---:|---:|"]
+    for label, key, fmt in ROWS:
+        lines.append(f"| {label} | " + " | ".join(fmt.format(result[col][key])
+                                                   for col in ("chopin", "pulse", "expressive")) + " |")
+    lines.append("")
+    lines.append(f"{result['phrases']} phrases of {result['phrase_tokens']} tokens from {result['pieces']} held-out "
+                 "pieces. Chopin's distance is one half of the continuations against the other; its two-sample "
+                 "accuracy is the calls (Chopin too) against the continuations; its reuse is the continuation's "
+                 "3-grams found in the call.")
+    return "\n".join(lines)
