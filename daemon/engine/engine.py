@@ -12,7 +12,9 @@ The pipeline, once per token:
 2. **window** (:mod:`..predict.window`): the last 32 token ids, the player's and (jam,
    solo) its own;
 3. **predict** (:mod:`..predict.bundle`): one onnxruntime call gives the next token's
-   probabilities; **sample** (:mod:`..predict.sampler`) picks one, with a loop guard;
+   probabilities, mixed with the **session memory** (:mod:`..predict.memory`: n-grams of
+   what this session played, the player's and its own, weighed by ``memory``);
+   **sample** (:mod:`..predict.sampler`) picks one, with a loop guard;
 4. **play** (:mod:`..play`): at the pulse, voiced near the player's hand, at the player's
    velocity, every note in the ledger until its note-off is sent.
 
@@ -33,7 +35,7 @@ from typing import Any
 import mido
 
 from ..listen.listener import Listener, PlayedToken
-from ..music.expression import Encoding
+from ..music.expression import FEATURES, Encoding
 from ..music.midi import SUSTAIN, SWITCH_ON
 from ..music.tokens import MIDDLE_C, is_chord
 from ..music.units import ms_to_ns
@@ -42,9 +44,10 @@ from ..play.pulse import NOTE_LENGTH, Pulse, clamp_pulse
 from ..play.rhythm import note_length_ns, onset_after, snap_to_grid
 from ..play.voicing import velocity_for, voice, voice_chord
 from ..predict.bundle import ModelRunner
+from ..predict.memory import NGramMemory
 from ..predict.sampler import Sampler
 from ..predict.window import Window
-from .controls import mode_for_cc, temperature_for_cc
+from .controls import memory_for_cc, mode_for_cc, temperature_for_cc
 from .modes import FIRST_TOKEN_LEAD_NS, MODES, Mode
 from .observe import Observer
 from .settings import EngineSettings
@@ -92,6 +95,11 @@ class Engine:
                      model.path.name, model.info.format_version)
         self.window = Window(model.vocabulary, primer, encoding=self.encoding)
         self.rhythm_temperature = settings.rhythm_temperature
+        # What this session played, the player's and its own: the tokens, and each head's classes.
+        self.memory_weight = settings.memory
+        self.memory = NGramMemory(len(self._vocabulary))
+        self.head_memory = {name: NGramMemory(self.encoding.size(name)) for name in self.encoding.heads} \
+            if self.encoding is not None else {}
         self.sampler = Sampler(settings.sampling, settings.temperature, settings.top_p, settings.seed)
         self.pulse = Pulse(settings.bpm, settings.follow_clock)
         self.phrase_gap_ns = ms_to_ns(settings.phrase_gap_ms)
@@ -254,11 +262,20 @@ class Engine:
         if token_id is not None:  # a token the model does not know is dropped, as in training
             self.window.push_played(token_id, played.onset_ns, played.velocity, played.pitches[0],
                                     played.pitches[-1], len(played.pitches))
+            self._remember(token_id, self.window.features[-1])
             self._take_lengths()
         due = self._next_token_ns
         if due is None or due - self.now_ns > KEEP_DECIDED_NS:
             self._discard_prepared()  # the window changed: decide again from it
         self._mode.token(played)
+
+    def _remember(self, token_id: int, features: Any) -> None:
+        """A token enters the session memory, with the classes its features know."""
+        self.memory.observe(token_id)
+        for name, memory in self.head_memory.items():
+            value = int(features[FEATURES.index(name)])
+            if value > 0:
+                memory.observe(value - 1)
 
     def _take_lengths(self) -> None:
         """The player's tokens whose notes have stopped: their lengths join the window."""
@@ -287,6 +304,9 @@ class Engine:
         elif control == s.cc_rhythm:
             self._discard_prepared()
             self.rhythm_temperature = temperature_for_cc(value)
+        elif control == s.cc_memory:
+            self._discard_prepared()
+            self.memory_weight = memory_for_cc(value)
 
     # --- playing --------------------------------------------------------------------
 
@@ -320,14 +340,19 @@ class Engine:
         started = stats.clock() if stats is not None else 0
         window = self._mode.window()
         self._rng_before = self.sampler.rng.bit_generator.state
+        weight = self.memory_weight
         if self.encoding is None:
-            self._prepared = Decision(self.sampler.sample(self.model.query(window.ids), window.ids))
+            probs = self.memory.mixed(self.model.query(window.ids), window.ids[-2:], weight)
+            self._prepared = Decision(self.sampler.sample(probs, window.ids))
         else:
             prediction = self.model.predict(window.ids, window.features)
-            token_id = self.sampler.sample(prediction.probs, window.ids)
-            classes = {name: self.sampler.sample_class(rows[token_id], self.rhythm_temperature
-                                                       if name in RHYTHM_HEADS else 1.0)
-                       for name, rows in prediction.heads.items()}
+            token_id = self.sampler.sample(self.memory.mixed(prediction.probs, window.ids[-2:], weight), window.ids)
+            classes = {}
+            for name, rows in prediction.heads.items():
+                history = window.features[-2:, FEATURES.index(name)] - 1  # the head's last classes (-1: unknown)
+                row = self.head_memory[name].mixed(rows[token_id], history[history >= 0], weight)
+                classes[name] = self.sampler.sample_class(row, self.rhythm_temperature if name in RHYTHM_HEADS
+                                                          else 1.0)
             self._prepared = Decision(token_id, classes)
             if self.playing and not self._onset_fixed:
                 self._next_token_ns = self._expressive_onset(window, classes)
@@ -380,6 +405,7 @@ class Engine:
                 stats.note_sent(decided_ns + (sent - started), sent - scheduled)
         # The notes first, the bookkeeping after: the window is next read when deciding ahead.
         window.push_played(token_id, scheduled, velocity, notes[0], notes[-1], len(notes), length)
+        self._remember(token_id, window.features[-1])
         self._own_onset = scheduled
         for observer in self.observers:
             observer.played(token, now_ns)

@@ -10,7 +10,7 @@ a musician learns on the command line works in the file.
 :class:`EngineSettings` holds how the engine listens, samples and plays; the options of
 ``mididuet run`` beyond it are :class:`..live.options.RunOptions`, declared the same way.
 
-Default control numbers: CC 21–25 lie in the MIDI 1.0 "undefined" block (20–31), so they
+Default control numbers: CC 21–26 lie in the MIDI 1.0 "undefined" block (20–31), so they
 never collide with standard controllers (modulation, volume, sustain, all-notes-off), and
 many controllers send CC 21 and up from their first knobs or pads by default.
 """
@@ -28,6 +28,8 @@ from ..music.midi import CHANNELS, HIGHEST_CONTROLLER, MAX_DATA, SUSTAIN
 MODES = ("duet", "jam", "solo")
 SAMPLINGS = ("greedy", "temperature", "top-p")
 RHYTHMS = ("expressive", "pulse")
+# The session memory's weight, tuned on unseen pieces (docs/model-quality.md, the memory).
+DEFAULT_MEMORY = 0.3
 MAX_ANSWER_TOKENS = 256
 HOW_IT_PLAYS = "how it plays"
 _SETTING = "mididuet.setting"  # the dataclass field metadata key
@@ -192,6 +194,9 @@ class EngineSettings:
     rhythm_temperature: float = setting(1.0, "--rhythm-temperature", "how freely the rhythm and the lengths "
                                         "vary: lower keeps to the likeliest (steadier), higher is looser",
                                         float, check=in_range(0.05, 5.0), metavar="T")
+    memory: float = setting(DEFAULT_MEMORY, "--memory", "how much the session memory (what this session played, "
+                            "yours and its own) weighs beside the model: 0 forgets, 1 only remembers", float,
+                            check=in_range(0.0, 1.0), metavar="W")
     seed: int | None = setting(None, "--seed", "random seed, for repeatable runs", int, check=non_negative_int,
                                metavar="N", example=1, default_text="a new one each run")
     bpm: float | None = setting(None, "--bpm", "fixed pulse in beats per minute", float, check=in_range(20.0, 400.0),
@@ -212,6 +217,8 @@ class EngineSettings:
                             check=controller, metavar="CC")
     cc_rhythm: int = setting(25, "--cc-rhythm", "CC number whose value sets the rhythm temperature", int,
                              check=controller, metavar="CC")
+    cc_memory: int = setting(26, "--cc-memory", "CC number whose value sets the memory's weight", int,
+                             check=controller, metavar="CC")
 
     def validate(self) -> None:
         """Raise ``ValueError`` for the first field outside its allowed values, or for
@@ -228,4 +235,4 @@ class EngineSettings:
         return {name: getattr(self, name) for name in CONTROL_FIELDS}
 
 
-CONTROL_FIELDS = ("cc_temperature", "cc_mode", "cc_mute", "cc_panic", "cc_rhythm")
+CONTROL_FIELDS = ("cc_temperature", "cc_mode", "cc_mute", "cc_panic", "cc_rhythm", "cc_memory")
