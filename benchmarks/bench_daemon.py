@@ -40,6 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.helpers (mididuet itself is installed)
 
+from mididuet.daemon.engine.settings import DEFAULT_MEMORY  # noqa: E402
 from mididuet.daemon.engine.stats import Stats  # noqa: E402
 from mididuet.daemon.live import runner  # noqa: E402
 from mididuet.daemon.music.units import NS_PER_MS as MS  # noqa: E402
@@ -105,6 +106,65 @@ def bench_decision(model_path: Path, tokens: int = 3000, spaced: int = 300,
             "base_p50": pct(base, 50), "base_p99": pct(base, 99),
             "p50": pct(full, 50), "p99": pct(full, 99), "max": max(full) / MS,
             "spaced": spaced, "gap_ms": gap_s * 1000, "cold_p50": pct(cold, 50), "cold_p99": pct(cold, 99)}
+
+
+def bench_engine_decision(model_path: Path, memory: float, tokens: int = 3000) -> dict[str, float]:
+    """The engine's own decisions back to back (solo, simulated time, real clock for the
+    decision): window → onnxruntime (features in, heads out) → memory → sampler → notes."""
+    from mididuet.daemon.engine.engine import Engine
+    from mididuet.daemon.engine.settings import EngineSettings
+
+    model = ModelRunner(model_path)
+    stats = Stats()
+    engine = Engine(model, EngineSettings(mode="solo", bpm=400.0, seed=1, memory=memory), lambda m: None, 0,
+                    stats=stats)
+    now, played = 0, 0
+    while played < tokens + 300:  # the first 300 fill the window and the memory
+        deadline = engine.tick(now)
+        now = max(deadline or now + 1, now + 1)
+        played = stats.notes_out
+        if played and played < 300:
+            stats.decision = type(stats.decision)()
+    return {"memory": memory, "p50": stats.decision.percentile(50) / MS, "p99": stats.decision.percentile(99) / MS,
+            "expressive": engine.expressive, "memory_tokens": len(engine.memory)}
+
+
+def bench_memory(model_path: Path, samples: int = 3000) -> dict[str, float]:
+    """The memory's own part of a decision: the token's mix and each head's, after 2,000
+    tokens of a seeded solo have filled it (each token observed and primed before the
+    decision, as the engine does after the token's notes)."""
+    from mididuet.daemon.engine.engine import Engine
+    from mididuet.daemon.engine.settings import EngineSettings
+    from mididuet.daemon.engine.simulate import generate_tokens
+    from mididuet.daemon.predict.memory import NGramMemory
+
+    model = ModelRunner(model_path)
+    engine = Engine(model, EngineSettings(mode="solo", bpm=400.0, seed=1), lambda m: None, 0)
+    ids = [model.info.token_ids()[t] for t in generate_tokens(model, 2000, EngineSettings(seed=1))]
+    memory = NGramMemory(model.info.size)
+    heads = {name: NGramMemory(size) for name, size in
+             ((h, engine.encoding.size(h)) for h in (engine.encoding.heads if engine.encoding else ()))}
+    rng = np.random.default_rng(0)
+    for i in ids:
+        memory.observe(i)
+        for head in heads.values():
+            head.observe(int(rng.integers(0, head.size)))
+    probs = np.full(model.info.size, 1 / model.info.size)
+    rows = {name: np.full(head.size, 1 / head.size) for name, head in heads.items()}
+    times = []
+    clock = time.perf_counter_ns
+    for k in range(samples):
+        memory.observe(ids[k % len(ids)])  # as a token comes: observed and primed after its notes
+        memory.prime(DEFAULT_MEMORY)
+        for head in heads.values():
+            head.observe(int(rng.integers(0, head.size)))
+            head.prime(DEFAULT_MEMORY)
+        t0 = clock()  # the decision's part: the mixes
+        memory.mixed(probs, DEFAULT_MEMORY)
+        for name, head in heads.items():
+            head.mixed(rows[name], DEFAULT_MEMORY)
+        times.append(clock() - t0)
+    return {"p50": pct(times, 50), "p99": pct(times, 99), "heads": len(heads)}
 
 
 # --- 2. lateness ------------------------------------------------------------------------------
@@ -239,6 +299,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"decision per token, {d['spaced']} of them {d['gap_ms']:g} ms apart (as in the daemon, caches "
               f"cold): p50 {d['cold_p50']:.3f} ms, p99 {d['cold_p99']:.3f} ms; ÷ back to back p50 "
               f"{d['cold_p50'] / d['p50']:.2f}x")
+        off = bench_engine_decision(model_path, 0.0)
+        on = bench_engine_decision(model_path, DEFAULT_MEMORY)
+        m = bench_memory(model_path)
+        print(f"the engine's decision, back to back ({'expressive' if on['expressive'] else 'pulse'}, "
+              f"memory of {on['memory_tokens']} tokens): memory off p50 {off['p50']:.3f} p99 {off['p99']:.3f} ms; "
+              f"memory {DEFAULT_MEMORY:g} p50 {on['p50']:.3f} p99 {on['p99']:.3f} ms; on ÷ off p99 "
+              f"{on['p99'] / off['p99']:.2f}x")
+        print(f"the memory's own part (the token and {m['heads']} heads): p50 {m['p50'] * 1000:.1f} µs, "
+              f"p99 {m['p99'] * 1000:.1f} µs")
         server = JackServer(period=args.period)
         server.start()
         try:
@@ -266,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
           f"of which not JACK's shared segment {up['own_mb']:.1f} MB")
     targets = {
         "decision p99 <= 0.5 ms": d["p99"] <= 0.5,
+        "the engine's decision p99 <= 0.35 ms (heads and memory)": on["p99"] <= 0.35,
+        "the memory's part p99 <= 30 µs": m["p99"] <= 0.030,
         "lateness inside p99 <= 1 ms": lat["inside_p99"] <= 1.0,
         "lateness through JACK p99 <= 2 periods + 1 ms": lat["jack_p99"] <= 2 * per + 1.0,
         "no lost messages": lat["lost_note_ons"] == 0 and lat["lost_note_offs"] == 0,

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from mididuet.daemon.engine.settings import DEFAULT_MEMORY
 from mididuet.daemon.errors import MididuetError
 
 from . import ARCHITECTURES
@@ -53,6 +54,14 @@ def _between_0_and_1(text: str) -> float:
 
 
 _positive_int = _int_from(1)
+
+
+def _weight(text: str) -> float:
+    """An argparse type: a weight in 0..1."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in range 0..1, got {value}")
+    return value
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -118,10 +127,26 @@ def train_parser() -> argparse.ArgumentParser:
 def evaluate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mididuet-train evaluate",
-        description="Score a bundle's next-token predictions on the pieces held out when it was "
-        "trained, beside unigram and n-gram baselines trained on the same pieces.")
+        description="Score a bundle's predictions on the pieces held out when it was trained, beside unigram "
+        "and n-gram baselines trained on the same pieces: each held-out window on its own, and as the daemon "
+        "predicts, each piece streamed from its start with the session memory mixed in (NLL and top-1 for the "
+        "model alone and with the memory; each expressive head too).",
+        epilog="examples:\n  mididuet-train evaluate --model models/chopin.onnx\n"
+               "  mididuet-train evaluate --model models/chopin.onnx --unseen --data ../shared/data/piano-midi/"
+               "midis/Liszt --json\n  mididuet-train evaluate --model models/chopin.onnx --memory 0",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, required=True, help="the bundle (.onnx) to score")
-    p.add_argument("--data", type=Path, default=None, help="the corpus it was trained on (default: as for training)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="the corpus it was trained on, or with --unseen the music to score (default: as for training)")
+    p.add_argument("--unseen", action="store_true",
+                   help="treat every file under --data as unseen music (a corpus outside the bundle's split); the "
+                        "baselines learn from the bundle's training pieces of --train-data")
+    p.add_argument("--train-data", type=Path, default=None,
+                   help="with --unseen: the corpus the bundle was trained on (default: as for training)")
+    p.add_argument("--memory", type=_weight, default=DEFAULT_MEMORY,
+                   help=f"the session memory's weight, as mididuet run's --memory (default: {DEFAULT_MEMORY:g})")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON: the model alone, with the "
+                   "memory, each n-gram baseline on the same tokens, and the counts of pieces and predictions")
     p.add_argument("--card", type=Path, help="rewrite this model card with the measured numbers")
     return p
 
@@ -175,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             from .evaluate_cli import run_evaluate
 
             args = evaluate_parser().parse_args(argv[1:])
-            return run_evaluate(args.model, args.data or default_data_dir(), args.card)
+            return run_evaluate(args.model, args.data or default_data_dir(), args.card, args.memory, args.unseen,
+                                args.json, args.train_data or default_data_dir())
         if argv[:1] == ["compare"]:
             from .quality import compare
 

@@ -25,7 +25,7 @@ from mididuet.daemon.music.expression import FEATURES, Encoding
 
 from .expression import IGNORE
 
-HEAD_LOSS_WEIGHT = 0.25  # each head's share of the loss beside the token's 1.0
+HEAD_LOSS_WEIGHT = 0.5  # each head's share of the loss beside the token's 1.0 (they have their own stack)
 
 
 def feature_sizes(encoding: Encoding) -> dict[str, int]:

@@ -58,8 +58,8 @@ from .stats import Stats
 # would make that note late (benchmarks/RESULTS.md, the flood rows).
 KEEP_DECIDED_NS = 3_000_000
 ANSWER, THRU = "answer", "thru"  # the ledger's owners
-# The heads the rhythm temperature ("steadiness") applies to: when, how long, how loud.
-RHYTHM_HEADS = ("delay", "timing", "length", "velocity")
+# The heads the rhythm temperature ("steadiness") applies to: when and how long.
+RHYTHM_HEADS = ("delay", "timing", "length")
 log = logging.getLogger("mididuet.engine")
 
 
@@ -270,12 +270,15 @@ class Engine:
         self._mode.token(played)
 
     def _remember(self, token_id: int, features: Any) -> None:
-        """A token enters the session memory, with the classes its features know."""
+        """A token enters the session memory, with the classes its features know; the
+        memory's part of the next decision is worked out now, before that decision."""
         self.memory.observe(token_id)
+        self.memory.prime(self.memory_weight)
         for name, memory in self.head_memory.items():
             value = int(features[FEATURES.index(name)])
             if value > 0:
                 memory.observe(value - 1)
+                memory.prime(self.memory_weight)
 
     def _take_lengths(self) -> None:
         """The player's tokens whose notes have stopped: their lengths join the window."""
@@ -342,15 +345,14 @@ class Engine:
         self._rng_before = self.sampler.rng.bit_generator.state
         weight = self.memory_weight
         if self.encoding is None:
-            probs = self.memory.mixed(self.model.query(window.ids), window.ids[-2:], weight)
+            probs = self.memory.mixed(self.model.query(window.ids), weight)
             self._prepared = Decision(self.sampler.sample(probs, window.ids))
         else:
             prediction = self.model.predict(window.ids, window.features)
-            token_id = self.sampler.sample(self.memory.mixed(prediction.probs, window.ids[-2:], weight), window.ids)
+            token_id = self.sampler.sample(self.memory.mixed(prediction.probs, weight), window.ids)
             classes = {}
             for name, rows in prediction.heads.items():
-                history = window.features[-2:, FEATURES.index(name)] - 1  # the head's last classes (-1: unknown)
-                row = self.head_memory[name].mixed(rows[token_id], history[history >= 0], weight)
+                row = self.head_memory[name].mixed(rows[token_id], weight)
                 classes[name] = self.sampler.sample_class(row, self.rhythm_temperature if name in RHYTHM_HEADS
                                                           else 1.0)
             self._prepared = Decision(token_id, classes)

@@ -28,8 +28,10 @@ from ..music.midi import CHANNELS, HIGHEST_CONTROLLER, MAX_DATA, SUSTAIN
 MODES = ("duet", "jam", "solo")
 SAMPLINGS = ("greedy", "temperature", "top-p")
 RHYTHMS = ("expressive", "pulse")
-# The session memory's weight, tuned on unseen pieces (docs/model-quality.md, the memory).
-DEFAULT_MEMORY = 0.3
+# Both tuned on held-out music (docs/model-quality.md): the memory's weight for the NLL of
+# pieces the model did not see, the rhythm's temperature for answers as varied as Chopin's.
+DEFAULT_MEMORY = 0.6
+DEFAULT_RHYTHM_TEMPERATURE = 0.4
 MAX_ANSWER_TOKENS = 256
 HOW_IT_PLAYS = "how it plays"
 _SETTING = "mididuet.setting"  # the dataclass field metadata key
@@ -191,9 +193,9 @@ class EngineSettings:
                           "model predicts, chords voiced as predicted; pulse: one token per pulse, 0.9 of it long, "
                           "at your velocity, chords close to your hand (a model without the expressive heads "
                           "always plays the pulse)", str, choices=RHYTHMS)
-    rhythm_temperature: float = setting(1.0, "--rhythm-temperature", "how freely the rhythm and the lengths "
-                                        "vary: lower keeps to the likeliest (steadier), higher is looser",
-                                        float, check=in_range(0.05, 5.0), metavar="T")
+    rhythm_temperature: float = setting(DEFAULT_RHYTHM_TEMPERATURE, "--rhythm-temperature", "how freely the "
+                                        "rhythm and the lengths vary: lower keeps to the likeliest (steadier), "
+                                        "higher is looser", float, check=in_range(0.05, 5.0), metavar="T")
     memory: float = setting(DEFAULT_MEMORY, "--memory", "how much the session memory (what this session played, "
                             "yours and its own) weighs beside the model: 0 forgets, 1 only remembers", float,
                             check=in_range(0.0, 1.0), metavar="W")

@@ -41,11 +41,14 @@ def voice_chord(token: str, octave: int, bass: int, spread: int, doubled: int) -
             note += 12
         notes.append(note)
     top = notes[-1]
-    # Doublings between the bass and the top: the bass's octaves first, then the top's, then the rest.
+    # Doublings between the bass and the top: the bass's octaves first, then the top's, then
+    # the rest; and above the top when the chord is too close for them (spread and doublings
+    # are predicted apart, but a doubling needs an octave).
     order = {bass_pc: 0, top % 12: 1}
     free = sorted((n for n in range(low + 1, top) if n % 12 in pcs and n not in notes),
                   key=lambda n: (order.get(n % 12, 2), n))
-    notes = sorted(notes + free[:max(doubled, 0)])
+    above = [n + 12 for n in notes if n + 12 > top]
+    notes = sorted(notes + (free + above)[:max(doubled, 0)])
     while notes[-1] > HIGHEST_PIANO_KEY:
         notes = [n - 12 for n in notes]
     while notes[0] < LOWEST_PIANO_KEY:

@@ -11,8 +11,11 @@ longest known context's probability that comes from counts. An empty memory, or 
 has never seen the context, says little and weighs little.
 
 Bounded and O(1): only the last :data:`SPAN` symbols are counted (a symbol falling out of
-the span is subtracted again), counts live in dense arrays (bigram contexts: ``[V, V]``)
-and a dict of rows for the longer contexts, at most one per symbol in the span.
+the span is subtracted again), counts live in a dense unigram and a dict of rows, one per
+context in the span, with their sums kept as they change. The memory's part of the
+next prediction is worked out when a symbol is observed (:meth:`NGramMemory.prime`),
+after that token's notes have gone out, so a decision only adds it in
+(benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -35,9 +38,13 @@ class NGramMemory:
         self.size, self.order, self.span = size, order, span
         self._symbols: deque[int] = deque()
         self._unigram = np.zeros(size, dtype=np.float64)
+        self._unigram_types = 0
         self._rows: dict[tuple[int, ...], np.ndarray] = {}  # context → counts of what followed
         self._types: dict[tuple[int, ...], int] = {}  # context → how many distinct symbols followed
+        self._totals: dict[tuple[int, ...], int] = {}  # context → how many symbols followed
         self._uniform = np.full(size, 1.0 / size)
+        # (context, weight, the model's share, the memory's weighed term) of the next mix.
+        self._cache: tuple[tuple[int, ...], float, float, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self._symbols)
@@ -45,8 +52,11 @@ class NGramMemory:
     def clear(self) -> None:
         self._symbols.clear()
         self._unigram[:] = 0
+        self._unigram_types = 0
         self._rows.clear()
         self._types.clear()
+        self._totals.clear()
+        self._cache = None
 
     def observe(self, symbol: int) -> None:
         """One more symbol (the newest). O(order); the oldest leaves once the span is full."""
@@ -57,20 +67,24 @@ class NGramMemory:
         if len(self._symbols) > self.span:
             self._count(0, -1)
             self._symbols.popleft()
+        self._cache = None
 
     def _count(self, index: int, step: int) -> None:
         """Add (``step`` +1) or take away (-1) the n-grams that *start* or end at ``index``:
         those ending there when added (the newest), those starting there when removed (the
         oldest), so each n-gram is counted while all its symbols are in the span."""
         symbols = self._symbols
+        first = symbols[index]
         if step > 0:
-            self._unigram[symbols[index]] += 1
+            self._unigram_types += int(self._unigram[first] == 0)
+            self._unigram[first] += 1
             for k in range(1, self.order):
                 if index - k < 0:
                     break
                 self._bump(tuple(symbols[i] for i in range(index - k, index)), symbols[index], 1)
         else:
-            self._unigram[symbols[index]] -= 1
+            self._unigram[first] -= 1
+            self._unigram_types -= int(self._unigram[first] == 0)
             for k in range(1, self.order):
                 if index + k >= len(symbols):
                     break
@@ -80,45 +94,65 @@ class NGramMemory:
         row = self._rows.get(context)
         if row is None:
             row = self._rows[context] = np.zeros(self.size, dtype=np.float64)
-            self._types[context] = 0
+            self._types[context] = self._totals[context] = 0
         before = row[symbol]
         row[symbol] = before + step
+        self._totals[context] += step
         if before == 0 and step > 0:
             self._types[context] += 1
         elif row[symbol] == 0:
             self._types[context] -= 1
             if self._types[context] == 0:
-                del self._rows[context], self._types[context]
+                del self._rows[context], self._types[context], self._totals[context]
 
     def predict(self, history: Iterable[int]) -> tuple[np.ndarray, float]:
         """The next symbol's probabilities after ``history`` (its last ``order - 1`` count)
         and the memory's confidence in them (0 when it has counted nothing)."""
-        p, confidence = self._uniform, 0.0
-        total = float(self._unigram.sum())
-        if total:
-            types = float(np.count_nonzero(self._unigram))
-            p = (self._unigram + types * p) / (total + types)
-            confidence = total / (total + types)
-        context = tuple(int(h) for h in history)[-(self.order - 1):] if self.order > 1 else ()
+        total = len(self._symbols)
+        if not total:
+            return self._uniform, 0.0
+        types = self._unigram_types
+        p = self._unigram * (1.0 / (total + types)) + types / (self.size * (total + types))
+        confidence = total / (total + types)
+        context = self._context(history)
         for k in range(1, len(context) + 1):
             key = context[len(context) - k:]
             row = self._rows.get(key)
             if row is None:
                 break  # a longer context unseen cannot have been seen either
-            n, types = float(row.sum()), self._types[key]
-            p = (row + types * p) / (n + types)
+            n, types = self._totals[key], self._types[key]
+            p = row * (1.0 / (n + types)) + p * (types / (n + types))
             confidence = n / (n + types)
         return p, confidence
+
+    def _context(self, history: Iterable[int]) -> tuple[int, ...]:
+        if self.order == 1:
+            return ()
+        values = history.tolist() if isinstance(history, np.ndarray) else list(history)
+        return tuple(values[-(self.order - 1):])
 
     def distribution(self, history: Iterable[int]) -> np.ndarray:
         return self.predict(history)[0]
 
-    def mixed(self, model: np.ndarray, history: Iterable[int], weight: float) -> np.ndarray:
-        """``model`` mixed with this memory after ``history`` at ``weight`` × its confidence."""
+    def prime(self, weight: float) -> None:
+        """Work out the memory's part of the next mix (after the symbols it has seen last)
+        now, so that :meth:`mixed` only adds it in."""
+        cache = self._cache
+        if weight > 0 and self._symbols and (cache is None or cache[1] != weight):
+            key = self._context(list(self._symbols)[-(self.order - 1):] if self.order > 1 else [])
+            p, confidence = self.predict(key)
+            share = weight * confidence
+            self._cache = (key, weight, 1.0 - share, p * share)
+
+    def mixed(self, model: np.ndarray, weight: float) -> np.ndarray:
+        """``model`` mixed with this memory's prediction after the symbols it has seen last,
+        at ``weight`` × its confidence."""
         if weight <= 0 or not self._symbols:
             return model
-        p, confidence = self.predict(history)
-        return mix(model, p, weight * confidence)
+        self.prime(weight)
+        assert self._cache is not None
+        _, _, keep, term = self._cache
+        return model * keep + term
 
 
 def mix(model: np.ndarray, memory: np.ndarray, weight: float) -> np.ndarray:

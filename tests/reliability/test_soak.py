@@ -43,7 +43,9 @@ from mididuet.daemon.engine.stats import Stats
 from mididuet.daemon.music.units import NS_PER_S as SECOND
 from mididuet.daemon.music.units import bpm_to_ns
 from mididuet.daemon.play.pulse import MIN_BPM, NOTE_LENGTH
+from mididuet.daemon.play.rhythm import MAX_NOTE_NS
 from mididuet.daemon.predict.bundle import load_bundle, shipped_model_path
+from mididuet.daemon.predict.memory import SPAN
 from tests.helpers.bundles import make_bundle
 from tests.reliability.session import OutputCheck, drive, session
 
@@ -62,6 +64,7 @@ MAX_SESSION_RATIO = 2.5
 PROBE_DECISIONS, PROBE_REPEATS = 300, 5
 LONGEST_NOTE_NS = int(bpm_to_ns(MIN_BPM) * NOTE_LENGTH)  # the slowest pulse's note length
 MAX_SCHEDULED_OFFS = 256
+BLOCKS_PER_CONTEXT = 2  # a memory context's tuple and its numpy row
 
 
 def _rss_mb() -> float:
@@ -70,14 +73,14 @@ def _rss_mb() -> float:
 
 
 def _median_decision_ns(engine: Engine) -> int:
-    """The median of one decision (query + sample) on the engine's window, in this
-    thread's CPU time: other processes steal wall time in bursts, not CPU time."""
-    window, model, sampler = engine.window, engine.model, engine.sampler
+    """The median of one of the engine's decisions (query, memory, sampler, heads) on its
+    window, in this thread's CPU time: other processes steal wall time in bursts, not CPU time."""
     times = []
     for _ in range(PROBE_DECISIONS):
         started = time.thread_time_ns()
-        sampler.sample(model.query(window.ids), window.ids)
+        engine._prepare()
         times.append(time.thread_time_ns() - started)
+        engine._discard_prepared()
     return sorted(times)[len(times) // 2]
 
 
@@ -89,6 +92,10 @@ def _probe_ms(played: Engine, fresh: Engine) -> tuple[float, float]:
         best_fresh.append(_median_decision_ns(fresh))
         best_played.append(_median_decision_ns(played))
     return min(best_played) / 1e6, min(best_fresh) / 1e6
+
+
+def _contexts(engine: Engine) -> int:
+    return sum(len(m._rows) for m in (engine.memory, *engine.head_memory.values()))
 
 
 def _blocks() -> int:
@@ -121,6 +128,7 @@ def soak(model_path: Path, minutes: int, seed: int = 11) -> dict[str, float]:
         if t_ns >= window and "blocks_start" not in figures:
             engine.stats = None  # the middle is played but not timed
             figures["blocks_start"], figures["rss_start_mb"] = _blocks(), _rss_mb()
+            figures["contexts_start"] = _contexts(engine)
         if t_ns >= length - window and engine.stats is None:
             engine.stats = last
 
@@ -133,7 +141,9 @@ def soak(model_path: Path, minutes: int, seed: int = 11) -> dict[str, float]:
     figures.update(
         minutes=minutes, note_ons=out.note_ons, note_offs=out.note_offs, messages_out=out.messages,
         sounding_after_stop=len(out.sounding), ledger_after_stop=len(engine.ledger), restruck=out.restruck,
-        longest_note_ms=out.longest_ns / 1e6,
+        longest_note_ms=out.longest_ns / 1e6, expressive=engine.expressive,
+        memory_symbols=max(len(m) for m in (engine.memory, *engine.head_memory.values())),
+        memory_contexts=max(len(m._rows) for m in (engine.memory, *engine.head_memory.values())),
         decision_first_p50_ms=first.decision.percentile(50) / 1e6,
         decision_last_p50_ms=last.decision.percentile(50) / 1e6,
         decision_first_p99_ms=first.decision.percentile(99) / 1e6,
@@ -142,7 +152,10 @@ def soak(model_path: Path, minutes: int, seed: int = 11) -> dict[str, float]:
     )
     figures["probe_ratio"] = figures["probe_end_ms"] / figures["probe_fresh_ms"]
     figures["decision_ratio_p50"] = figures["decision_last_p50_ms"] / figures["decision_first_p50_ms"]
-    figures["block_growth"] = figures["blocks_end"] - figures["blocks_start"]
+    # The session memory fills up to its span (bounded, asserted in check): each context it
+    # adds in the meantime is a tuple and a row of counts.
+    figures["memory_blocks"] = BLOCKS_PER_CONTEXT * max(_contexts(engine) - figures["contexts_start"], 0)
+    figures["block_growth"] = figures["blocks_end"] - figures["blocks_start"] - figures["memory_blocks"]
     figures["rss_growth_mb"] = figures["rss_end_mb"] - figures["rss_start_mb"]
     return figures
 
@@ -154,7 +167,9 @@ def check(figures: dict[str, float]) -> None:
     assert figures["sounding_after_stop"] == 0 and figures["ledger_after_stop"] == 0, "every note released"
     assert figures["note_offs"] == figures["note_ons"] - figures["restruck"]
     assert figures["restruck"] == 0, "the ledger ends a note before striking it again"
-    assert figures["longest_note_ms"] * 1e6 <= LONGEST_NOTE_NS + 1, "no answer note outlives its pulse"
+    longest = MAX_NOTE_NS if figures["expressive"] else LONGEST_NOTE_NS
+    assert figures["longest_note_ms"] * 1e6 <= longest + 1, "no answer note outlives its cap"
+    assert figures["memory_symbols"] <= SPAN and figures["memory_contexts"] <= 2 * SPAN, "the memory is bounded"
     assert figures["max_scheduled_offs"] <= MAX_SCHEDULED_OFFS
     assert figures["decisions_first"] > 50 and figures["decisions_last"] > 50
     assert figures["block_growth"] <= MAX_BLOCK_GROWTH, "Python heap grew"
