@@ -30,6 +30,7 @@ import pytest
 from mididuet.daemon.service import systemd as service
 from tests.helpers.bundles import make_bundle
 from tests.helpers.jack import JACK_BACKEND, REPO, TEST_PERIOD, hanging, onset_groups, poll, quiet_for, require
+from tests.helpers.pipewire import TEST_QUANTUM, pipewire_available, pw_jack_dir
 from tests.helpers.remote import RemoteClients
 from tests.helpers.systemd import UserManager, unavailable
 
@@ -56,6 +57,15 @@ def manager(tmp_path: Path) -> Iterator[UserManager]:
     user = UserManager(tmp_path / "user")
     yield user
     user.stop()
+
+
+def install(user: UserManager) -> None:
+    """``mididuet service install`` into the manager's config home: the shipped unit."""
+    env = {"HOME": str(user.home), "XDG_CONFIG_HOME": str(user.config), "PATH": os.environ["PATH"]}
+    subprocess.run([sys.executable, "-m", "mididuet.daemon", "service", "install"], cwd=REPO, env=env,
+                   capture_output=True, text=True, timeout=30, check=True)
+    installed = (user.unit_dir / UNIT).read_text()
+    assert installed == service.render_unit(service.script_path()), "the unit is the shipped one"
 
 
 def write_units(user: UserManager, server: str, probe: Path, probe_out: Path) -> None:
@@ -116,11 +126,7 @@ def test_the_installed_unit_keeps_its_promises_under_a_live_manager(manager: Use
                                                                      tiny_model: Path) -> None:
     user = manager
     times: dict[str, float] = {}
-    env = {"HOME": str(user.home), "XDG_CONFIG_HOME": str(user.config), "PATH": os.environ["PATH"]}
-    subprocess.run([sys.executable, "-m", "mididuet.daemon", "service", "install"], cwd=REPO, env=env,
-                   capture_output=True, text=True, timeout=30, check=True)
-    installed = (user.unit_dir / UNIT).read_text()
-    assert installed == service.render_unit(service.script_path()), "the unit is the shipped one"
+    install(user)
     server = f"mdtest-unit-{os.getpid()}-{os.urandom(3).hex()}"
     probe, probe_out = tmp_path / "inet_probe.py", tmp_path / "inet.txt"
     probe.write_text(INET_PROBE)
@@ -221,3 +227,77 @@ def restarted(user: UserManager, old: int) -> int:
     assert pid, user.journal("--user-unit", UNIT)[-3000:]
     assert not Path(f"/proc/{old}").exists() or "zombie" in Path(f"/proc/{old}/status").read_text()
     return pid
+
+
+def test_on_pipewire_the_unit_plays_and_is_back_after_pipewire_crashes(manager: UserManager, tiny_model: Path,
+                                                                        rtmidi_for_pipewire: Path) -> None:
+    """The unit with PipeWire's JACK as docs/service.md gives it (a drop-in pointing libjack at
+    PipeWire's, as pw-jack does) after the shipped ``After=pipewire.service``: READY, a duet;
+    PipeWire killed → the watch sees it, mididuet exits 3, systemd starts it again, it plays."""
+    require(pipewire_available())
+    user = manager
+    times: dict[str, float] = {}
+    install(user)
+    quantum = f"{TEST_QUANTUM}/48000"
+    # Ours in place of the distribution's pipewire.service, which refuses root (ConditionUser=!root).
+    (user.unit_dir / "pipewire.service").unlink(missing_ok=True)
+    (user.unit_dir / "pipewire.service").write_text("""\
+[Unit]
+Description=PipeWire, for mididuet's test
+[Service]
+ExecStart=/usr/bin/pipewire
+ExecStartPost=/bin/sh -c 'for i in $(seq 200); do [ -S "$XDG_RUNTIME_DIR/pipewire-0" ] \\
+  && exit 0; sleep 0.05; done; exit 1'
+Restart=on-failure
+RestartSec=0.5
+""")
+    dropin = user.unit_dir / f"{UNIT}.d" / "pipewire.conf"
+    dropin.parent.mkdir()
+    # PYTHONPATH stands for the user's rebuilt python-rtmidi (`make rtmidi-system`); the rest is the doc's drop-in.
+    dropin.write_text(f"""\
+[Service]
+Environment=LD_LIBRARY_PATH={pw_jack_dir()} PIPEWIRE_QUANTUM={quantum}
+Environment=PYTHONPATH={rtmidi_for_pipewire} HOME={user.home} XDG_CONFIG_HOME={user.config}
+LimitCORE=0
+""")
+    user.start()
+    clients: RemoteClients | None = None
+    client_env = {"XDG_RUNTIME_DIR": str(user.runtime), "LD_LIBRARY_PATH": str(pw_jack_dir()),
+                  "PIPEWIRE_QUANTUM": quantum, "PYTHONPATH": str(rtmidi_for_pipewire), "JACK_NO_START_SERVER": "1",
+                  "MIDO_BACKEND": JACK_BACKEND}
+    name = f"mdtest-pwunit-{os.urandom(3).hex()}"
+    try:
+        user.systemctl("start", "pipewire.service")
+        clients = RemoteClients(client_env, name)
+        write_config(user, clients, tiny_model, channel=2)
+        started = time.monotonic()
+        user.systemctl("start", UNIT)
+        timed("on PipeWire: start to READY", times, started)
+        pid = int(user.show(UNIT, "MainPID")["MainPID"])
+        assert poll(lambda: user.show(UNIT, "StatusText")["StatusText"].startswith("playing: "), 5)
+        assert "through PipeWire's libjack" in user.journal("--user-unit", UNIT)
+        answers(clients, channel=2)
+
+        server = int(user.show("pipewire.service", "MainPID")["MainPID"])
+        assert user.owns(server)
+        started = time.monotonic()
+        os.kill(server, signal.SIGKILL)
+        clients.close()  # its clients went with the server
+        clients = None
+        assert poll(lambda: "status=3/" in user.journal("--user-unit", UNIT), 20), user.journal("--user-unit", UNIT)
+        timed("on PipeWire: SIGKILL of pipewire to mididuet's exit 3", times, started)
+        assert "the JACK server went away" in user.journal("--user-unit", UNIT)
+        assert poll(lambda: user.show("pipewire.service", "ActiveState")["ActiveState"] == "active", 10)
+        clients = RemoteClients(client_env, name)  # the same port names, as a synth that comes back
+        pid = restarted(user, pid)
+        assert poll(lambda: user.show(UNIT, "StatusText")["StatusText"].startswith("playing: "), 10)
+        timed("on PipeWire: SIGKILL of pipewire to playing again", times, started)
+        answers(clients, channel=2)
+        user.systemctl("stop", UNIT)
+        assert user.show(UNIT, "Result")["Result"] == "success"
+        print(f"live manager: times {times}", flush=True)
+    finally:
+        if clients is not None:
+            clients.close()
+        user.systemctl("stop", UNIT, "pipewire.service", check=False)
+        user.stop()
