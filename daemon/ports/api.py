@@ -9,7 +9,9 @@ macOS, Windows MultiMedia on Windows). python-rtmidi picks ALSA when no API is g
 on a JACK-only machine the API must be named.
 
 Library errors (rtmidi's ``SystemError``, mido's ``OSError``/``ValueError``) are
-translated here into :class:`PortError` with a message that says what to do.
+translated here into :class:`PortError` with a message that says what to do; when no
+JACK server answers, from which libjack rtmidi calls and whether PipeWire runs here
+(:func:`jack_advice`, :mod:`.libjack`).
 """
 
 from __future__ import annotations
