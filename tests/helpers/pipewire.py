@@ -2,7 +2,7 @@
 
 - :class:`PipeWireServer` runs ``pipewire`` with a runtime directory of its own (0700), so
   it never meets a user's PipeWire; the stock config's ``Dummy-Driver`` drives JACK clients
-  without devices or a session manager (FIELD-NOTES.md). Its :attr:`~PipeWireServer.env`
+  without devices or a session manager. Its :attr:`~PipeWireServer.env`
   is what ``pw-jack -p QUANTUM`` sets (``LD_LIBRARY_PATH`` to PipeWire's libjack,
   ``PIPEWIRE_QUANTUM``), plus the runtime directory and, when given, a python-rtmidi
   built against the system's libjack on ``PYTHONPATH``.

@@ -3,9 +3,9 @@
 :class:`UserManager` runs ``systemd --user`` (and a journald for its log) through
 ``user_manager.sh``: a helper shell moves itself into a cgroup of the test's own, in every
 hierarchy, checks that it got there, and only then starts the manager in a private mount
-namespace with tmpfs on ``/run/systemd``, ``/run/log`` and ``/var/log/journal`` (see
-FIELD-NOTES.md: a manager started in the root cgroup moves every process of the machine
-into ``init.scope``). The pytest process itself never changes cgroup.
+namespace with tmpfs on ``/run/systemd``, ``/run/log`` and ``/var/log/journal`` (a
+manager started in the root cgroup moves every process of the machine into
+``init.scope``). The pytest process itself never changes cgroup.
 
 :meth:`UserManager.stop` ends everything it started by PID, removes its cgroups, and
 raises when PID 1's, this process's or its parent's cgroups are not what they were.
