@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DATA ?= $(or $(MIDIDUET_DATA),../shared/data/piano-midi/midis/Chopin)
 PYTEST_ARGS ?=
 
-.PHONY: test lint model demo bench clean
+.PHONY: test lint model demo bench clean rtmidi-system
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,20 @@ bench: $(VENV)/.installed-train+test
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_daemon.py
 	$(BIN)/python benchmarks/bench_wait.py
+	$(BIN)/python benchmarks/bench_pipewire.py
+
+# python-rtmidi built from source against the system's libjack: the PyPI wheel bundles its own,
+# which ignores pw-jack and cannot reach PipeWire's JACK. Needs (Debian/Ubuntu)
+# `apt-get install libjack-jackd2-dev libasound2-dev pkg-config g++`; meson and ninja come
+# from PyPI. RTMIDI_TARGET=DIR installs it into DIR instead (for PYTHONPATH; the tests' way).
+RTMIDI_VERSION = $(shell $(BIN)/python -c "from importlib.metadata import version; print(version('python-rtmidi'))")
+RTMIDI_TARGET ?=
+rtmidi-system: | $(BIN)/python
+	@pkg-config --exists jack alsa || { echo "rtmidi-system: JACK's and ALSA's headers are missing:" \
+	  "apt-get install libjack-jackd2-dev libasound2-dev pkg-config g++" >&2; exit 1; }
+	$(BIN)/pip install -q --force-reinstall --no-deps --no-binary python-rtmidi \
+	  $(if $(RTMIDI_TARGET),--target $(RTMIDI_TARGET) --upgrade) "python-rtmidi==$(RTMIDI_VERSION)"
+	$(if $(RTMIDI_TARGET),PYTHONPATH=$(RTMIDI_TARGET)) $(BIN)/python -m mididuet.daemon.ports.libjack --require-system
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache mididuet-demo

@@ -1,8 +1,10 @@
-"""Shared fixtures: a private JACK server per session, test MIDI clients, the daemon.
+"""Shared fixtures: a private JACK server per session, test MIDI clients, the daemon;
+the same on a private PipeWire (its JACK, with a python-rtmidi built against the system's
+libjack, and the clients in a child process).
 
-The JACK fixtures are only started by tests that ask for them. When jackd is missing
-they skip with the reason, or fail when ``MIDIDUET_REQUIRE_JACK=1`` (CI sets it, so a
-broken CI image cannot pass by skipping every end-to-end test).
+The JACK and PipeWire fixtures are only started by tests that ask for them. When jackd
+or PipeWire is missing they skip with the reason, or fail when ``MIDIDUET_REQUIRE_JACK=1``
+(CI sets it, so a broken CI image cannot pass by skipping every end-to-end test).
 """
 
 from __future__ import annotations
@@ -15,18 +17,16 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.bundles import make_bundle
-from tests.helpers.jack import DaemonProcess, JackServer, Monitor, Player, environment, jack_available
+from tests.helpers.jack import DaemonProcess, JackServer, Monitor, Player, environment, jack_available, require
+from tests.helpers.pipewire import PipeWireServer, pipewire_available, system_rtmidi
+from tests.helpers.remote import RemoteClients
 
 
 @pytest.fixture(scope="session")
 def jack_server() -> Iterator[JackServer]:
     """A running jackd (dummy driver, realtime, 48 kHz, period ``TEST_PERIOD``) under a unique name;
     this process's environment points libjack and mido at it for the whole session."""
-    missing = jack_available()
-    if missing:
-        if os.environ.get("MIDIDUET_REQUIRE_JACK") == "1":
-            pytest.fail(f"MIDIDUET_REQUIRE_JACK=1 but {missing}")
-        pytest.skip(missing)
+    require(jack_available())
     server = JackServer()
     server.start()
     try:
@@ -81,6 +81,60 @@ def start_daemon(jack_server: JackServer, tiny_model: Path, player: Player,
         if model is not None:
             args = ["--model", str(model), *args]
         daemon = DaemonProcess(args, jack_server.env)
+        started.append(daemon)
+        if ready:
+            daemon.wait_ready()
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def rtmidi_for_pipewire() -> Path:
+    """python-rtmidi built against the system's libjack (``make rtmidi-system``), for PYTHONPATH."""
+    require(pipewire_available())
+    try:
+        return system_rtmidi()
+    except RuntimeError as err:
+        require(f"python-rtmidi cannot be built against the system's libjack: {err}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def pipewire_server(rtmidi_for_pipewire: Path) -> Iterator[PipeWireServer]:
+    """A private headless PipeWire (dummy driver) at the suite's quantum, for the whole session."""
+    server = PipeWireServer(rtmidi=rtmidi_for_pipewire)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def pw_clients(pipewire_server: PipeWireServer) -> Iterator[RemoteClients]:
+    """A keyboard and a monitor on PipeWire's JACK, in a child process (``.player``, ``.monitor``)."""
+    clients = RemoteClients(pipewire_server.env, _unique("mdtest-pw"))
+    yield clients
+    clients.close()
+
+
+@pytest.fixture
+def pw_start_daemon(pipewire_server: PipeWireServer, tiny_model: Path,
+                    pw_clients: RemoteClients) -> Iterator[DaemonFactory]:
+    """``start_daemon`` on PipeWire: ``pw-jack -p QUANTUM mididuet run``, wired from the
+    child's player to its monitor, with the tiny model, waited on until ready."""
+    started: list[DaemonProcess] = []
+
+    def start(*flags: str, model: Path | None = tiny_model, ready: bool = True, ports: bool = True) -> DaemonProcess:
+        args = ["--api", "jack", *flags]
+        if ports:
+            args = ["--in", pw_clients.player.name, "--out", pw_clients.monitor.name, *args]
+        if model is not None:
+            args = ["--model", str(model), *args]
+        daemon = DaemonProcess(args, pipewire_server.base_env, wrapper=pipewire_server.pw_jack)
         started.append(daemon)
         if ready:
             daemon.wait_ready()

@@ -167,6 +167,7 @@ class Runner:
             watch = ServerWatch(self._on_server_gone)
             if watch.start():
                 self._watch = watch
+                log.info("watching the JACK server through %s", watch.describe())
             else:
                 log.info("cannot watch the JACK server: if it stops, mididuet will not notice")
         if self.hooks.notifier is not None:

@@ -9,7 +9,9 @@ macOS, Windows MultiMedia on Windows). python-rtmidi picks ALSA when no API is g
 on a JACK-only machine the API must be named.
 
 Library errors (rtmidi's ``SystemError``, mido's ``OSError``/``ValueError``) are
-translated here into :class:`PortError` with a message that says what to do.
+translated here into :class:`PortError` with a message that says what to do; when no
+JACK server answers, from which libjack rtmidi calls and whether PipeWire runs here
+(:func:`jack_advice`, :mod:`.libjack`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import mido
 import rtmidi
 
 from ..errors import MididuetError
+from .libjack import LibJack, pipewire_socket, rebuild_command, rtmidi_libjack
 
 RTMIDI_MODULE = "mido.backends.rtmidi"
 # Our API names (the --api choices) and rtmidi's.
@@ -30,6 +34,7 @@ _API_BY_RTMIDI = {rt: ours for ours, rt in APIS.items()}
 JACK_ENV_HINT = (
     "start JACK first (e.g. `jackd -d alsa` or QjackCtl), or choose another API with --api"
 )
+PW_JACK_RUN = "pw-jack mididuet run --api jack"  # pw-jack points libjack at PipeWire's
 # What rtmidi and mido raise for a port or API problem; anything else is a bug.
 LIBRARY_ERRORS = (rtmidi.RtMidiError, OSError, ValueError, RuntimeError)
 
@@ -97,16 +102,35 @@ def select_api(api: str | None = None, environ: dict[str, str] | None = None) ->
     return MidiApi(name, mido.Backend(f"{RTMIDI_MODULE}/{APIS[name]}", load=True))
 
 
-def translate(api: MidiApi, err: BaseException) -> PortError:
+def translate(api: MidiApi, err: BaseException, environ: dict[str, str] | None = None) -> PortError:
     """A library error turned into advice for the user."""
     text = str(err).strip() or type(err).__name__
     if api.name == "jack" and "server not running" in text:
-        return PortError(f"cannot reach a JACK server ({text}): {JACK_ENV_HINT}; "
-                         "JACK_DEFAULT_SERVER names the server to use")
+        return PortError(jack_advice(text, rtmidi_libjack(), pipewire_socket(environ)))
     if api.name == "alsa" and "ALSA" in text:
         return PortError(f"cannot open the ALSA sequencer ({text}): is the snd-seq kernel module "
                          "loaded (`sudo modprobe snd-seq`)? Or use JACK: --api jack")
     return PortError(f"{api.name} MIDI: {text}")
+
+
+def jack_advice(text: str, libjack: LibJack | None, pipewire: Path | None) -> str:
+    """What to do when no JACK server answers, from the libjack rtmidi calls and PipeWire's socket."""
+    head = f"cannot reach a JACK server ({text})"
+    if libjack is not None and libjack.bundled:
+        fix = f"rebuild it against the system's libjack: `{rebuild_command()}`"
+        if pipewire is not None:
+            return (f"{head}: PipeWire runs here ({pipewire}), but this python-rtmidi calls its own bundled "
+                    f"libjack ({libjack.path}), which cannot reach PipeWire; {fix}, then `{PW_JACK_RUN}`")
+        return (f"{head}: {JACK_ENV_HINT}; JACK_DEFAULT_SERVER names the server to use "
+                f"(if your JACK is PipeWire's, this python-rtmidi's bundled libjack cannot reach it: {fix})")
+    if libjack is not None and libjack.pipewire and pipewire is None:
+        return (f"{head}: this is PipeWire's libjack ({libjack.path}) but no PipeWire socket was found "
+                "($XDG_RUNTIME_DIR/pipewire-0): start PipeWire (`systemctl --user start pipewire`)")
+    if pipewire is not None and (libjack is None or not libjack.pipewire):
+        owner = "" if libjack is None else f", but python-rtmidi calls {libjack.owner} libjack ({libjack.path})"
+        return (f"{head}: PipeWire runs here ({pipewire}){owner}; "
+                f"start mididuet through PipeWire's JACK: `{PW_JACK_RUN}`")
+    return f"{head}: {JACK_ENV_HINT}; JACK_DEFAULT_SERVER names the server to use"
 
 
 def rtmidi_api(api: MidiApi) -> int:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import mido
+import pytest
 
 JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
 SOUNDFONTS = (Path("/usr/share/sounds/sf2/TimGM6mb.sf2"), Path("/usr/share/sounds/sf2/default-GM.sf2"))
@@ -109,6 +110,15 @@ class JackServer:
                 leftover.unlink()
 
 
+def require(missing: str | None) -> None:
+    """Skip for ``missing`` (a reason), or fail under ``MIDIDUET_REQUIRE_JACK=1`` (CI sets it,
+    so a broken CI image cannot pass by skipping the real-MIDI and live-manager tests)."""
+    if missing:
+        if os.environ.get("MIDIDUET_REQUIRE_JACK") == "1":
+            pytest.fail(f"MIDIDUET_REQUIRE_JACK=1 but {missing}")
+        pytest.skip(missing)
+
+
 def jack_available() -> str | None:
     """None when jackd and jack_wait are installed, else why not."""
     missing = [tool for tool in ("jackd", "jack_wait") if shutil.which(tool) is None]
@@ -180,8 +190,10 @@ class Player:
 class DaemonProcess:
     """``mididuet run`` as a real subprocess; stderr lines are collected as they come."""
 
-    def __init__(self, args: list[str], env: dict[str, str], command: str = "run") -> None:
-        self.args = [sys.executable, "-m", "mididuet.daemon", command, *args]
+    def __init__(self, args: list[str], env: dict[str, str], command: str = "run",
+                 wrapper: tuple[str, ...] | list[str] = ()) -> None:
+        """``wrapper``: a command prefix, e.g. ``pw-jack -p 256``."""
+        self.args = [*wrapper, sys.executable, "-m", "mididuet.daemon", command, *args]
         self.lines: list[str] = []
         self.process = subprocess.Popen(self.args, env={**os.environ, **env}, cwd=REPO,
                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -8,12 +8,12 @@ Two faults need no ports and are tested on the loop's idle work directly
 (tests/daemon/live/test_chores.py): a disk error while the recording is rewritten, and
 the rate-limited overload warning.
 
-- **The JACK server stopped and started again** while mididuet plays: rtmidi's clients
-  cannot outlive their server, so mididuet exits with status 3 (``EXIT_SERVER_GONE``),
-  says why, writes its recording, prints no traceback; systemd's ``Restart=on-failure``
-  starts it again. A private server per test (the session's own must not die), with the
-  test's keyboard and monitor in a child process (``--probe``): this process's libjack
-  stays with the session's server.
+- **The JACK server stopped and started again** while mididuet plays, jackd and PipeWire:
+  rtmidi's clients cannot outlive their server, so mididuet exits with status 3
+  (``EXIT_SERVER_GONE``), says why, writes its recording, prints no traceback; systemd's
+  ``Restart=on-failure`` starts it again. A private server per test (the session's own
+  must not die), with the test's keyboard and monitor in a child process (``--probe``):
+  this process's libjack stays with the session's server.
 - **SIGTERM, SIGINT, SIGHUP in the middle of an answer**: the monitoring client has seen
   a note-off for every note-on; SIGTERM and SIGINT exit 0, SIGHUP reloads (releasing
   the answer's notes first) and the daemon answers the next phrase.
@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import mido
@@ -45,7 +46,9 @@ from tests.helpers.jack import (
     onset_groups,
     poll,
     quiet_for,
+    require,
 )
+from tests.helpers.pipewire import PipeWireServer
 
 pytestmark = pytest.mark.jack
 
@@ -81,7 +84,7 @@ def probe(client: str) -> int:
 class Probe:
     """The ``probe`` child, driven line by line."""
 
-    def __init__(self, server: JackServer, client: str) -> None:
+    def __init__(self, server: JackServer | PipeWireServer, client: str) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "tests.reliability.test_faults", "--probe", client],
                                         cwd=REPO, env={**os.environ, **server.env}, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True)
@@ -106,11 +109,25 @@ class Probe:
                 self.process.wait()
 
 
+@pytest.fixture(params=["jackd", "pipewire"])
+def private_server(request: pytest.FixtureRequest) -> Iterator[JackServer | PipeWireServer]:
+    """A server of the test's own, not yet started: jackd, or PipeWire (its JACK, with a
+    python-rtmidi built against the system's libjack, as tests/e2e/test_pipewire.py)."""
+    server: JackServer | PipeWireServer
+    if request.param == "jackd":
+        require(jack_available())
+        server = JackServer()
+    else:
+        server = PipeWireServer(rtmidi=request.getfixturevalue("rtmidi_for_pipewire"))
+    yield server
+    server.stop()
+    if isinstance(server, PipeWireServer):
+        server.close()
+
+
 def test_the_jack_server_stops_mididuet_exits_3_and_a_new_one_answers_after_the_restart(
-        tiny_model: Path, tmp_path: Path) -> None:
-    if jack_available():
-        pytest.skip(jack_available())
-    server = JackServer()
+        private_server: JackServer | PipeWireServer, tiny_model: Path, tmp_path: Path) -> None:
+    server = private_server
     server.start()
     probes: list[Probe] = []
     daemons: list[DaemonProcess] = []

@@ -45,7 +45,7 @@ def test_an_unknown_api_or_one_this_build_lacks_is_refused() -> None:
 
 def test_library_errors_become_advice() -> None:
     jack = MidiApi("jack", select_api("jack", environ={}).backend)
-    advice = str(translate(jack, RuntimeError("JACK server not running?")))
+    advice = str(translate(jack, RuntimeError("JACK server not running?"), environ={}))  # no PipeWire socket
     assert "cannot reach a JACK server" in advice and "start JACK first" in advice
     alsa = MidiApi("alsa", jack.backend)
     assert "modprobe snd-seq" in str(translate(alsa, SystemError("error creating ALSA sequencer client object")))
