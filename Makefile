@@ -30,7 +30,7 @@ lint: $(VENV)/.installed-train+test
 	$(BIN)/lint-imports --no-cache
 
 model: $(VENV)/.installed-train+test
-	$(BIN)/mididuet-train --data $(DATA) --out models/chopin.onnx --card models/chopin.md --arch wavenet --transpose 3 --pretrain $(patsubst %/,%,$(dir $(DATA))) --pretrain-epochs 1
+	$(BIN)/mididuet-train --data $(DATA) --out models/chopin.onnx --card models/chopin.md --arch wavenet --expressive --transpose 3 --pretrain $(patsubst %/,%,$(dir $(DATA))) --pretrain-epochs 1
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/mididuet demo

@@ -7,8 +7,10 @@ daemon's window drops them), with the encoding of
 - the **targets** the heads learn, one class per head (``-1`` where a head says nothing:
   voicing for a single note, delay and length before any IOI is known, velocity before
   any level is known);
-- the **features** the trunk reads with each token: the same seven classes
-  (:meth:`~mididuet.daemon.music.expression.Encoding.played`), as class + 1 (0: unknown).
+- the **features** the trunk reads with each token: the same eight classes
+  (:meth:`~mididuet.daemon.music.expression.Encoding.played`), as class + 1 (0: unknown),
+  except the length, which is the previous token's (or "held", when it was still
+  sounding as this one began): only that is known when the next token is decided.
 
 The daemon computes the same features of the player's tokens live from their onsets and
 velocities (:mod:`mididuet.daemon.predict.window`), so the model sees what it saw here.
@@ -22,11 +24,20 @@ from itertools import pairwise
 
 import numpy as np
 
-from mididuet.daemon.music.expression import DEFAULT, FEATURES, HEADS, VOICING_HEADS, Encoding, running_median
+from mididuet.daemon.music.expression import (
+    DEFAULT,
+    FEATURES,
+    HEADS,
+    UNKNOWN,
+    VOICING_HEADS,
+    Encoding,
+    running_median,
+)
 from mididuet.daemon.music.midi_reader import TokenRecord
 from mididuet.daemon.music.tokens import is_chord
 
 IGNORE = -1  # a target the loss and the metrics leave out
+EPSILON = 1e-6  # beats: a note released exactly as the next begins has stopped
 
 
 @dataclass
@@ -52,6 +63,7 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
     seconds = [0.0] + [b.onset_s - a.onset_s for a, b in pairwise(kept)]  # as played: the rubato too
     targets = {head: np.full(n, IGNORE, dtype=np.int32) for head in HEADS}
     features = np.zeros((n, len(FEATURES)), dtype=np.int32)
+    lengths: list[int | None] = []
     for i, r in enumerate(kept):
         # The pulse and level before this token: what the daemon knows when deciding it.
         pulse = running_median(iois[1:i], i - 1, encoding.history) if i >= 2 else None
@@ -61,7 +73,10 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
         timing = encoding.timing_class(seconds[i], delay, pulse_s) if seconds[i] > 0 else None
         length = encoding.length_class(r.length, pulse)
         velocity = encoding.velocity_class(r.velocity, level)
-        features[i] = encoding.played(r.token, delay, timing, length, velocity, r.lowest, r.highest, r.notes)
+        previous = encoding.previous_length(lengths[-1], kept[i - 1].onset + kept[i - 1].length <= r.onset + EPSILON
+                                            ) if i else UNKNOWN
+        lengths.append(length)
+        features[i] = encoding.played(r.token, delay, timing, previous, velocity, r.lowest, r.highest, r.notes)
         for head, value in (("delay", delay), ("timing", timing), ("length", length), ("velocity", velocity)):
             if value is not None:
                 targets[head][i] = value

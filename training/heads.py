@@ -29,8 +29,8 @@ HEAD_LOSS_WEIGHT = 0.5  # each head's share of the loss beside the token's 1.0 (
 
 
 def feature_sizes(encoding: Encoding) -> dict[str, int]:
-    """Each input feature's vocabulary: its classes and the unknown index 0."""
-    return {name: encoding.size(name) + 1 for name in FEATURES}
+    """Each input feature's vocabulary: its classes, the unknown index 0 (and held)."""
+    return {name: encoding.feature_size(name) for name in FEATURES}
 
 
 def add_features(x: Any, features: Any, encoding: Encoding, width: int) -> Any:

@@ -94,6 +94,11 @@ def stream(model: ModelRunner, pieces: Sequence[Expression], weight: float,
                         for name, p in (("model", row), ("memory", row_mixed)):
                             head_picked[head][name].append(float(p[value]))
                             head_best[head][name].append(int(np.argmax(p)) == value)
+                    if head == "length":  # the token before's, as the engine learns it when it stops
+                        before = int(piece.targets[head][i - 1]) if i else IGNORE
+                        if before != IGNORE:
+                            head_memory[head].observe(before)
+                        continue
                     known = int(piece.features[i, FEATURES.index(head)])
                     if known > 0:  # as the engine remembers it: the class the token's features hold
                         head_memory[head].observe(known - 1)

@@ -40,8 +40,8 @@ from ..music.midi import SUSTAIN, SWITCH_ON
 from ..music.tokens import MIDDLE_C, is_chord
 from ..music.units import ms_to_ns
 from ..play.ledger import NoteLedger
-from ..play.pulse import NOTE_LENGTH, Pulse, clamp_pulse
-from ..play.rhythm import note_length_ns, onset_after, snap_to_grid
+from ..play.pulse import NOTE_LENGTH, Pulse
+from ..play.rhythm import clamp_unit, note_length_ns, onset_after, snap_to_grid
 from ..play.voicing import velocity_for, voice, voice_chord
 from ..predict.bundle import ModelRunner
 from ..predict.memory import NGramMemory
@@ -260,10 +260,13 @@ class Engine:
     def _player_token(self, played: PlayedToken) -> None:
         token_id = self.window.token_id(played.token)
         if token_id is not None:  # a token the model does not know is dropped, as in training
+            # The lengths of the tokens before first: whether the last had stopped as this began.
+            ended = self.listener.take_ended()
+            self._set_lengths(e for e in ended if e[0] != played.onset_ns)
             self.window.push_played(token_id, played.onset_ns, played.velocity, played.pitches[0],
                                     played.pitches[-1], len(played.pitches))
             self._remember(token_id, self.window.features[-1])
-            self._take_lengths()
+            self._set_lengths(e for e in ended if e[0] == played.onset_ns)
         due = self._next_token_ns
         if due is None or due - self.now_ns > KEEP_DECIDED_NS:
             self._discard_prepared()  # the window changed: decide again from it
@@ -276,14 +279,23 @@ class Engine:
         self.memory.prime(self.memory_weight)
         for name, memory in self.head_memory.items():
             value = int(features[FEATURES.index(name)])
-            if value > 0:
+            if value > 0 and name != "length":  # the length feature is the previous token's
                 memory.observe(value - 1)
                 memory.prime(self.memory_weight)
 
+    def _remember_length(self, length_class: int | None) -> None:
+        memory = self.head_memory.get("length")
+        if memory is not None and length_class is not None:
+            memory.observe(length_class)
+            memory.prime(self.memory_weight)
+
     def _take_lengths(self) -> None:
         """The player's tokens whose notes have stopped: their lengths join the window."""
-        for onset, length in self.listener.take_ended():
-            self.window.set_length(onset, length)
+        self._set_lengths(self.listener.take_ended())
+
+    def _set_lengths(self, ended: Iterable[tuple[int, int]]) -> None:
+        for onset, length in ended:
+            self._remember_length(self.window.set_length(onset, length))
 
     def _control(self, control: int, value: int, t_ns: int) -> None:
         s = self.settings
@@ -368,7 +380,7 @@ class Engine:
         if self.settings.bpm is not None or (self.settings.follow_clock and self.pulse.clock_ns(now)):
             return self.pulse_ns(now)
         pulse = None if self._mode.on_player_grid else window.pulse_ns()
-        return clamp_pulse(int(pulse)) if pulse else self.pulse_ns(now)
+        return clamp_unit(pulse) if pulse else self.pulse_ns(now)
 
     def _expressive_onset(self, window: Window, classes: dict[str, int]) -> int:
         """The next token's onset: its delay after mididuet's own last token (in jam and solo
@@ -408,6 +420,7 @@ class Engine:
         # The notes first, the bookkeeping after: the window is next read when deciding ahead.
         window.push_played(token_id, scheduled, velocity, notes[0], notes[-1], len(notes), length)
         self._remember(token_id, window.features[-1])
+        self._remember_length(decision.classes.get("length") if decision.classes else None)
         self._own_onset = scheduled
         for observer in self.observers:
             observer.played(token, now_ns)

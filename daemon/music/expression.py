@@ -17,7 +17,11 @@ needs to be known.
   real IOI ÷ (delay × the pulse of the real IOIs), on a log grid from 0.8 to 1.25. In the
   corpus that is the tempo map's seconds; live, the daemon's clock.
 - **length**: the token's sounding length ÷ the pulse, the nearest ratio on a log grid up
-  to 16 (a pedalled chord rings for bars).
+  to 16 (a pedalled chord rings for bars). As a *feature* it is read one token late, as
+  it is known live: the window token's feature is the length of the token before it if
+  that one had stopped sounding when this one began, else "held" (legato, or the pedal).
+  A token's own length is still unknown when the next one is decided, so a feature of it
+  would train the model on the future.
 - **velocity**: the loudest note minus the median of the last tokens' loudest notes,
   the nearest offset on a grid finer near 0 (dynamics move in small steps).
 - **voicing**, for chords: the octave of the lowest note, which of the token's pitch
@@ -27,9 +31,10 @@ needs to be known.
 
 The model reads the same eight classes of every window token as its input features
 (a single note's voicing is its own: bass 0, spread 0, nothing doubled), as class + 1,
-with 0 for "unknown" (the primer; a first token with no history; the length of a key
-still held). The classes travel in each bundle's metadata (:meth:`Encoding.as_metadata`),
-so a bundle is read with the grid it was trained on.
+with 0 for "unknown" (the primer; a first token with no history) and, for the length,
+one more value for "held" (:meth:`Encoding.feature_size`). The classes travel in each
+bundle's metadata (:meth:`Encoding.as_metadata`), so a bundle is read with the grid it
+was trained on.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from typing import Any
 from .tokens import token_pitch_classes
 
 HISTORY = 16
+VERSION = 2  # 2: the length feature is the previous token's, known live (1 leaked the future)
 UNKNOWN = 0  # the feature index of an unknown value
 HEADS = ("delay", "timing", "length", "velocity", "octave", "bass", "spread", "doubled")  # what it predicts
 FEATURES = HEADS  # what it reads of each window token
@@ -69,6 +75,22 @@ class Encoding:
     def size(self, head: str) -> int:
         return len(getattr(self, head))
 
+    def feature_size(self, name: str) -> int:
+        """How many values a feature takes: unknown, each class, and for the length, held."""
+        return self.size(name) + (2 if name == "length" else 1)
+
+    @property
+    def held(self) -> int:
+        """The length feature of a token that was still sounding when the next began."""
+        return self.size("length") + 1
+
+    def previous_length(self, previous_length: int | None, ended: bool | None) -> int:
+        """The length feature the next token carries: the previous token's length class once
+        it has stopped (``ended``: it stopped before the next onset), held, or unknown."""
+        if ended is None:
+            return UNKNOWN
+        return feature(previous_length) if ended else self.held
+
     # --- classes of measured values ------------------------------------------------------
     def delay_class(self, ioi: float, pulse: float | None) -> int | None:
         return _nearest_log(ioi / pulse, self.delay) if pulse and ioi > 0 else None
@@ -94,24 +116,26 @@ class Encoding:
         pcs = token_pitch_classes(token)
         return min(pcs.index(lowest % 12) if lowest % 12 in pcs else 0, len(self.bass) - 1)
 
-    def played(self, token: str, delay: int | None, timing: int | None, length: int | None, velocity: int | None,
+    def played(self, token: str, delay: int | None, timing: int | None, length: int, velocity: int | None,
                lowest: int, highest: int, notes: int) -> tuple[int, ...]:
-        """A token's features, in :data:`FEATURES` order, from its classes and pitches."""
+        """A token's features, in :data:`FEATURES` order, from its classes and pitches;
+        ``length`` is already a feature (:meth:`previous_length`)."""
         voicing = (self.octave_class(lowest), self.bass_class(token, lowest), self.spread_class(highest - lowest),
                    self.doubled_class(notes, token))
-        return tuple(feature(c) for c in (delay, timing, length, velocity, *voicing))
+        return (feature(delay), feature(timing), length, *(feature(c) for c in (velocity, *voicing)))
 
     def doubled_class(self, notes: int, token: str) -> int:
         return min(max(notes - len(set(token_pitch_classes(token))), 0), len(self.doubled) - 1)
 
     # --- the bundle's metadata --------------------------------------------------------------
     def as_metadata(self) -> dict[str, Any]:
-        return {"version": 1, "history": self.history, "features": list(FEATURES), "heads": list(self.heads),
+        return {"version": VERSION, "history": self.history, "features": list(FEATURES), "heads": list(self.heads),
                 "classes": {"delay": list(self.delay), "timing": list(self.timing), "length": list(self.length),
                             "velocity": list(self.velocity),
                             "octave": list(self.octave), "bass": list(self.bass), "spread": list(self.spread),
                             "spread_bounds": list(self.spread_bounds), "doubled": list(self.doubled)},
-                "units": {"delay": "pulse", "timing": "the real IOI over its grid value", "length": "pulse",
+                "units": {"delay": "pulse", "timing": "the real IOI over its grid value",
+                          "length": "pulse (as a feature: the previous token's, or held)",
                           "velocity": "offset from the running level",
                           "octave": "octave of the lowest note", "bass": "index in normal order",
                           "spread": "semitones, lowest to highest", "doubled": "notes beyond the pitch classes"}}
@@ -119,8 +143,8 @@ class Encoding:
     @classmethod
     def from_metadata(cls, meta: dict[str, Any]) -> Encoding:
         """The encoding a bundle declares. Raises ``ValueError`` naming what is wrong."""
-        if meta.get("version") != 1:
-            raise ValueError(f"expression encoding version {meta.get('version')!r}, this mididuet reads 1")
+        if meta.get("version") != VERSION:
+            raise ValueError(f"expression encoding version {meta.get('version')!r}, this mididuet reads {VERSION}")
         if list(meta.get("features", ())) != list(FEATURES):
             raise ValueError(f"features must be {list(FEATURES)}, got {meta.get('features')!r}")
         heads = tuple(meta.get("heads", ()))

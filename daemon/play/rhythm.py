@@ -10,12 +10,21 @@ mididuet stays on the beat it shares with the player.
 
 from __future__ import annotations
 
-from ..music.units import NS_PER_MS, NS_PER_S
+from ..music.units import NS_PER_MS, NS_PER_S, bpm_to_ns
+from .pulse import MIN_BPM
 
 MAX_NOTE_NS = 6 * NS_PER_S  # a pedalled chord may ring for bars, but not for ever
 MIN_NOTE_NS = 30 * NS_PER_MS  # shorter and a synth barely sounds it
 MIN_AHEAD_NS = NS_PER_MS  # the soonest an onset decided now may be
 GRID_DIVISIONS = (4, 3)  # the reader's grid: sixteenths and triplets of the pulse
+# The unit is the tokens' own running median IOI, not a beat: Chopin's passagework runs it
+# far below the pulse rhythm's 300 BPM floor (most of the corpus does), so it has its own.
+MIN_UNIT_NS = 50 * NS_PER_MS
+
+
+def clamp_unit(pulse_ns: float) -> int:
+    """The window's pulse, as the unit of delays and lengths: within MIN_UNIT_NS and the slowest pulse."""
+    return int(min(max(pulse_ns, MIN_UNIT_NS), bpm_to_ns(MIN_BPM)))
 
 
 def note_length_ns(ratio: float, pulse_ns: float) -> int:

@@ -1,7 +1,7 @@
 """The session memory: what this session played, counted online and mixed into each prediction.
 
-Music repeats its own motifs, and a partner that picks up the player's answers as a
-musician would. The memory counts the n-grams (orders 1…:data:`ORDER`) of every token this
+Music repeats its own motifs, and a partner that picks up the player's motifs answers as
+a musician would. The memory counts the n-grams (orders 1…:data:`ORDER`) of every token this
 session has heard or played — the player's and mididuet's own — and of each expressive
 attribute's classes, and predicts the next one Witten–Bell interpolated down to a uniform
 distribution. The daemon mixes it with the model, for the token and for each head:

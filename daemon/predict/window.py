@@ -14,8 +14,10 @@ pitches, the player's and mididuet's own alike: the window keeps the *pulse* (th
 of the last IOIs) and the *level* (the median of the last velocities) they give, and,
 for an expressive bundle, each token's feature classes as the trainer derived them
 (:mod:`..music.expression`: delay and velocity against the pulse and level before it,
-voicing from its pitches; its length once its notes have stopped sounding,
-:meth:`Window.set_length`). Primer tokens have unknown features.
+voicing from its pitches, and the length of the token before it if that one had stopped
+sounding, :meth:`Window.set_length`). A token's features never change once it is pushed:
+what the model reads is what was known then, as in training. Primer tokens have unknown
+features.
 
 The ids and features live in preallocated int32 arrays, shifted in place on each push.
 """
@@ -27,10 +29,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..music.expression import FEATURES, HISTORY, UNKNOWN, Encoding, feature, running_median
+from ..music.expression import FEATURES, HISTORY, UNKNOWN, Encoding, running_median
 from .bundle import WINDOW
 
-LENGTH = FEATURES.index("length")
 NO_ONSET = -1
 
 
@@ -57,6 +58,7 @@ class Window:
         self._iois: deque[int] = deque(maxlen=history)
         self._velocities: deque[int] = deque(maxlen=history)
         self._last_onset: int | None = None
+        self._last_length: int | None = None  # of the last token, once known
         # Per position: its onset (to find it again for set_length) and the pulse before it.
         self._onsets = np.full(size, NO_ONSET, dtype=np.int64)
         self._pulses = np.zeros(size, dtype=np.float64)
@@ -82,9 +84,10 @@ class Window:
 
     def push_played(self, token_id: int, onset_ns: int, velocity: int, lowest: int, highest: int, notes: int,
                     length_ns: int | None = None) -> None:
-        """Append a token as played: its onset, loudest velocity, pitches and, when known,
-        how long it sounded. The pulse and level move on."""
+        """Append a token as played: its onset, loudest velocity, pitches and, when known
+        already (mididuet's own), how long it sounds. The pulse and level move on."""
         pulse, level = self.pulse_ns(), self.level()
+        previous = self._previous_length(onset_ns)
         self.push_id(token_id)
         ioi = None if self._last_onset is None else onset_ns - self._last_onset
         self._onsets[-1], self._pulses[-1] = onset_ns, pulse or 0.0
@@ -93,23 +96,34 @@ class Window:
             token = self.vocabulary[token_id]
             delay = encoding.delay_class(ioi, pulse) if ioi is not None else None
             timing = encoding.timing_class(ioi, delay, pulse) if ioi is not None else None
-            length = encoding.length_class(length_ns, pulse) if length_ns is not None else None
-            self.features[-1] = encoding.played(token, delay, timing, length, encoding.velocity_class(velocity, level),
-                                                lowest, highest, notes)
+            self.features[-1] = encoding.played(token, delay, timing, previous,
+                                                encoding.velocity_class(velocity, level), lowest, highest, notes)
         if ioi is not None and ioi > 0:
             self._iois.append(ioi)
         self._velocities.append(velocity)
-        self._last_onset = onset_ns
+        self._last_onset, self._last_length = onset_ns, length_ns
 
-    def set_length(self, onset_ns: int, length_ns: int) -> None:
-        """The token played at ``onset_ns`` has stopped sounding after ``length_ns``."""
+    def _previous_length(self, onset_ns: int) -> int:
+        """The length feature a token starting at ``onset_ns`` carries: the last token's."""
+        encoding = self.encoding
+        if encoding is None or self._last_onset is None:
+            return UNKNOWN
+        length = self._last_length
+        ended = length is not None and self._last_onset + length <= onset_ns
+        pulse = float(self._pulses[-1]) or None
+        return encoding.previous_length(encoding.length_class(length, pulse) if ended else None, ended)
+
+    def set_length(self, onset_ns: int, length_ns: int) -> int | None:
+        """The token played at ``onset_ns`` has stopped sounding after ``length_ns``: the
+        next token will carry it (a token already after it has it as held). Returns its
+        length class, or None when unknown."""
+        if onset_ns == self._last_onset:
+            self._last_length = length_ns
         if self.encoding is None:
-            return
+            return None
         hits = np.flatnonzero(self._onsets == onset_ns)
-        if len(hits):
-            position = int(hits[-1])
-            pulse = float(self._pulses[position]) or None
-            self.features[position, LENGTH] = feature(self.encoding.length_class(length_ns, pulse))
+        pulse = float(self._pulses[int(hits[-1])]) if len(hits) else 0.0
+        return self.encoding.length_class(length_ns, pulse or None)
 
     def pulse_ns(self) -> float | None:
         """The median of the last IOIs in the window, or None before two onsets."""
@@ -139,7 +153,7 @@ class Window:
         other.ids, other.features = self.ids.copy(), self.features.copy()
         other._iois, other._velocities = deque(self._iois, self._iois.maxlen), deque(self._velocities,
                                                                                      self._velocities.maxlen)
-        other._last_onset = self._last_onset
+        other._last_onset, other._last_length = self._last_onset, self._last_length
         other._onsets, other._pulses = self._onsets.copy(), self._pulses.copy()
         return other
 

@@ -64,7 +64,7 @@ def make_bundle(
     if expressive:
         inputs.append(helper.make_tensor_value_info("features", TensorProto.INT32, ["batch", window, len(FEATURES)]))
         for k, name in enumerate(FEATURES):
-            table = rng.normal(size=(encoding.size(name) + 1, dim)).astype(np.float32)
+            table = rng.normal(size=(encoding.feature_size(name), dim)).astype(np.float32)
             initializers += [numpy_helper.from_array(table, f"feature_{name}"),
                              numpy_helper.from_array(np.array(k, dtype=np.int64), f"index_{name}")]
             nodes += [helper.make_node("Gather", ["features", f"index_{name}"], [f"classes_{name}"], axis=2),

@@ -183,6 +183,14 @@ class Player:
         for note in notes:
             self.send(mido.Message("note_off", note=note, velocity=0))
 
+    def perform(self, events: list[tuple[int, mido.Message]]) -> None:
+        """Send ``(ns, message)`` events at their times from now, as a pianist plays them:
+        any rhythm, overlapping notes, the pedal (blocks until the last one is sent)."""
+        start = time.monotonic_ns()
+        for at, msg in events:
+            time.sleep(max(start + at - time.monotonic_ns(), 0) / 1e9)
+            self.send(msg)
+
     def close(self) -> None:
         self.port.close()
 
@@ -298,6 +306,20 @@ def onset_groups(events: list[tuple[int, mido.Message]], tolerance_ns: int = 20_
         else:
             groups.append([(t, msg)])
     return groups
+
+
+def sounded(events: list[tuple[int, mido.Message]]) -> list[tuple[int, int, int]]:
+    """Each note that sounded and ended: (note-on ns, length ns, velocity), by onset."""
+    started: dict[tuple[int, int], tuple[int, int]] = {}
+    notes: list[tuple[int, int, int]] = []
+    for t, msg in events:
+        key = (getattr(msg, "channel", 0), getattr(msg, "note", 0))
+        if msg.type == "note_on" and msg.velocity > 0:
+            started[key] = (t, msg.velocity)
+        elif msg.type in ("note_on", "note_off") and key in started:
+            on, velocity = started.pop(key)
+            notes.append((on, t - on, velocity))
+    return sorted(notes)
 
 
 def hanging(events: list[tuple[int, mido.Message]]) -> set[tuple[int, int]]:

@@ -8,22 +8,6 @@ import pytest
 
 from mididuet.daemon.predict import bundle
 from mididuet.training.cli import main
-from tests.helpers.midi_files import scale_piece
-
-CHOPIN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "piano-midi" / "midis" / "Chopin"
-
-
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory) -> Path:
-    """Four real Chopin pieces (linked, never copied into the repository) and a written one."""
-    root = tmp_path_factory.mktemp("corpus")
-    chopin = sorted(CHOPIN.glob("*.mid"))[:4]
-    if len(chopin) < 4:
-        pytest.fail(f"the Chopin corpus is missing at {CHOPIN}; tests need ../shared/data")
-    for path in chopin:
-        (root / path.name).symlink_to(path.resolve())
-    scale_piece(root / "written.mid")
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -161,19 +161,29 @@ def test_every_mode_releases_every_note(expressive: ModelRunner, mode: str) -> N
     assert not hanging(out)
 
 
-def test_the_players_lengths_reach_the_window(expressive: ModelRunner) -> None:
-    """A released token's length feature is set (once a pulse is known: from the third
-    token on, as in training); a key still held leaves it unknown until it is released."""
+def test_each_token_carries_the_length_of_the_one_before_as_known_when_it_began(expressive: ModelRunner) -> None:
+    """The length feature is the previous token's if it had stopped sounding as this one
+    began (once a pulse is known for it: from the third token on, as in training), else
+    held; and no feature changes once its token is in the window (the model must not read
+    later what was unknown when the next token was decided)."""
     engine = Engine(expressive, EngineSettings(), lambda m: None, 0)
-    length = list(engine.encoding.heads).index("length")  # type: ignore[union-attr]
-    for t, msg in phrase([(0, 60), (500, 62), (1000, 64), (1500, 65), (2000, 67)], duration_ms=250):
+    encoding = engine.encoding
+    assert encoding is not None
+    length = list(encoding.heads).index("length")
+    calls = phrase([(0, 60), (500, 62), (1000, 64), (2000, 67)], duration_ms=250)
+    calls += phrase([(1500, 65)], duration_ms=600)  # still down when 67 begins: legato
+    for t, msg in sorted(calls, key=lambda e: e[0]):
         engine.feed(msg, t)
         engine.tick(t)
     engine.feed(mido.Message("note_on", note=69, velocity=90), 2500 * MS)
     engine.tick(2600 * MS)
-    features = engine.window.features
-    assert (features[-6:-4, length] == 0).all(), "no pulse yet for the first two"
-    assert (features[-4:-1, length] > 0).all(), "the released notes have a length"
-    assert features[-1, length] == 0, "the held key's length is not known yet"
+    features = engine.window.features.copy()
+    assert list(features[-6:, length]) == [
+        0, 0, 0,  # no previous token, then no pulse yet for the first two
+        1 + encoding.length_class(250 * MS, 500 * MS),  # 64's quarter-pulse, carried by 65
+        encoding.held,  # 65 still sounding as 67 began
+        1 + encoding.length_class(250 * MS, 500 * MS),  # 67's, stopped before 69
+    ]
     engine.feed(mido.Message("note_off", note=69), 3500 * MS)
-    assert features[-1, length] > 0
+    engine.tick(3500 * MS)
+    assert np.array_equal(engine.window.features, features), "a released key changes nothing already read"

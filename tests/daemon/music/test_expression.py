@@ -92,10 +92,19 @@ def test_a_chords_voicing_comes_back_from_its_classes() -> None:
 
 
 def test_features_are_class_plus_one_and_zero_unknown() -> None:
-    played = DEFAULT.played("0.4.7", None, None, 3, 6, 48, 67, 3)
+    previous = DEFAULT.previous_length(3, ended=True)
+    played = DEFAULT.played("0.4.7", None, None, previous, 6, 48, 67, 3)
     assert len(played) == len(FEATURES)
     assert played[:4] == (0, 0, feature(3), feature(6))
-    assert DEFAULT.played("C4", 5, 3, None, None, 60, 60, 1)[4:] == (feature(DEFAULT.octave_class(60)), 1, 1, 1)
+    unknown = DEFAULT.previous_length(None, ended=None)
+    assert DEFAULT.played("C4", 5, 3, unknown, None, 60, 60, 1)[2:] == (0, 0, feature(DEFAULT.octave_class(60)), 1, 1, 1)
+
+
+def test_the_length_feature_says_held_when_the_token_before_still_sounded() -> None:
+    assert DEFAULT.previous_length(3, ended=False) == DEFAULT.held == DEFAULT.size("length") + 1
+    assert DEFAULT.previous_length(None, ended=True) == 0  # stopped, but no pulse to measure it by
+    assert DEFAULT.feature_size("length") == DEFAULT.held + 1
+    assert DEFAULT.feature_size("velocity") == DEFAULT.size("velocity") + 1
     assert DEFAULT.timing[DEFAULT.timing_class(1.1, DEFAULT.delay.index(1.0), 1.0)] == 1.07
     assert DEFAULT.timing_class(1.0, None, 1.0) is None
 

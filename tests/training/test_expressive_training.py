@@ -1,0 +1,102 @@
+"""Small real expressive training runs: both archs gain the heads, tf2onnx exports them and
+each is checked against Keras; evaluate and answers read the bundle back as they would the
+shipped one (the JSON modes, the memory, a corpus treated as unseen)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mididuet.daemon.music.expression import HEADS
+from mididuet.daemon.predict import bundle
+from mididuet.training.cli import main
+from tests.training.conftest import MIDIS, linked
+
+
+@pytest.fixture(scope="module", params=["seed", "wavenet"])
+def expressive(request: pytest.FixtureRequest, small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("expressive") / f"{request.param}.onnx"
+    code = main(["--data", str(small_corpus), "--out", str(out), "--epochs", "1", "--min-count", "3",
+                 "--val-fraction", "0.4", "--arch", request.param, "--expressive",
+                 "--card", str(out.with_suffix(".md"))])
+    assert code == 0
+    return out
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
+    capsys.readouterr()
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_both_archs_export_every_head_checked_against_keras(expressive: Path) -> None:
+    runner = bundle.load_bundle(expressive)
+    assert runner.info.format_version == 2 and runner.expressive
+    assert runner.info.expression is not None and runner.info.expression.heads == HEADS
+    check = runner.info.training["export_check"]
+    for head in HEADS:
+        assert check[f"max_abs_diff_{head}"] <= 1e-4, head
+    card = expressive.with_suffix(".md").read_text()
+    for head in HEADS:
+        assert f"| {head} |" in card, f"the card's heads table lacks {head}"
+
+
+def test_a_prediction_gives_each_head_a_row_per_token(expressive: Path) -> None:
+    runner = bundle.load_bundle(expressive)
+    encoding = runner.info.expression
+    assert encoding is not None
+    window = np.arange(runner.info.window, dtype=np.int32) % len(runner.vocabulary)
+    prediction = runner.predict(window, None)
+    assert prediction.probs.shape == (len(runner.vocabulary),)
+    for head in HEADS:
+        rows = prediction.heads[head]
+        assert rows.shape == (len(runner.vocabulary), encoding.size(head))
+        assert np.allclose(rows.sum(axis=1), 1, atol=1e-4)
+
+
+def test_evaluate_reproduces_the_heads_recorded_at_training(expressive: Path, small_corpus: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    report = _json(capsys, ["evaluate", "--model", str(expressive), "--data", str(small_corpus), "--json"])
+    recorded = bundle.load_bundle(expressive).info.training["head_metrics"]
+    for head in HEADS:
+        assert report["windowed_heads"][head]["nll"] == pytest.approx(recorded[head]["nll"], abs=2e-3), head
+        assert report["windowed_heads"][head]["ratio"] > 0
+
+
+def test_evaluate_json_streams_with_and_without_the_memory(expressive: Path, small_corpus: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    report = _json(capsys, ["evaluate", "--model", str(expressive), "--data", str(small_corpus),
+                            "--memory", "0.5", "--json"])
+    assert report["memory_weight"] == 0.5 and report["pieces"] == 2 and report["predictions"] > 100
+    alone, remembered, *baselines = report["streamed"]["tokens"]
+    assert (alone["name"], remembered["name"]) == ("model", "model + memory (weight 0.5)")
+    assert [row["name"] for row in baselines][:3] == ["unigram", "2-gram", "3-gram"]
+    assert remembered["targets"] == alone["targets"] == report["predictions"]
+    # Music repeats itself: the memory of the piece so far lowers the held-out NLL.
+    assert remembered["nll"] < alone["nll"]
+    for head in HEADS:
+        assert [row["name"] for row in report["streamed"][head]] == ["model", "model + memory"]
+
+
+def test_unseen_scores_every_file_of_another_corpus(expressive: Path, small_corpus: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    others = linked(tmp_path / "schumann", sorted((MIDIS / "Schumann").glob("*.mid"))[:2])
+    report = _json(capsys, ["evaluate", "--model", str(expressive), "--unseen", "--data", str(others),
+                            "--train-data", str(small_corpus), "--json"])
+    assert report["mode"].startswith("unseen") and report["pieces"] == 2
+    assert report["windowed"] == {}  # no split to rebuild: only the streamed figures
+    assert report["predictions"] > 100
+
+
+def test_answers_compare_chopin_the_pulse_and_the_heads(expressive: Path, small_corpus: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    result = _json(capsys, ["answers", "--model", str(expressive), "--data", str(small_corpus), "--json"])
+    assert result["phrases"] > 0 and result["expressive_bundle"] is True
+    for column in ("chopin", "pulse", "expressive"):
+        assert {"npvi", "velocity_sd", "articulation", "notes_per_onset", "two_sample_accuracy",
+                "ioi_ratio_js", "trigram_reuse"} <= set(result[column])
+    assert result["pulse"]["velocity_sd"] < 1, "the pulse rhythm plays one velocity"
+    assert result["expressive"]["velocity_sd"] > result["pulse"]["velocity_sd"]
