@@ -114,10 +114,17 @@ class Engine:
             self.stop(release=True)
         else:
             self._mode.unmuted()
+        self._changed("mute", self._mute)
 
     @property
     def temperature(self) -> float:
         return self.sampler.temperature
+
+    def set_temperature(self, value: float) -> None:
+        """The sampler's temperature from the next token on (the one decided ahead is dropped)."""
+        self._discard_prepared()
+        self.sampler.temperature = value
+        self._changed("temperature", value)
 
     @property
     def decided(self) -> bool:
@@ -131,6 +138,7 @@ class Engine:
         self.release_all()
         self._mode = MODES[mode](self)
         self._reset_mode()
+        self._changed("mode", mode)
 
     def release_all(self) -> None:
         """End every open note (then CC 123 per channel used) and the answer under way.
@@ -229,8 +237,7 @@ class Engine:
         if control == SUSTAIN:
             self.listener.pedal(value, t_ns)
         elif control == s.cc_temperature:
-            self._discard_prepared()  # the new temperature applies from the next token on
-            self.sampler.temperature = temperature_for_cc(value)
+            self.set_temperature(temperature_for_cc(value))
         elif control == s.cc_mode:
             mode = mode_for_cc(value)
             if mode != self.mode:
@@ -270,6 +277,8 @@ class Engine:
         self._rng_before = self.sampler.rng.bit_generator.state
         self._prepared = self.sampler.sample(self.model.query(window.ids), window.ids)
         self._prepare_ns = stats.clock() - started if stats is not None else 0
+        for observer in self.observers:
+            observer.decided(self._vocabulary[self._prepared], self._next_token_ns, self.now_ns)
 
     def _play_token(self, scheduled: int, now_ns: int, pulse: int) -> None:
         stats = self.stats
@@ -309,6 +318,10 @@ class Engine:
                      *self._mode.deadlines()]
         present = [d for d in deadlines if d is not None]
         return min(present) if present else None
+
+    def _changed(self, what: str, value: object) -> None:
+        for observer in self.observers:
+            observer.changed(what, value, self.now_ns)
 
     def _send(self, msg: mido.Message) -> None:
         self._send_port(msg)
