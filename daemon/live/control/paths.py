@@ -34,6 +34,8 @@ SOCKET_NAME = "control.sock"
 DIR_NAME = "mididuet"
 OFF = "off"  # --control off: no socket
 DIR_MODE = 0o700
+LOGIND_ROOT = Path("/run/user")  # where logind makes each user's runtime directory
+TMP = Path("/tmp")
 
 
 class ControlPathError(MididuetError):
@@ -46,19 +48,19 @@ def runtime_base(environ: Mapping[str, str] | None = None, uid: int | None = Non
     uid = os.getuid() if uid is None else uid
     if env.get("XDG_RUNTIME_DIR"):
         return Path(env["XDG_RUNTIME_DIR"])
-    logind = Path(f"/run/user/{uid}")
+    logind = LOGIND_ROOT / str(uid)
     with contextlib.suppress(OSError):
         info = logind.lstat()
         if stat.S_ISDIR(info.st_mode) and info.st_uid == uid and not info.st_mode & 0o077:
             return logind
-    return Path("/tmp")
+    return TMP
 
 
 def runtime_dir(environ: Mapping[str, str] | None = None, uid: int | None = None) -> Path:
     """mididuet's runtime directory: ``BASE/mididuet``, or ``/tmp/mididuet-UID`` in /tmp."""
     uid = os.getuid() if uid is None else uid
     base = runtime_base(environ, uid)
-    return base / (f"{DIR_NAME}-{uid}" if base == Path("/tmp") else DIR_NAME)
+    return base / (f"{DIR_NAME}-{uid}" if base == TMP else DIR_NAME)
 
 
 def socket_name(value: str) -> None:
@@ -145,7 +147,7 @@ class Claim:
         try:
             claim.remove_stale()
         except ControlPathError:
-            claim.release()
+            claim.release(unlink=False)  # what is there is not ours
             raise
         return claim
 
