@@ -220,10 +220,9 @@ class WatchApp(App[int]):
         s = self.status
         figures = s.get("recent") or s
         d, lat, counts = figures["decision_ms"], figures["lateness_ms"], s["counts"]
-        when = f"last {figures['seconds']:g} s" if "seconds" in figures else "since start"
-        return (f"decision p50 {d['p50']:.2f} p99 {d['p99']:.2f} ms  lateness p50 {lat['p50']:.2f} "
-                f"p99 {lat['p99']:.2f} ms ({when})  notes in {counts['notes_in']} out {counts['notes_out']}"
-                f"  dropped {counts['dropped']}")
+        when = f"{figures['seconds']:g} s" if "seconds" in figures else "all"
+        return (f"notes in {counts['notes_in']} out {counts['notes_out']}  decision {d['p50']:.2f}/{d['p99']:.2f} ms"
+                f"  late {lat['p50']:.2f}/{lat['p99']:.2f} ms (p50/p99, {when})  dropped {counts['dropped']}")
 
     # --- keys ---------------------------------------------------------------------------------
     def _send(self, cmd: str, **fields: Any) -> None:

@@ -20,7 +20,7 @@ from ..music.tokens import note_name
 from ..music.units import NS_PER_MS, NS_PER_S
 
 KEEP_S = 60.0
-COLUMN_MS = 50
+COLUMN_MS = 100
 LABEL = 4  # columns of pitch names at the left
 PLAYER, MIDIDUET = "in", "out"
 # Hue and saturation of each side; velocity sets the lightness (a soft note is dark).

@@ -183,6 +183,7 @@ class DaemonProcess:
     def __init__(self, args: list[str], env: dict[str, str], command: str = "run") -> None:
         self.args = [sys.executable, "-m", "mididuet.daemon", command, *args]
         self.lines: list[str] = []
+        self.control: Path | None = None  # its control socket, when the test knows it
         self.process = subprocess.Popen(self.args, env={**os.environ, **env}, cwd=REPO,
                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
