@@ -221,6 +221,8 @@ class Runner:
             # pid 0 is the calling thread on Linux: only the loop gets the priority.
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
             log.info("loop runs with SCHED_FIFO priority %d", priority)
+            if self.control is not None:
+                self.control.set_realtime()
         except (PermissionError, OSError) as err:
             log.info("no real-time priority (%s): notes may be late on a busy machine; "
                      "see README 'Troubleshooting' (rtprio limits)", err)

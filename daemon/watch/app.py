@@ -25,10 +25,10 @@ from textual.widgets import Footer, Static
 from ..errors import MididuetError
 from ..music.units import NS_PER_MS
 from .client import ControlClient
-from .roll import MIDIDUET, PLAYER, Roll, colour, render_roll
+from .roll import COLUMN_MS, MIDIDUET, PLAYER, Roll, colour, render_roll
 from .status import duration, port_text
 
-REFRESH_HZ = 20
+REFRESH_HZ = 15
 RECONNECT_S = 1.0
 WARNINGS = 4  # the last warnings shown
 MODES = ("duet", "jam", "solo")
@@ -87,6 +87,7 @@ class WatchApp(App[int]):
         self.messages = 0  # messages taken from the socket
         self.ticks = 0  # view updates
         self._stopping = threading.Event()
+        self._column = 0
         self.controls: dict[str, dict[str, Any]] = {}  # the daemon's description of each control
 
     # --- layout ----------------------------------------------------------------------------
@@ -143,6 +144,7 @@ class WatchApp(App[int]):
     # --- what arrived -------------------------------------------------------------------------
     def update_view(self) -> None:
         now = time.monotonic_ns()
+        notes = self.roll.changes
         while self.inbox:
             self.take(self.inbox.popleft())
         self.roll.trim(now)
@@ -151,7 +153,10 @@ class WatchApp(App[int]):
         self.query_one("#ports", Static).update(self.ports_text())
         self.query_one("#stats", Static).update(self.stats_text())
         self.query_one("#warnings", Static).update("\n".join(self.warnings))
-        self.piano.refresh()
+        column = now // (COLUMN_MS * NS_PER_MS)
+        if self.roll.changes != notes or column != self._column:  # the roll moves one column at a time
+            self._column = column
+            self.piano.refresh()
 
     def take(self, message: dict[str, Any]) -> None:
         self.messages += 1

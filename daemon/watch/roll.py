@@ -63,8 +63,11 @@ class Roll:
         self._open: dict[tuple[str, int, int], Span] = {}
         self.keep_ns = int(keep_s * NS_PER_S)
         self.low = 48  # the lowest pitch drawn (moved by render_roll)
+        self.changes = 0  # note events taken: the roll needs drawing again
+
 
     def note(self, event: dict) -> None:
+        self.changes += 1
         key = (event["side"], event["channel"], event["note"])
         sounding = self._open.pop(key, None)
         if sounding is not None:

@@ -3,8 +3,11 @@
 One thread, a ``selectors`` loop over the listening socket, the clients and a wake-up
 pipe, all non-blocking. It never runs on the playing loop: the loop only appends to the
 hub's deques (:mod:`.hub`) and, for a reply, writes a byte to the pipe. The thread is
-started before the loop takes its real-time priority, so it runs at normal priority.
+started before the loop takes its real-time priority, so it does not inherit the loop's.
 
+- Once the loop has real-time priority, this thread gets the lowest real-time priority
+  (:meth:`ControlServer.set_realtime`): it shares the GIL with the loop, and a thread
+  holding the GIL must not wait behind ordinary processes while the loop waits for it.
 - A connection from another uid (``SO_PEERCRED``) is refused with one error line and
   closed; so is one beyond :data:`MAX_CLIENTS`.
 - Each client has an output buffer of at most :data:`CLIENT_BUFFER` bytes beyond what the
@@ -52,7 +55,7 @@ from .protocol import (
 log = logging.getLogger("mididuet.control")
 
 MAX_CLIENTS = 8
-CLIENT_BUFFER = 256 * 1024  # ~1.5 s of every event of a 2,000 message/s flood
+CLIENT_BUFFER = 64 * 1024  # beyond the kernel's ~200 KiB: ~4 s of a 2,000 message/s flood's events in all
 FLUSH_S = 0.02  # events reach a watcher within this (and 50 updates a second at most)
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _ALL = frozenset(EVENTS)
@@ -106,6 +109,14 @@ class ControlServer:
     def start(self) -> None:
         logging.getLogger("mididuet").addHandler(self._relay)
         self._thread.start()
+
+    def set_realtime(self, priority: int = 1) -> None:
+        """SCHED_FIFO at ``priority`` for the socket's thread (below the loop's); without
+        permission it stays as it is."""
+        try:
+            os.sched_setscheduler(self._thread.native_id or 0, os.SCHED_FIFO, os.sched_param(priority))
+        except (AttributeError, OSError) as err:
+            log.debug("control socket's thread keeps its priority: %s", err)
 
     def wake(self) -> None:
         """Make the thread look at the hub now (a reply waits). Never blocks."""
