@@ -355,7 +355,10 @@ class Runner:
         self.chores.start(monotonic_ns())
         self.engine.begin(monotonic_ns())
         deadline = self.engine.tick(monotonic_ns())
+        hub = self.control.hub if self.control is not None else None
         while self.stop_signal is None and not self.server_gone:
+            if hub is not None:
+                hub.deadline_ns = deadline  # the socket's thread keeps off the GIL just before it
             now = monotonic_ns()
             if deadline is not None and deadline - now <= GUARD_NS:
                 # Something is due within the guard: it goes out before anything more is fed.

@@ -68,6 +68,7 @@ class ControlHub(Observer):
         self.requests: deque[tuple[int, Request]] = deque()  # (client id, request), to the loop
         self.replies: deque[tuple[int, dict[str, Any]]] = deque()  # (client id, reply), to the clients
         self.active = False  # some client is subscribed (written by the socket's thread)
+        self.deadline_ns: int | None = None  # the loop's next deadline (written by the loop)
         self.wake_loop = wake_loop
         self.wake_io: Callable[[], None] = lambda: None  # set by the server
         self._seq = itertools.count(1)  # next() is atomic: the warning relay counts from any thread

@@ -5,6 +5,7 @@ pipe, all non-blocking. It never runs on the playing loop: the loop only appends
 hub's deques (:mod:`.hub`) and, for a reply, writes a byte to the pipe. The thread is
 started before the loop takes its real-time priority, so it does not inherit the loop's.
 
+- It stays off the GIL in the last :data:`QUIET_NS` before the loop's next deadline.
 - Once the loop has real-time priority, this thread gets the lowest real-time priority
   (:meth:`ControlServer.set_realtime`): it shares the GIL with the loop, and a thread
   holding the GIL must not wait behind ordinary processes while the loop waits for it.
@@ -57,6 +58,10 @@ log = logging.getLogger("mididuet.control")
 MAX_CLIENTS = 8
 CLIENT_BUFFER = 64 * 1024  # beyond the kernel's ~200 KiB: ~4 s of a 2,000 message/s flood's events in all
 FLUSH_S = 0.02  # events reach a watcher within this (and 50 updates a second at most)
+# The thread waits out the loop's last QUIET_NS before a deadline and QUIET_AFTER_NS after
+# it, so the loop never waits for the GIL while it sends a note.
+QUIET_NS = 3_000_000
+QUIET_AFTER_NS = 500_000
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _ALL = frozenset(EVENTS)
 
@@ -145,7 +150,9 @@ class ControlServer:
         try:
             while not self._stop:
                 busy = self.hub.active or any(client.out for client in self.clients.values())
-                for key, mask in self._selector.select(FLUSH_S if busy else None):
+                ready = self._selector.select(FLUSH_S if busy else None)
+                self._keep_clear()
+                for key, mask in ready:
                     if key.fileobj is self._listener:
                         self._accept()
                     elif key.fileobj == self._wake_r:
@@ -160,6 +167,14 @@ class ControlServer:
                 self._flush()
         except Exception:  # the music goes on without the socket
             log.exception("the control socket's thread failed; mididuet plays on without it")
+
+    def _keep_clear(self) -> None:
+        """Sleep (GIL released) through the loop's last stretch before its next deadline."""
+        deadline = self.hub.deadline_ns
+        if deadline is not None:
+            ahead = deadline - time.monotonic_ns()
+            if 0 < ahead <= QUIET_NS:
+                time.sleep((ahead + QUIET_AFTER_NS) / 1e9)
 
     def _accept(self) -> None:
         try:
