@@ -32,6 +32,7 @@ REFRESH_HZ = 15
 RECONNECT_S = 1.0
 WARNINGS = 4  # the last warnings shown
 MODES = ("duet", "jam", "solo")
+SHOWN = ("mode", "temperature", "mute")
 PULSE_SOURCES = {"bpm": "fixed", "clock": "from MIDI clock", "player": "from your playing",
                  "default": "(default, until you play)"}
 
@@ -208,7 +209,10 @@ class WatchApp(App[int]):
             if due is None or due >= now:
                 when = "" if due is None else f" in {(due - now) / NS_PER_MS:.0f} ms"
                 upcoming = f"  next [b]{token}[/b]{when}"
-        return (f"mode [reverse b] {c['mode']} [/]  temperature [b]{c['temperature']:.2f}[/b]  {mute}  "
+        # Controls beyond these three (new ones come from the daemon's table) are shown as they are.
+        more = "".join(f"  {name.replace('_', ' ')} [b]{value:.2f}[/b]" for name, value in c.items()
+                       if name not in SHOWN and isinstance(value, int | float) and not isinstance(value, bool))
+        return (f"mode [reverse b] {c['mode']} [/]  temperature [b]{c['temperature']:.2f}[/b]{more}  {mute}  "
                 f"pulse [b]{pulse['bpm']:g}[/b] BPM {PULSE_SOURCES.get(pulse['source'], pulse['source'])}"
                 f"{upcoming}")
 

@@ -61,12 +61,14 @@ class Control:
         return out
 
 
-def from_setting(name: str, set_value: Callable[[Engine, Any], None], step: float | None = None) -> Control:
+def from_setting(name: str, set_value: Callable[[Engine, Any], None], step: float | None = None,
+                 get: Callable[[Engine], Any] | None = None) -> Control:
     """A control over the engine setting ``name``: its help, choices and range as declared;
-    its current value is the engine's attribute of that name."""
+    its current value is ``get(engine)``, by default the engine's attribute of that name."""
     found = {d.name: d.setting for d in declared(EngineSettings)}[name]
     bounds = getattr(found.check, "bounds", None)
-    return Control(name, found.help, lambda engine: getattr(engine, name), set_value, found.choices, bounds, step)
+    return Control(name, found.help, get or (lambda engine: getattr(engine, name)), set_value, found.choices, bounds,
+                   step)
 
 
 def _set_mode(engine: Engine, mode: str) -> None:

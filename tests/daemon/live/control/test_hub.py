@@ -66,7 +66,7 @@ def test_the_ccs_and_the_socket_report_the_same_changes(build) -> None:
     controls.CONTROLS["mute"].set(engine, False)
     assert (engine.mode, engine.temperature, engine.mute) == ("jam", 1.5, False)
     assert [e[2:] for e in kinds(hub, "changed")] == [("mode", "jam"), ("temperature", 1.5), ("mute", False)]
-    assert controls.values(engine) == {"mode": "jam", "temperature": 1.5, "mute": False}
+    assert controls.values(engine).items() >= {"mode": "jam", "temperature": 1.5, "mute": False}.items()
 
 
 def test_with_nobody_subscribed_nothing_is_queued(build) -> None:

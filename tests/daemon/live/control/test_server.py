@@ -93,7 +93,7 @@ def test_good_requests_go_to_the_loop_checked(served: ControlServer) -> None:
     (_, request), = served.hub.requests
     assert woken.is_set() and request.cmd == "set" and request.fields == {"name": "temperature", "value": 2.0}
     controls = client.request("controls")["controls"]
-    assert [c["name"] for c in controls] == ["mode", "temperature", "mute"]
+    assert {"mode", "temperature", "mute"} <= {c["name"] for c in controls}
     client.close()
 
 
