@@ -13,13 +13,18 @@
    (target 0). The run ends with a real SIGTERM. It runs twice: first with the loop asleep
    until each deadline (baseline), then as shipped, awake for the last
    ``mididuet.daemon.live.runner.SPIN_NS`` before one; each with the process's CPU use.
-3. Start-up to "ready" of ``mididuet run`` as a subprocess (target <= 1 s) against a bare
+3. With ``mididuet watch`` attached (its app, headless, in a separate process) against
+   without, in the same run: lateness solo at 400 BPM and in jam under the 2,000 msg/s
+   flood of tests/reliability/test_flood.py; the view's refresh rate meanwhile (target
+   >= 10 a second); and a client that subscribes and never reads, under the flood: when
+   it is dropped, and the lateness meanwhile.
+4. Start-up to "ready" of ``mididuet run`` as a subprocess (target <= 1 s) against a bare
    ``python -c pass`` (baseline), and its resident memory while playing (target <= 150 MB).
 
 The shipped model (models/chopin.onnx) is used when present, else a tiny test bundle;
 the output says which. Exit status 0 when every target is met, 1 otherwise.
 
-Run: ``.venv/bin/python benchmarks/bench_daemon.py [--seconds 30] [--period 64]``.
+Run: ``.venv/bin/python benchmarks/bench_daemon.py [--seconds 30] [--period 64] [--watch-seconds 15]``.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -200,9 +207,14 @@ def run_monitor() -> None:
     print(json.dumps(arrivals), flush=True)
 
 
-def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns: int) -> dict[str, float]:
+def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns: int, mode: str = "solo",
+                   in_port: str | None = None, control: str | None = None,
+                   on_ready: Callable[[], None] | None = None) -> dict[str, float]:
     """A solo run of ``seconds``; ``spin_ns``: how long before each deadline the loop stops
-    sleeping and waits awake (``mididuet.daemon.live.runner.SPIN_NS``; 0 sleeps to the deadline)."""
+    sleeping and waits awake (``mididuet.daemon.live.runner.SPIN_NS``; 0 sleeps to the deadline).
+    ``mode``, ``in_port``: another mode, and an input (the flood); ``control``: the control
+    socket's path (default: the shipped default); ``on_ready``: called, on a thread of its
+    own, once the daemon is ready (start the flood, attach a watcher)."""
     from mididuet.daemon.engine.settings import EngineSettings
     from mididuet.daemon.live.runner import RunHooks, Runner, RunOptions
 
@@ -211,11 +223,19 @@ def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns
     assert monitor.stdout is not None and monitor.stdin is not None
     assert monitor.stdout.readline().strip() == "ready"
     stats = ObservingStats()
-    settings = EngineSettings(mode="solo", bpm=400.0, seed=1)
+    settings = EngineSettings(mode=mode, bpm=400.0, seed=1)
     ready: dict[str, float] = {}
-    options = RunOptions(settings=settings, model=model_path, out_port=f"{MONITOR_CLIENT}:in", in_port=None,
+    options = RunOptions(settings=settings, model=model_path, out_port=f"{MONITOR_CLIENT}:in", in_port=in_port,
                          api="jack")
-    hooks = RunHooks(stats=stats, on_ready=lambda line: ready.update(cpu=time.process_time(), wall=time.monotonic()))
+    if control is not None:
+        options.control = control
+
+    def when_ready(_line: str) -> None:
+        ready.update(cpu=time.process_time(), wall=time.monotonic())
+        if on_ready is not None:
+            threading.Thread(target=on_ready, daemon=True).start()
+
+    hooks = RunHooks(stats=stats, on_ready=when_ready)
     # A real SIGTERM ends the run, through the runner's own handler.
     timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()
@@ -245,7 +265,155 @@ def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns
             "cpu_percent": cpu_percent, "spin_ms": spin_ns / MS}
 
 
-# --- 3. start-up and memory ------------------------------------------------------------------------
+# --- 3. with a watcher attached ----------------------------------------------------------------------
+def run_watch_view(path: str, seconds: float) -> None:
+    """The ``--watch-view`` mode: ``mididuet watch``'s app, headless at 120x40, for ``seconds``;
+    prints what it drew (renders of the piano roll) and took in."""
+    from mididuet.daemon.watch.app import WatchApp
+    from mididuet.daemon.watch.client import ControlClient
+
+    # Started before the daemon (forking the benchmark's big process while it plays would
+    # stall the loop's page faults, which a real `mididuet watch` never does): wait for it.
+    end = time.monotonic() + 30
+    while not Path(path).exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    app = WatchApp(Path(path), ControlClient(Path(path)))
+    started = time.monotonic()
+    threading.Timer(seconds, lambda: app.call_from_thread(app.exit)).start()
+    app.run(headless=True, size=(120, 40))
+    elapsed = time.monotonic() - started
+    print(json.dumps({"renders": app.piano.renders, "ticks": app.ticks, "messages": app.messages,
+                      "seconds": elapsed, "cpu_s": time.process_time()}), flush=True)
+
+
+class Flood:
+    """The flooding keyboard of tests/reliability/test_flood.py, as a separate process."""
+
+    def __init__(self, server: JackServer, seconds: float) -> None:
+        self.client = f"bench-flood-{os.urandom(3).hex()}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.reliability.test_flood", "--send", self.client, "--seconds", str(seconds),
+             "--rate", "2000"], cwd=ROOT, env={**os.environ, **server.env}, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "open"
+        self.port = f"{self.client}:out"
+
+    def go(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def wait(self) -> None:
+        self.process.communicate(timeout=60)
+
+
+def bench_watch(model_path: Path, server: JackServer, seconds: float, tmp: Path) -> dict[str, dict[str, Any]]:
+    """Lateness with and without a watcher attached, solo and under the flood (same run),
+    the view's refresh rate, and a client that never reads."""
+    import socket as socket_module
+
+    control = tmp / "ctl"
+    control.mkdir(mode=0o700, exist_ok=True)
+    path = str(control / "control.sock")
+    views: dict[str, dict[str, Any]] = {}
+
+    def watched(name: str, run: Callable[[], dict[str, float]]) -> dict[str, float]:
+        """``run`` with the watch app attached, started first (it waits for the socket)."""
+        view = subprocess.Popen([sys.executable, __file__, "--watch-view", path, str(seconds - 1.5)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, **server.env})
+        try:
+            return run()
+        finally:
+            out, err = view.communicate(timeout=60)
+            views[name] = json.loads(out.strip().splitlines()[-1]) if view.returncode == 0 else {"error": err[-500:]}
+
+    stuck: dict[str, Any] = {}
+
+    def never_reads() -> None:
+        import logging
+
+        class Dropped(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if "dropped" in record.getMessage():
+                    stuck["dropped_after_s"] = time.monotonic() - stuck["subscribed"]
+                    stuck["line"] = record.getMessage()
+
+        logging.getLogger("mididuet.control").addHandler(Dropped())
+        time.sleep(0.3)
+        sock = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+        sock.connect(path)
+        sock.sendall(b'{"cmd": "subscribe"}\n')
+        stuck["subscribed"] = time.monotonic()
+        stuck["sock"] = sock  # kept open, never read
+
+    def flooded(attach: Callable[[], None] | None = None) -> dict[str, float]:
+        flood = Flood(server, seconds)
+
+        def start() -> None:
+            flood.go()
+            if attach is not None:
+                attach()
+
+        try:
+            return bench_lateness(model_path, server, seconds + 0.5, runner.SPIN_NS, mode="jam", in_port=flood.port,
+                                  control=path, on_ready=start)
+        finally:
+            flood.wait()
+
+    def solo() -> dict[str, float]:
+        return bench_lateness(model_path, server, seconds, runner.SPIN_NS, control=path)
+
+    runs: dict[str, dict[str, Any]] = {}
+    runs["solo"] = solo()
+    runs["solo_watched"] = watched("solo", solo)
+    runs["flood"] = flooded()
+    runs["flood_watched"] = watched("flood", flooded)
+    runs["flood_stuck"] = flooded(never_reads)
+    if "sock" in stuck:
+        stuck.pop("sock").close()
+    runs["views"] = views
+    runs["stuck"] = stuck
+    return runs
+
+
+def report_watch(w: dict[str, dict[str, Any]], seconds: float) -> dict[str, bool]:
+    """Print the rows with and without a watcher; their targets."""
+    for name, label in (("solo", "solo at 400 BPM"), ("flood", "jam at 400 BPM under 2,000 input msg/s")):
+        bare, watched = w[name], w[f"{name}_watched"]
+        print(f"watch attached, {label} ({seconds:g} s each): lateness inside p50 "
+              f"{watched['inside_p50']:.3f} "
+              f"p99 {watched['inside_p99']:.3f} max {watched['inside_max']:.3f} ms ({watched['notes']} notes), without "
+              f"p50 {bare['inside_p50']:.3f} p99 {bare['inside_p99']:.3f} max {bare['inside_max']:.3f} ms "
+              f"({bare['notes']} notes): with ÷ without p99 {watched['inside_p99'] / bare['inside_p99']:.2f}x; "
+              f"through JACK p99 {watched['jack_p99']:.3f} ÷ {bare['jack_p99']:.3f} ms; lost note-ons "
+              f"{watched['lost_note_ons']}/{bare['lost_note_ons']}; CPU {watched['cpu_percent']:.1f} ÷ "
+              f"{bare['cpu_percent']:.1f} %")
+        view = w["views"].get(name, {})
+        if "renders" in view:
+            print(f"  the view ({label}): {view['renders'] / view['seconds']:.1f} piano-roll renders/s, "
+                  f"{view['ticks'] / view['seconds']:.1f} updates/s, {view['messages'] / view['seconds']:.0f} "
+                  f"messages/s taken, its own CPU {100 * view['cpu_s'] / view['seconds']:.0f} % of a core")
+        else:
+            print(f"  the view ({label}) failed: {view}")
+    stuck, flood = w["flood_stuck"], w["flood"]
+    dropped_after = w["stuck"].get("dropped_after_s", float("nan"))
+    print(f"a client that never reads, under the flood: dropped {dropped_after:.2f} s "
+          f"after it subscribed ({w['stuck'].get('line', 'no drop logged')}); lateness inside p50 "
+          f"{stuck['inside_p50']:.3f} p99 {stuck['inside_p99']:.3f} max {stuck['inside_max']:.3f} ms, ÷ without a "
+          f"client p99 {stuck['inside_p99'] / flood['inside_p99']:.2f}x; lost note-ons {stuck['lost_note_ons']}")
+    view_rates = [v["renders"] / v["seconds"] for v in w["views"].values() if "renders" in v]
+    stuck = w["flood_stuck"]
+    return {
+        "watched lateness p99 <= 1 ms (solo and flood)": max(w["solo_watched"]["inside_p99"],
+                                                            w["flood_watched"]["inside_p99"]) <= 1.0,
+        "the view >= 10 updates/s": len(view_rates) == 2 and min(view_rates) >= 10.0,
+        "a stuck client is dropped, no note lost": "dropped_after_s" in w["stuck"] and stuck["lost_note_ons"] == 0,
+    }
+
+
+# --- 4. start-up and memory ------------------------------------------------------------------------
 def rss_mb(pid: int) -> tuple[float, float]:
     """(VmRSS, VmRSS without shared memory) in MB. Every JACK client maps the server's
     ~105 MB shared segment (/dev/shm/jack-*), which counts in VmRSS but is jackd's, shared
@@ -284,14 +452,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the lateness run (default 30)")
     parser.add_argument("--period", type=int, default=64, help="JACK period in frames at 48 kHz (default 64)")
+    parser.add_argument("--watch-seconds", type=float, default=15.0,
+                        help="length of each run with and without a watcher (default 15)")
     parser.add_argument("--monitor", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--watch-only", action="store_true", help="only the runs with and without a watcher")
+    parser.add_argument("--watch-view", nargs=2, metavar=("SOCKET", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.monitor:
         run_monitor()
         return 0
+    if args.watch_view:
+        run_watch_view(args.watch_view[0], float(args.watch_view[1]))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         model_path, model_name = choose_model(Path(tmp))
         print(f"model: {model_name}")
+        if args.watch_only:
+            server = JackServer(period=args.period)
+            server.start()
+            try:
+                with environment(server.env):
+                    w = bench_watch(model_path, server, args.watch_seconds, Path(tmp))
+            finally:
+                server.stop()
+            missed = [name for name, ok in report_watch(w, args.watch_seconds).items() if not ok]
+            print("targets: " + ("all met" if not missed else "MISSED: " + "; ".join(missed)))
+            return 1 if missed else 0
         d = bench_decision(model_path)
         print(f"decision per token ({d['tokens']} tokens, V={d['vocabulary']}): p50 {d['p50']:.3f} ms, "
               f"p99 {d['p99']:.3f} ms, max {d['max']:.3f} ms; onnxruntime alone p50 {d['base_p50']:.3f} "
@@ -316,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
                 asleep = bench_lateness(model_path, server, args.seconds, spin_ns=0)
                 lat = bench_lateness(model_path, server, args.seconds, spin_ns=runner.SPIN_NS)
                 up = bench_startup(model_path, server)
+                w = bench_watch(model_path, server, args.watch_seconds, Path(tmp))
         finally:
             server.stop()
     per = lat["period_ms"]
@@ -343,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         "clean exit on SIGTERM": lat["exit_code"] == 0,
         "start-up <= 1 s": up["ready_s"] <= 1.0,
         "RSS (without JACK's shared segment) <= 150 MB": up["own_mb"] <= 150.0,
+        **report_watch(w, args.watch_seconds),
     }
     missed = [name for name, ok in targets.items() if not ok]
     print("targets: " + ("all met" if not missed else "MISSED: " + "; ".join(missed)))

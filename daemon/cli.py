@@ -149,6 +149,41 @@ def _service(args: argparse.Namespace, _parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+# --- watch, status: a running mididuet, over its control socket ------------------------------
+def _control_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--control", metavar="NAME", help="the control socket of the mididuet to talk to, as "
+                        "given to its run --control: a name in $XDG_RUNTIME_DIR/mididuet/ or a path "
+                        "(default: control.sock there, run's default)")
+
+
+def _status_arguments(parser: argparse.ArgumentParser) -> None:
+    _control_argument(parser)
+    parser.add_argument("--json", action="store_true", help="the whole status as one JSON object, for scripts")
+
+
+def _watch(args: argparse.Namespace, _parser: argparse.ArgumentParser) -> int:
+    from .watch import app, client
+
+    return app.run(client.resolve(args.control))
+
+
+def _status(args: argparse.Namespace, _parser: argparse.ArgumentParser) -> int:
+    from .watch import client, status
+
+    return status.run(client.resolve(args.control), args.json)
+
+
+WATCH_EPILOG = """\
+keys: d j s (mode duet, jam, solo), m (next mode), + and - (temperature),
+space (mute), p (panic: release every note), q (quit).
+
+examples:
+  mididuet watch                     # the mididuet running here, terminal or service
+  mididuet watch --control second    # one started with `mididuet run --control second`
+  mididuet status --json | jq .controls
+"""
+
+
 # --- generate, demo: the engine in simulated time ----------------------------------------
 def _generate_module() -> ModuleType:
     from .offline import generate
@@ -203,6 +238,11 @@ COMMANDS: list[Command] = [
             _ports_arguments, _ports, epilog=PORTS_EPILOG),
     Command("run", "listen on a port and play answers on another", add_run_flags, _run,
             description="Listen to a keyboard, predict, and play answers in real time.", epilog=RUN_EPILOG),
+    Command("watch", "see a running mididuet live (piano roll, mode, timing) and steer it from the keyboard",
+            _control_argument, _watch, description="A live view of a running mididuet, in a terminal or as a "
+            "service, over its control socket.", epilog=WATCH_EPILOG),
+    Command("status", "print a running mididuet's state: mode, ports, pulse, timing", _status_arguments, _status,
+            description="A one-shot summary of a running mididuet (--json for scripts).", epilog=WATCH_EPILOG),
     Command("config", "print the example config, its path, or check a config file", _config_arguments, _config,
             description="mididuet reads run's options from a TOML file; flags override it."),
     Command("service", "run mididuet at login: install the systemd user unit", _service_arguments, _service,

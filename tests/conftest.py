@@ -68,19 +68,25 @@ DaemonFactory = Callable[..., DaemonProcess]
 
 @pytest.fixture
 def start_daemon(jack_server: JackServer, tiny_model: Path, player: Player,
-                 monitor: Monitor) -> Iterator[DaemonFactory]:
+                 monitor: Monitor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonFactory]:
     """``start_daemon(*flags, model=..., ready=True)``: ``mididuet run`` wired from the
-    test's player to its monitor, with the tiny model, waited on until ready."""
+    test's player to its monitor, with the tiny model, waited on until ready. Each gets a
+    control socket of its own (``daemon.control``) unless the flags name one: daemons
+    of parallel sessions must not find each other's."""
     started: list[DaemonProcess] = []
 
     def start(*flags: str, model: Path | None = tiny_model, ready: bool = True,
               ports: bool = True) -> DaemonProcess:
+        control = tmp_path_factory.mktemp("control") / "control.sock"
         args = ["--api", "jack", *flags]
+        if "--control" not in flags:
+            args += ["--control", str(control)]
         if ports:
             args = ["--in", player.name, "--out", monitor.name, *args]
         if model is not None:
             args = ["--model", str(model), *args]
         daemon = DaemonProcess(args, jack_server.env)
+        daemon.control = Path(flags[flags.index("--control") + 1]) if "--control" in flags else control
         started.append(daemon)
         if ready:
             daemon.wait_ready()

@@ -147,10 +147,35 @@ class Engine:
             self.stop(release=True)
         else:
             self._mode.unmuted()
+        self._changed("mute", self._mute)
 
     @property
     def temperature(self) -> float:
         return self.sampler.temperature
+
+    def set_temperature(self, value: float) -> None:
+        """The sampler's temperature from the next token on (the one decided ahead is dropped)."""
+        self._discard_prepared()
+        self.sampler.temperature = value
+        self._changed("temperature", value)
+
+    def set_rhythm_temperature(self, value: float) -> None:
+        """The delay, timing and length heads' temperature from the next token on."""
+        self._discard_prepared()
+        self.rhythm_temperature = value
+        self._changed("rhythm_temperature", value)
+
+    def set_memory(self, value: float) -> None:
+        """The session memory's weight from the next token on (0 leaves it out)."""
+        self._discard_prepared()
+        self.memory_weight = value
+        self._changed("memory", value)
+
+    def panic(self) -> None:
+        """Every note released, and held keys forgotten (their note-offs may have been lost,
+        and must not block the next phrase's end)."""
+        self.listener.reset_phrase()
+        self.release_all()
 
     @property
     def decided(self) -> bool:
@@ -164,6 +189,7 @@ class Engine:
         self.release_all()
         self._mode = MODES[mode](self)
         self._reset_mode()
+        self._changed("mode", mode)
 
     def release_all(self) -> None:
         """End every open note (then CC 123 per channel used) and the answer under way.
@@ -305,8 +331,7 @@ class Engine:
             self.listener.pedal(value, t_ns)
             self._take_lengths()
         elif control == s.cc_temperature:
-            self._discard_prepared()  # the new temperature applies from the next token on
-            self.sampler.temperature = temperature_for_cc(value)
+            self.set_temperature(temperature_for_cc(value))
         elif control == s.cc_mode:
             mode = mode_for_cc(value)
             if mode != self.mode:
@@ -314,14 +339,11 @@ class Engine:
         elif control == s.cc_mute:
             self.mute = value >= SWITCH_ON
         elif control == s.cc_panic:
-            self.listener.reset_phrase()  # keys whose note-offs were lost must not block phrase ends
-            self.release_all()
+            self.panic()
         elif control == s.cc_rhythm:
-            self._discard_prepared()
-            self.rhythm_temperature = temperature_for_cc(value)
+            self.set_rhythm_temperature(temperature_for_cc(value))
         elif control == s.cc_memory:
-            self._discard_prepared()
-            self.memory_weight = memory_for_cc(value)
+            self.set_memory(memory_for_cc(value))
 
     # --- playing --------------------------------------------------------------------
 
@@ -371,6 +393,8 @@ class Engine:
             if self.playing and not self._onset_fixed:
                 self._next_token_ns = self._expressive_onset(window, classes)
         self._prepare_ns = stats.clock() - started if stats is not None else 0
+        for observer in self.observers:
+            observer.decided(self._vocabulary[self._prepared.token_id], self._next_token_ns, self.now_ns)
 
     def _rhythm_pulse(self, window: Window) -> int:
         """The unit of the predicted delays and lengths: a fixed BPM or the MIDI clock when
@@ -459,6 +483,10 @@ class Engine:
                      *self._mode.deadlines()]
         present = [d for d in deadlines if d is not None]
         return min(present) if present else None
+
+    def _changed(self, what: str, value: object) -> None:
+        for observer in self.observers:
+            observer.changed(what, value, self.now_ns)
 
     def _send(self, msg: mido.Message) -> None:
         self._send_port(msg)

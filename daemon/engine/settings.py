@@ -131,6 +131,7 @@ def in_range(low: float, high: float) -> Check:
     def check(value: Any) -> None:
         if not low <= value <= high:
             raise ValueError(f"must be in range {low:g}..{high:g}, got {value!r}")
+    check.bounds = (low, high)  # type: ignore[attr-defined]  # the live controls show the range
     return check
 
 

@@ -57,6 +57,22 @@ class Histogram:
                 return min(self._upper(bucket), float(self.max_ns))
         return float(self.max_ns)
 
+    def copy(self) -> Histogram:
+        """A snapshot (another thread may then read it while this one goes on counting)."""
+        snapshot = Histogram()
+        snapshot.counts, snapshot.count, snapshot.max_ns = self.counts.copy(), self.count, self.max_ns
+        return snapshot
+
+    def since(self, earlier: Histogram) -> Histogram:
+        """The samples added after ``earlier`` (a :meth:`copy` of this one); its maximum is
+        the top of its highest bucket, at most this one's maximum."""
+        recent = Histogram()
+        recent.counts = [now - then for now, then in zip(self.counts, earlier.counts, strict=True)]
+        recent.count = self.count - earlier.count
+        top = max((b for b, n in enumerate(recent.counts) if n), default=None)
+        recent.max_ns = 0 if top is None else int(min(self._upper(top), self.max_ns))
+        return recent
+
 
 class Stats:
     """What the engine did and how fast. Updated from the engine's one thread."""

@@ -18,6 +18,7 @@ from ..engine.settings import EngineSettings, in_range, positive_seconds, settin
 from ..engine.stats import Stats
 from ..errors import MididuetError
 from ..ports.api import APIS
+from .control.paths import SOCKET_NAME, socket_name
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 PORTS_AND_MODEL = "ports and model"
@@ -65,6 +66,9 @@ class RunOptions:
     retry_s: float = setting(
         2.0, "--retry", "seconds between looks for a lost or missing port", float, check=in_range(0.05, 60.0),
         metavar="SECONDS", group=SERVICE)
+    control: str = setting(
+        SOCKET_NAME, "--control", "the control socket `mididuet watch` and `status` talk to: a name in "
+        "$XDG_RUNTIME_DIR/mididuet/, a path, or off", str, check=socket_name, metavar="NAME", group=SERVICE)
     log_level: str = setting(
         "info", "--log-level", "how much to log on stderr", str, choices=LOG_LEVELS, example="debug", group=SERVICE)
     config_path: Path | None = None  # the config file read, if any (not itself an option)

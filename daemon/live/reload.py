@@ -29,7 +29,7 @@ log = logging.getLogger("mididuet.reload")
 
 # (RunOptions field, what to call it): kept from the first start until a restart.
 FIXED = (("in_port", "in"), ("out_port", "out"), ("api", "api"), ("record_dir", "record"),
-         ("rt_priority", "rt-priority"))
+         ("rt_priority", "rt-priority"), ("control", "control"))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,9 @@ Threads:
   (:mod:`.chores`).
 - libjack's thread calls the :class:`..ports.jackwatch.ServerWatch` when the JACK server
   goes away; it only sets a flag and wakes the loop.
+- The control socket's thread (:mod:`.control.server`) serves ``mididuet watch``: the
+  loop only appends events to its hub's deques; a client's request wakes the loop like a
+  signal and is applied between notes.
 
 The runner is built from parts that own their state: the :class:`.supervisor.PortSupervisor`
 (the two ports, lost and found), :class:`.chores.Chores` and :class:`.chores.IdleWork`,
@@ -55,6 +58,8 @@ from ..ports.listing import PortLister
 from ..predict.bundle import ModelRunner, load_bundle
 from . import reload
 from .chores import Chore, Chores, IdleWork, sysex_closer
+from .control.hub import STATUS_EVERY_S
+from .control.server import ControlServer, open_server
 from .options import RunHooks, RunOptions
 from .record import Recording, SessionRecorder
 from .supervisor import PortChange, PortSupervisor
@@ -115,6 +120,7 @@ class Runner:
         self.chores = Chores([])
         self._announced = False
         self._watch: ServerWatch | None = None
+        self.control: ControlServer | None = None
 
     # --- the threads' callbacks: record only --------------------------------------------
     def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
@@ -155,6 +161,8 @@ class Runner:
             except OSError as err:
                 raise MididuetError(f"--record {opts.record_dir}: cannot create it ({err.strerror or err})") from err
         self.idle = IdleWork(self.intake, self.recorder)
+        # Before the loop takes its real-time priority: the socket's thread must not inherit it.
+        self.control = open_server(opts.control, lambda: self.intake.wake(WAKE))
         # Named ports can come and go and are looked for again; mididuet's virtual ones cannot.
         lister = PortLister(api) if opts.in_port is not None or opts.out_port is not None else None
         self.supervisor = PortSupervisor(api, opts.in_port, opts.out_port, self._on_message,
@@ -182,6 +190,8 @@ class Runner:
         observers: list[Observer] = []
         if self.recorder is not None:
             observers.append(Recording(self.recorder))
+        if self.control is not None:
+            observers.append(self.control.hub)
         if logging.getLogger("mididuet").isEnabledFor(logging.DEBUG):
             observers.append(TokenLogger())  # a call per token only when asked
         return Engine(model, options.settings, self.supervisor.send, time.monotonic_ns(), primer=primer,
@@ -196,6 +206,9 @@ class Runner:
             chores.append(Chore("watchdog", notifier.watchdog_interval_s, lambda _now: notifier.watchdog()))
         if self.options.stats_interval_s is not None:
             chores.append(Chore("stats", self.options.stats_interval_s, lambda _now: self.report_stats()))
+        if self.control is not None:
+            hub = self.control.hub
+            chores.append(Chore("control", STATUS_EVERY_S, lambda _now: hub.tick(self)))
         if self.supervisor.api.name == "jack":  # only JACK's input has a sysex closer
             chores.append(sysex_closer(self.intake, self.supervisor.close_sysex))
         return Chores(chores)
@@ -209,6 +222,8 @@ class Runner:
             # pid 0 is the calling thread on Linux: only the loop gets the priority.
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
             log.info("loop runs with SCHED_FIFO priority %d", priority)
+            if self.control is not None:
+                self.control.set_realtime()
         except (PermissionError, OSError) as err:
             log.info("no real-time priority (%s): notes may be late on a busy machine; "
                      "see README 'Troubleshooting' (rtprio limits)", err)
@@ -218,6 +233,8 @@ class Runner:
         if self.engine is not None:
             self.engine.release_all()  # never raises: the ledger drops what it cannot send
             time.sleep(RELEASE_FLUSH_S)
+        if self.control is not None:
+            self.control.close()
         if self.recorder is not None:
             try:
                 path = self.recorder.close()
@@ -249,6 +266,8 @@ class Runner:
                 # a duet phrase would never end.
                 self.engine.listener.reset_phrase()
                 self.intake.forget_keys()
+        if self.control is not None:
+            self.control.hub.ports_changed(self)
         self.notify_status()
         self._announce_if_ready()
 
@@ -312,17 +331,21 @@ class Runner:
 
     # --- the loop ---------------------------------------------------------------------
     def _between_notes(self, now: int) -> None:
-        """A reload asked for, then the chores due (the port list at once after a failed send)."""
+        """A reload asked for, the control socket's requests, then the chores due (the port
+        list at once after a failed send)."""
         if self.hangups != self.reloads:
             self.reloads = self.hangups
             self.apply_reload()
+        if self.control is not None and self.control.hub.pending:
+            self.control.hub.apply(self)
         assert self.supervisor is not None
         self.chores.run_due(now, also="ports" if self.supervisor.send_failed else None)
 
     def _urgent(self) -> bool:
-        """A reload or a failed send waits for no chore time."""
+        """A reload, a failed send or a client's request waits for no chore time."""
         assert self.supervisor is not None
-        return self.hangups != self.reloads or self.supervisor.send_failed
+        return (self.hangups != self.reloads or self.supervisor.send_failed
+                or (self.control is not None and self.control.hub.pending))
 
     def loop(self) -> int:
         """Run until a stop signal. Returns the exit code. Blocks."""
@@ -333,7 +356,10 @@ class Runner:
         self.chores.start(monotonic_ns())
         self.engine.begin(monotonic_ns())
         deadline = self.engine.tick(monotonic_ns())
+        hub = self.control.hub if self.control is not None else None
         while self.stop_signal is None and not self.server_gone:
+            if hub is not None:
+                hub.deadline_ns = deadline  # the socket's thread keeps off the GIL just before it
             now = monotonic_ns()
             if deadline is not None and deadline - now <= GUARD_NS:
                 # Something is due within the guard: it goes out before anything more is fed.

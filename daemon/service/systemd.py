@@ -26,6 +26,8 @@ SHIPPED_EXEC = "%h/.local/bin/mididuet"  # where `pipx install` puts the script
 UNIT_TEMPLATE = """\
 # mididuet as a systemd user service: `mididuet service install` puts it in
 # ~/.config/systemd/user/. Settings live in ~/.config/mididuet/config.toml.
+# Watch it from any terminal of yours: `mididuet watch` (or `mididuet status`), over the
+# control socket $XDG_RUNTIME_DIR/mididuet/control.sock, at the same path after restarts.
 [Unit]
 Description=mididuet, a MIDI improvisation partner
 After=pipewire.service jack.service

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from mididuet.daemon.play.rhythm import MAX_NOTE_NS
 from mididuet.daemon.music.expression import Encoding
+from mididuet.daemon.play.rhythm import MAX_NOTE_NS
 from mididuet.daemon.predict.bundle import ModelRunner, shipped_model_path
 from tests.helpers.jack import Monitor, Player, hanging, onset_groups, poll, quiet_for, sounded
 

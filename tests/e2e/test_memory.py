@@ -33,16 +33,17 @@ def session(start_daemon, player: Player, monitor: Monitor, memory: str) -> list
     """Three calls of the motif, each answered in full; the answers' tokens."""
     daemon = start_daemon("--model", str(shipped_model_path()), "--phrase-gap", "400", "--seed", "5",
                           "--memory", memory, "--log-level", "debug")
+    def played() -> list[str]:
+        return [line.rsplit(" ", 1)[1] for line in daemon.lines if "play token" in line]
+
     answers = []
     for _ in range(CALLS):
-        before = len([line for line in daemon.lines if "play token" in line])
+        before = len(played())
         player.play(MOTIF * 3, step=0.15, length=0.1)
-        assert poll(lambda: len([line for line in daemon.lines if "play token" in line]) - before >= CALL_TOKENS,
-                    20), daemon.stderr
+        assert poll(lambda: len(played()) - before >= CALL_TOKENS, 20), daemon.stderr  # noqa: B023 (used at once)
         assert poll(lambda: not hanging(monitor.messages), MAX_NOTE_NS / 1e9 + 2)
         assert quiet_for(monitor, 0.5, 10)
-        played = [line.rsplit(" ", 1)[1] for line in daemon.lines if "play token" in line]
-        answers.append(played[before:])
+        answers.append(played()[before:])
     daemon.stop()
     return answers
 

@@ -18,6 +18,7 @@ import mido
 import pytest
 
 from tests.helpers.bundles import make_bundle
+from tests.helpers.control import LineClient
 from tests.helpers.jack import DaemonProcess, JackServer, Monitor, Player, hanging, onset_groups, poll, quiet_for
 from tests.helpers.notify_listener import NotifyListener
 
@@ -244,9 +245,15 @@ def table_inodes(pid: int, table: str) -> set[int]:
 
 
 def test_the_daemon_holds_no_network_socket_while_it_plays(launch: Launch, player: Player,
-                                                            monitor: Monitor) -> None:
-    daemon = launch("--in", player.name, "--out", monitor.name, "--mode", "jam", "--bpm", "400")
+                                                            monitor: Monitor, tmp_path: Path) -> None:
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    daemon = launch("--in", player.name, "--out", monitor.name, "--mode", "jam", "--bpm", "400",
+                    env={"XDG_RUNTIME_DIR": str(runtime)})
     daemon.wait_ready()
+    # A watcher connected meanwhile: the control socket and its connection are checked too.
+    watcher = LineClient(runtime / "mididuet" / "control.sock")
+    assert watcher.request("subscribe")["ok"]
     player.play([60, 62, 64])
     assert poll(lambda: len(monitor.note_ons()) >= 3, 5), daemon.stderr  # it is playing now
     pid = daemon.process.pid
@@ -258,3 +265,4 @@ def test_the_daemon_holds_no_network_socket_while_it_plays(launch: Launch, playe
                              "netlink")))
     assert not sockets & network, f"network sockets: {sockets & network}"
     assert sockets <= unix, f"sockets that are not AF_UNIX: {sockets - unix}"
+    watcher.close()

@@ -203,6 +203,7 @@ class DaemonProcess:
         """``wrapper``: a command prefix, e.g. ``pw-jack -p 256``."""
         self.args = [*wrapper, sys.executable, "-m", "mididuet.daemon", command, *args]
         self.lines: list[str] = []
+        self.control: Path | None = None  # its control socket, when the test knows it
         self.process = subprocess.Popen(self.args, env={**os.environ, **env}, cwd=REPO,
                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)

@@ -12,9 +12,11 @@ added to the run path cannot escape the checks.
 - Nothing in the daemon imports the ``pickle`` family at all, and ``numpy.load`` is never
   called without ``allow_pickle=False``, in the daemon or the trainer.
 - The config file is parsed with the standard library's ``tomllib`` and nothing else.
-- ``mididuet run`` writes only into the record directory: the one place on its path that
-  creates a directory is the recorder, with ``mkdir``'s default mode (0o777 filtered by
-  the user's umask).
+- ``mididuet run`` writes only into the record directory and its control socket's
+  runtime directory: the two places on its path that create a directory are the
+  recorder, with ``mkdir``'s default mode (0o777 filtered by the user's umask), and the
+  control socket's :func:`make_private_dir`, with mode 0o700 and nothing else.
+- ``run`` never loads the watch app or Textual (it serves them, over the socket).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ PICKLES = {"pickle", "cPickle", "_pickle", "dill", "shelve", "marshal", "joblib"
 NETWORK = {"http", "urllib", "urllib3", "requests", "ftplib", "smtplib", "xmlrpc", "socketserver",
            "asyncio", "ssl", "telnetlib", "websockets", "zmq"}
 TOML_LIBRARIES = {"toml", "tomli", "tomlkit", "pytoml", "rtoml", "yaml"}
-SOCKET_ALLOWED_IN = {"mididuet.daemon.service.notify"}
+SOCKET_ALLOWED_IN = {"mididuet.daemon.service.notify", "mididuet.daemon.live.control.server"}
+PRIVATE_DIR_MAKER = "mididuet.daemon.live.control.paths"
 CLI = "mididuet.daemon.cli"
 RUN_COMMAND = "mididuet.daemon.service.launch"
 
@@ -57,6 +60,9 @@ def test_the_run_path_is_worked_out_from_the_imports() -> None:
         assert f"mididuet.daemon.{expected}" in found, expected
     assert not {name for name in found if ".offline" in name}, "run must never load the offline tools"
     assert not {name for name in found if name.startswith("mididuet.training")}
+    assert "mididuet.daemon.live.control.server" in found
+    assert not {name for name in found if ".watch" in name}, "run must never load the watch app"
+    assert not {name for name, mods in external(found).items() if "textual" in mods}
 
 
 def test_the_run_path_imports_no_pickle_and_no_network_module() -> None:
@@ -98,13 +104,22 @@ def test_the_config_is_parsed_with_tomllib_only() -> None:
     assert not {name: found & TOML_LIBRARIES for name, found in imports.items() if found & TOML_LIBRARIES}
 
 
-def test_run_creates_only_the_record_directory_with_the_default_mode() -> None:
-    """Directory creation in the modules ``run`` loads: only the recorder, and without a mode."""
+def test_run_creates_only_the_record_directory_and_a_private_runtime_directory() -> None:
+    """Directory creation in the modules ``run`` loads: the recorder without a mode, and the
+    control socket's runtime directory with exactly 0o700 (and nothing is chmod-ed)."""
     files = module_files()
     makers = []
     for name in sorted(run_modules()):
         for node in ast.walk(tree(files[name])):
             if isinstance(node, ast.Call) and _dotted(node.func).split(".")[-1] in {"mkdir", "makedirs", "chmod"}:
                 makers.append((name, ast.unparse(node)))
-                assert not any(k.arg == "mode" for k in node.keywords), f"{name}: {ast.unparse(node)}"
-    assert [name for name, _ in makers] == ["mididuet.daemon.live.record"], makers
+                if name == PRIVATE_DIR_MAKER:
+                    assert _dotted(node.func) == "os.mkdir" and not node.keywords, ast.unparse(node)
+                    mode = node.args[1]
+                    assert isinstance(mode, ast.Name) and mode.id == "DIR_MODE", ast.unparse(node)
+                else:
+                    assert not any(k.arg == "mode" for k in node.keywords), f"{name}: {ast.unparse(node)}"
+    assert sorted(name for name, _ in makers) == [PRIVATE_DIR_MAKER, "mididuet.daemon.live.record"], makers
+    from mididuet.daemon.live.control import paths
+
+    assert paths.DIR_MODE == 0o700

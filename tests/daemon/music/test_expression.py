@@ -97,7 +97,8 @@ def test_features_are_class_plus_one_and_zero_unknown() -> None:
     assert len(played) == len(FEATURES)
     assert played[:4] == (0, 0, feature(3), feature(6))
     unknown = DEFAULT.previous_length(None, ended=None)
-    assert DEFAULT.played("C4", 5, 3, unknown, None, 60, 60, 1)[2:] == (0, 0, feature(DEFAULT.octave_class(60)), 1, 1, 1)
+    octave = feature(DEFAULT.octave_class(60))
+    assert DEFAULT.played("C4", 5, 3, unknown, None, 60, 60, 1)[2:] == (0, 0, octave, 1, 1, 1)
 
 
 def test_the_length_feature_says_held_when_the_token_before_still_sounded() -> None:
