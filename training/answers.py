@@ -47,6 +47,7 @@ MAX_ARTICULATION = 4.0
 RATIO_BINS = np.linspace(-3, 3, 25)  # log2 IOI ratios from 1/8 to 8
 CHORD_WINDOW_S = 0.02  # the measuring listener's: the corpus's chords are exact, answers' too
 SEED = 1
+ANSWER_SETTINGS = ("seed", "sampling", "temperature", "top_p", "rhythm_temperature", "memory")
 
 
 @dataclass
@@ -217,6 +218,7 @@ def evaluate_answers(model_path: Path, data: Path, settings: EngineSettings | No
     half = len(real) // 2
     result: dict[str, Any] = {"pieces": len(names), "phrases": len(found), "phrase_tokens": PHRASE_TOKENS,
                               "expressive_bundle": model.expressive,
+                              "settings": {k: getattr(base, k) for k in ANSWER_SETTINGS},
                               "chopin": {**summary(real, real), "ioi_ratio_js": js_distance(
                                   [r for e in real[:half] for r in ratios_of(e)],
                                   [r for e in real[half:] for r in ratios_of(e)])}}
@@ -250,4 +252,7 @@ def format_answers(result: dict[str, Any]) -> str:
                  "pieces. Chopin's distance is one half of the continuations against the other; its two-sample "
                  "accuracy is the calls (Chopin too) against the continuations; its reuse is the continuation's "
                  "3-grams found in the call.")
+    settings = result.get("settings")
+    if settings:
+        lines.append("Settings: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in settings.items()) + ".")
     return "\n".join(lines)

@@ -31,9 +31,11 @@ each a softmax over classes, conditioned on the token it describes (the daemon s
 the token first, then reads that token's row of each head). All are relative to the
 sequence's own recent past, so the daemon can measure them live:
 
-- **delay**: the time from the previous token, ÷ the *pulse* (the median of the last 16
-  inter-onset intervals), on a grid of 1/4, 1/3, 1/2, 2/3, 3/4, 1, 4/3, 3/2, 2, 3, 4, 6
-  and 8 pulses: sixteenths, triplets, dotted values and rests;
+- **delay**: the time from the previous token, ÷ the *pulse* (the low median of the last
+  16 inter-onset intervals), on a grid of 1/4, 1/3, 1/2, 2/3, 3/4, 1, 4/3, 3/2, 2, 3, 4, 6
+  and 8 pulses: sixteenths, triplets, dotted values and rests (on the reader's beat grid);
+- **timing**: the rubato, how far the played IOI (the tempo map's seconds) strays from
+  that grid value, from 0.8 to 1.25 × (7 classes);
 - **length**: how long the token sounds (sustain pedal applied), ÷ the pulse, from 1/4
   to 16 pulses on a log grid;
 - **velocity**: the loudest note against the median of the last 16 tokens', in steps
@@ -42,9 +44,16 @@ sequence's own recent past, so the daemon can measure them live:
   classes is the bass, the spread from lowest to highest (six bands up to 34+
   semitones), and how many notes double a pitch class (0–3).
 
-The trunk reads each window token's delay, velocity and octave classes with it, so it
-can continue the player's rhythm. The classes are in the bundle's `mididuet.expression`
-metadata; `docs/architecture.md` explains the encoding and why."""
+The trunk reads all eight classes of every window token with it, so it can continue the
+player's rhythm and dynamics; the length it reads is the previous token's (or "held", if
+that one still sounded when this one began), the only length known when the next token is
+decided. The classes are in the bundle's `mididuet.expression` metadata;
+`docs/architecture.md` explains the encoding and why."""
+
+MEMORY_TEXT = """Each held-out piece streamed from its start through a fresh session memory, as a player
+playing it to mididuet would: the next token (and each remembered head's class) predicted by
+the model alone, and mixed with the memory as the daemon mixes it."""
+
 
 
 def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequence[Metrics],
@@ -82,7 +91,19 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
                          f"the token that really came, beside baselines on the same classes (the attribute's "
                          f"unigram and n-grams over its own history in the piece):\n\n"
                          f"{format_head_table(head_rows)}\n\nEvery head's NLL is at most {worst.ratio:.3f} × its "
-                         f"best baseline's ({worst.head}).\n{facts.get('answers_section', '')}")
+                         f"best baseline's ({worst.head}).\n")
+    if facts.get("streamed"):
+        from .streaming import Streamed, format_streamed
+
+        streamed = {k: [Streamed(**r) for r in v] for k, v in facts["streamed"].items()}
+        heads_section += (f"\n## As the daemon predicts: with the session memory\n{MEMORY_TEXT} Memory weight "
+                          f"{facts.get('memory_weight')}:\n\n{format_streamed(streamed)}\n")
+    if facts.get("answers"):
+        from .answers import format_answers
+
+        heads_section += (f"\n## Its answers beside Chopin's\nDuet answers to the held-out pieces' phrases, "
+                          f"measured beside what Chopin wrote next (`mididuet-train answers`):\n\n"
+                          f"{format_answers(facts['answers'])}\n")
     text = f"""# Model card: `{model_path.name}`
 
 A next-token model for mididuet: given the last 32 note/chord tokens, it gives the
@@ -131,6 +152,7 @@ Training curves: `{curves.name}` in `{curves.parent.name}/`.
 (`make model` runs exactly this.) Re-check the numbers above:
 ```
 mididuet-train evaluate --model {model_path.as_posix()} --data ../shared/data/piano-midi/midis/Chopin
+mididuet-train answers --model {model_path.as_posix()} --data ../shared/data/piano-midi/midis/Chopin
 ```
 The seed's configuration (the notebook's network, no augmentation, no pre-training) is
 the trainer's default: `mididuet-train --data ../shared/data/piano-midi/midis/Chopin --out seed.onnx`.

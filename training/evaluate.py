@@ -47,9 +47,12 @@ def score(name: str, probs: np.ndarray, targets: np.ndarray) -> Metrics:
 
 
 class NGram:
-    """An order-``n`` model, Witten-Bell interpolated down to an add-one unigram."""
+    """An order-``n`` model, Witten-Bell interpolated down to an add-one unigram.
 
-    def __init__(self, order: int, vocab_size: int, sequences: Sequence[np.ndarray]) -> None:
+    ``skip``: how many of the latest symbols the context leaves out (1: the next symbol
+    from those before the last, for a value not yet known when the next is predicted)."""
+
+    def __init__(self, order: int, vocab_size: int, sequences: Sequence[np.ndarray], skip: int = 0) -> None:
         if order < 1:
             raise ValueError(f"n-gram order must be at least 1, got {order}")
         self.order = order
@@ -59,8 +62,8 @@ class NGram:
         for seq in sequences:
             ids = seq.tolist()
             for i, token in enumerate(ids):
-                for k in range(min(order, i + 1)):
-                    self._counts[k][tuple(ids[i - k:i])][token] += 1
+                for k in range(min(order, max(i + 1 - skip, 1))):
+                    self._counts[k][tuple(ids[i - skip - k:i - skip])][token] += 1
         unigram = np.ones(vocab_size)
         for token, n in self._counts[0][()].items():
             unigram[token] += n

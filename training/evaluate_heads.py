@@ -9,7 +9,9 @@ Baselines for each head, trained on the training pieces' own values of that attr
 - **unigram**: how often each class occurs (add-one);
 - **n-grams** over the attribute's own history: the previous 1–3 values of the same
   attribute in the piece (for voicing, the previous chords'), Witten–Bell interpolated
-  down to the unigram (:class:`.evaluate.NGram`).
+  down to the unigram (:class:`.evaluate.NGram`). For the length, the values known when
+  the next token is decided: those before the last token's, whose keys may still be down
+  (the model reads the lengths by the same rule, :mod:`.expression`).
 
 A head is worth having when its NLL is well below the best of these.
 """
@@ -54,18 +56,25 @@ def _history(values: np.ndarray) -> list[int]:
     return [int(v) for v in values if v != IGNORE]
 
 
+def skipped(head: str) -> int:
+    """How many of the latest values of ``head`` are unknown when the next is predicted."""
+    return 1 if head == "length" else 0
+
+
 def held_out_targets(pieces: Sequence[Expression], head: str, order: int,
                      window: int = WINDOW) -> tuple[np.ndarray, list[list[int]]]:
     """Each last-position target of ``head`` (IGNORE kept, as :func:`.dataset.expressive_windows`
-    orders them) and the attribute's previous ``order - 1`` values before it in its piece."""
+    orders them) and the attribute's previous ``order - 1`` known values before it in its piece."""
     targets: list[int] = []
     contexts: list[list[int]] = []
+    skip = skipped(head)
     for piece in pieces:
         values = piece.targets[head]
         seen: list[int] = [int(v) for v in values[:window] if v != IGNORE]
         for j in range(window, len(piece)):
             targets.append(int(values[j]))
-            contexts.append(seen[len(seen) - (order - 1):] if order > 1 else [])
+            known = seen[:len(seen) - skip]
+            contexts.append(known[len(known) - (order - 1):] if order > 1 else [])
             if values[j] != IGNORE:
                 seen.append(int(values[j]))
     return np.asarray(targets, dtype=np.int64), contexts
@@ -88,7 +97,7 @@ def evaluate_heads(head_probs: dict[str, np.ndarray], val: Sequence[Expression],
         sequences = [np.asarray(_history(p.targets[head]), dtype=np.int64) for p in train]
         baselines = {}
         for order in BASELINE_ORDERS:
-            model = NGram(order, size, sequences)
+            model = NGram(order, size, sequences, skip=skipped(head))
             _, contexts = held_out_targets(val, head, order)
             dist = np.stack([model.distribution(contexts[i]) for i in np.flatnonzero(keep)])
             chosen = dist[np.arange(len(dist)), targets[keep]]

@@ -19,7 +19,7 @@ import numpy as np
 
 from mididuet.daemon.music.expression import FEATURES, UNKNOWN
 from mididuet.daemon.predict.bundle import WINDOW, ModelRunner
-from mididuet.daemon.predict.memory import NGramMemory
+from mididuet.daemon.predict.memory import REMEMBERED_HEADS, NGramMemory
 from mididuet.daemon.predict.window import primer_ids
 
 from .evaluate import NGRAM_ORDERS, PROB_FLOOR, NGram, ngram_name
@@ -71,7 +71,8 @@ def stream(model: ModelRunner, pieces: Sequence[Expression], weight: float,
     for piece in pieces:
         windows, features = _windows(model, piece)
         memory = NGramMemory(vocab_size)
-        head_memory = {h: NGramMemory(model.info.expression.size(h)) for h in heads}  # type: ignore[union-attr]
+        head_memory = {h: NGramMemory(model.info.expression.size(h))  # type: ignore[union-attr]
+                       for h in heads if h in REMEMBERED_HEADS}
         first = WINDOW if full_window_only else 0
         for start in range(0, len(piece), CHUNK):
             stop = min(start + CHUNK, len(piece))
@@ -90,10 +91,12 @@ def stream(model: ModelRunner, pieces: Sequence[Expression], weight: float,
                     value = int(piece.targets[head][i])
                     if value != IGNORE and i >= first:
                         row = outputs[head][i - start][target]
-                        row_mixed = head_memory[head].mixed(row, weight)
+                        row_mixed = head_memory[head].mixed(row, weight) if head in head_memory else row
                         for name, p in (("model", row), ("memory", row_mixed)):
                             head_picked[head][name].append(float(p[value]))
                             head_best[head][name].append(int(np.argmax(p)) == value)
+                    if head not in head_memory:
+                        continue
                     if head == "length":  # the token before's, as the engine learns it when it stops
                         before = int(piece.targets[head][i - 1]) if i else IGNORE
                         if before != IGNORE:

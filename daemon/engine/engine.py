@@ -44,7 +44,7 @@ from ..play.pulse import NOTE_LENGTH, Pulse
 from ..play.rhythm import clamp_unit, note_length_ns, onset_after, snap_to_grid
 from ..play.voicing import velocity_for, voice, voice_chord
 from ..predict.bundle import ModelRunner
-from ..predict.memory import NGramMemory
+from ..predict.memory import REMEMBERED_HEADS, NGramMemory
 from ..predict.sampler import Sampler
 from ..predict.window import Window
 from .controls import memory_for_cc, mode_for_cc, temperature_for_cc
@@ -98,8 +98,8 @@ class Engine:
         # What this session played, the player's and its own: the tokens, and each head's classes.
         self.memory_weight = settings.memory
         self.memory = NGramMemory(len(self._vocabulary))
-        self.head_memory = {name: NGramMemory(self.encoding.size(name)) for name in self.encoding.heads} \
-            if self.encoding is not None else {}
+        self.head_memory = {name: NGramMemory(self.encoding.size(name)) for name in self.encoding.heads
+                            if name in REMEMBERED_HEADS} if self.encoding is not None else {}
         self.sampler = Sampler(settings.sampling, settings.temperature, settings.top_p, settings.seed)
         self.pulse = Pulse(settings.bpm, settings.follow_clock)
         self.phrase_gap_ns = ms_to_ns(settings.phrase_gap_ms)
@@ -386,7 +386,8 @@ class Engine:
             token_id = self.sampler.sample(self.memory.mixed(prediction.probs, weight), window.ids)
             classes = {}
             for name, rows in prediction.heads.items():
-                row = self.head_memory[name].mixed(rows[token_id], weight)
+                memory = self.head_memory.get(name)
+                row = memory.mixed(rows[token_id], weight) if memory is not None else rows[token_id]
                 classes[name] = self.sampler.sample_class(row, self.rhythm_temperature if name in RHYTHM_HEADS
                                                           else 1.0)
             self._prepared = Decision(token_id, classes)

@@ -31,7 +31,7 @@ RHYTHMS = ("expressive", "pulse")
 # Both tuned on held-out music (docs/model-quality.md): the memory's weight for the NLL of
 # pieces the model did not see, the rhythm's temperature for answers as varied as Chopin's.
 DEFAULT_MEMORY = 0.6
-DEFAULT_RHYTHM_TEMPERATURE = 0.4
+DEFAULT_RHYTHM_TEMPERATURE = 0.85
 MAX_ANSWER_TOKENS = 256
 HOW_IT_PLAYS = "how it plays"
 _SETTING = "mididuet.setting"  # the dataclass field metadata key

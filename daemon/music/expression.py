@@ -80,6 +80,11 @@ class Encoding:
         return self.size(name) + (2 if name == "length" else 1)
 
     @property
+    def longest_delay(self) -> float:
+        """The longest interval a token may come after the last, in pulses."""
+        return self.delay[-1] * self.timing[-1]
+
+    @property
     def held(self) -> int:
         """The length feature of a token that was still sounding when the next began."""
         return self.size("length") + 1

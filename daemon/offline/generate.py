@@ -107,8 +107,10 @@ def perform(model: ModelRunner, settings: EngineSettings, call: Sequence[TimedMe
         return Engine(model, duet, send, now_ns, observers=[log])
 
     slowest = max(SLOWEST_PULSE_NS, bpm_to_ns(duet.bpm) if duet.bpm else 0)  # --bpm may be slower
+    encoding = model.info.expression if duet.rhythm == "expressive" else None
+    longest = int(slowest * (encoding.longest_delay if encoding is not None else 1))  # a rest, slowed
     gap = max(ms_to_ns(duet.phrase_gap_ms), 2 * slowest)
-    until = call[-1][0] + gap + ((tokens or MAX_ANSWER_TOKENS) + 2) * slowest
+    until = call[-1][0] + gap + ((tokens or MAX_ANSWER_TOKENS) + 2) * longest
     output = run_simulation(build, call, until)
     answer = [(t, msg) for t, msg in output if msg.type in NOTE_TYPES]
     return Performance(list(call), answer, log.tokens)

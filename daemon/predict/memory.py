@@ -2,9 +2,10 @@
 
 Music repeats its own motifs, and a partner that picks up the player's motifs answers as
 a musician would. The memory counts the n-grams (orders 1…:data:`ORDER`) of every token this
-session has heard or played — the player's and mididuet's own — and of each expressive
-attribute's classes, and predicts the next one Witten–Bell interpolated down to a uniform
-distribution. The daemon mixes it with the model, for the token and for each head:
+session has heard or played — the player's and mididuet's own — and of the classes of
+the expressive attributes in :data:`REMEMBERED_HEADS`, and predicts the next one
+Witten–Bell interpolated down to a uniform distribution. The daemon mixes it with the
+model, for the token and for each of those heads, as
 ``p = (1 − λc) · model + λc · memory`` (:func:`mix`), where ``c`` is the memory's
 confidence after the current context (:meth:`NGramMemory.predict`): the share of its
 longest known context's probability that comes from counts. An empty memory, or one that
@@ -26,6 +27,10 @@ from collections.abc import Iterable
 import numpy as np
 
 ORDER = 3  # the longest n-gram: the next symbol after the last two
+# The heads whose classes the memory keeps: when, how long, how loud, how high. Not the
+# other voicing heads: a bass index or a spread means something else for another chord,
+# and their history across chords made held-out predictions worse (docs/model-quality.md).
+REMEMBERED_HEADS = ("delay", "timing", "length", "velocity", "octave")
 SPAN = 2048  # symbols remembered: about an hour of a duet's tokens at a phrase a minute
 
 

@@ -68,8 +68,12 @@ class WatchApp(App[int]):
         Binding("j", "mode('jam')", "jam"),
         Binding("s", "mode('solo')", "solo"),
         Binding("m", "next_mode", "next mode", show=False),
-        Binding("plus,equals_sign", "temperature(1)", "temp +"),
-        Binding("minus", "temperature(-1)", "temp -"),
+        Binding("plus,equals_sign", "step('temperature', 1)", "temp +"),
+        Binding("minus", "step('temperature', -1)", "temp -"),
+        Binding("right_square_bracket", "step('rhythm_temperature', 1)", "rhythm +"),
+        Binding("left_square_bracket", "step('rhythm_temperature', -1)", "rhythm -"),
+        Binding("full_stop", "step('memory', 1)", "memory +"),
+        Binding("comma", "step('memory', -1)", "memory -"),
         Binding("space", "mute", "mute"),
         Binding("p", "panic", "panic"),
     ]
@@ -212,7 +216,8 @@ class WatchApp(App[int]):
         # Controls beyond these three (new ones come from the daemon's table) are shown as they are.
         more = "".join(f"  {name.replace('_', ' ')} [b]{value:.2f}[/b]" for name, value in c.items()
                        if name not in SHOWN and isinstance(value, int | float) and not isinstance(value, bool))
-        return (f"mode [reverse b] {c['mode']} [/]  temperature [b]{c['temperature']:.2f}[/b]{more}  {mute}  "
+        return (f"mode [reverse b] {c['mode']} [/]  {s.get('rhythm', 'pulse')}  "
+                f"temperature [b]{c['temperature']:.2f}[/b]{more}  {mute}  "
                 f"pulse [b]{pulse['bpm']:g}[/b] BPM {PULSE_SOURCES.get(pulse['source'], pulse['source'])}"
                 f"{upcoming}")
 
@@ -252,11 +257,12 @@ class WatchApp(App[int]):
             current = self.status["controls"]["mode"]
             self.action_mode(MODES[(MODES.index(current) + 1) % len(MODES)])
 
-    def action_temperature(self, direction: int) -> None:
-        described = self.controls.get("temperature")
-        if self.status is not None and described is not None:
-            value = self.status["controls"]["temperature"] + direction * described["step"]
-            self._send("set", name="temperature", value=round(min(max(value, described["min"]), described["max"]), 2))
+    def action_step(self, name: str, direction: int) -> None:
+        """A numeric control one step up or down, within its range."""
+        described = self.controls.get(name)
+        if self.status is not None and described is not None and name in self.status["controls"]:
+            value = self.status["controls"][name] + direction * described["step"]
+            self._send("set", name=name, value=round(min(max(value, described["min"]), described["max"]), 2))
 
     def action_mute(self) -> None:
         if self.status is not None:

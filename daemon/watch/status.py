@@ -45,6 +45,8 @@ def format_status(status: dict[str, Any]) -> str:
         f"({status['model']['tokens']} tokens)",
         f"mode {controls['mode']}, temperature {controls['temperature']:.2f}, {mute}"
         f"{', playing' if status['playing'] else ''}",
+        f"rhythm {status['rhythm']} (temperature {controls['rhythm_temperature']:.2f}), memory weight "
+        f"{controls['memory']:.2f} ({status['memory_tokens']} tokens remembered)",
         f"pulse {pulse['bpm']:g} BPM from {pulse['source']}",
         "ports: " + ", ".join(port_text(port) for port in status["ports"]),
         f"notes in {counts['notes_in']}, out {counts['notes_out']}, answers {counts['answers']}; input taken "

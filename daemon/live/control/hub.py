@@ -171,7 +171,9 @@ def snapshot(run: RunState, hub: ControlHub) -> dict[str, Any]:
     pulse = engine.pulse_ns(now)
     return {
         "version": VERSION, "pid": os.getpid(), "uptime_s": round((now - hub.started_ns) / NS_PER_S, 1),
-        "model": {"name": model.path.name, "tokens": model.info.size},
+        "model": {"name": model.path.name, "tokens": model.info.size, "expressive": model.expressive},
+        "rhythm": "expressive" if engine.encoding is not None else "pulse",
+        "memory_tokens": len(engine.memory),
         "controls": controls.values(engine),
         "playing": engine.playing,
         "pulse": {"source": engine.pulse.source(now, ioi), "bpm": round(NS_PER_MINUTE / pulse, 1)},

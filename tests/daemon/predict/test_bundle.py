@@ -126,7 +126,7 @@ def _expression(**changes):
     ({"metadata": {bundle.META_FORMAT: "2"}}, "a format-2 bundle must declare its heads in mididuet.expression"),
     ({"expressive": True, "metadata": {bundle.META_EXPRESSION: "{"}}, "mididuet.expression is not valid JSON"),
     ({"expressive": True, "metadata": {bundle.META_EXPRESSION: _expression(version=7)}},
-     "expression encoding version 7, this mididuet reads 1"),
+     "expression encoding version 7, this mididuet reads 2"),
     ({"expressive": True, "metadata": {bundle.META_EXPRESSION: _expression(features=["delay"])}},
      "features must be"),
     ({"expressive": True, "metadata": {bundle.META_EXPRESSION: _expression(delay=[])}},
