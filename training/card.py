@@ -149,7 +149,7 @@ Training curves: `{curves.name}` in `{curves.parent.name}/`.
 ```
 {facts.get("command")}
 ```
-(`make model` runs exactly this.) Re-check the numbers above:
+(`make model` runs this, then the `answers` line below with `--card`.) Re-check the numbers above:
 ```
 mididuet-train evaluate --model {model_path.as_posix()} --data ../shared/data/piano-midi/midis/Chopin
 mididuet-train answers --model {model_path.as_posix()} --data ../shared/data/piano-midi/midis/Chopin

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..music.midi import MAX_DATA
 
 CC_TEMPERATURE_RANGE = (0.1, 2.0)
-CC_MEMORY_RANGE = (0.0, 0.8)  # the memory CC's top would otherwise drown the model
+CC_MEMORY_RANGE = (0.0, 1.0)  # the memory's own confidence still keeps a share for the model
 CC_MODE_BOUNDS = (43, 86)  # values below the first: duet; below the second: jam; else solo
 
 

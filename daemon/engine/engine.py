@@ -176,6 +176,7 @@ class Engine:
         and must not block the next phrase's end)."""
         self.listener.reset_phrase()
         self.release_all()
+        self._changed("panic", True)
 
     @property
     def decided(self) -> bool:

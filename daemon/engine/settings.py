@@ -30,7 +30,7 @@ SAMPLINGS = ("greedy", "temperature", "top-p")
 RHYTHMS = ("expressive", "pulse")
 # Both tuned on held-out music (docs/model-quality.md): the memory's weight for the NLL of
 # pieces the model did not see, the rhythm's temperature for answers as varied as Chopin's.
-DEFAULT_MEMORY = 0.6
+DEFAULT_MEMORY = 0.9
 DEFAULT_RHYTHM_TEMPERATURE = 0.85
 MAX_ANSWER_TOKENS = 256
 HOW_IT_PLAYS = "how it plays"
@@ -198,8 +198,8 @@ class EngineSettings:
                                         "rhythm and the lengths vary: lower keeps to the likeliest (steadier), "
                                         "higher is looser", float, check=in_range(0.05, 5.0), metavar="T")
     memory: float = setting(DEFAULT_MEMORY, "--memory", "how much the session memory (what this session played, "
-                            "yours and its own) weighs beside the model: 0 forgets, 1 only remembers", float,
-                            check=in_range(0.0, 1.0), metavar="W")
+                            "yours and its own) weighs beside the model, times the memory's confidence: 0 leaves "
+                            "it out", float, check=in_range(0.0, 1.0), metavar="W")
     seed: int | None = setting(None, "--seed", "random seed, for repeatable runs", int, check=non_negative_int,
                                metavar="N", example=1, default_text="a new one each run")
     bpm: float | None = setting(None, "--bpm", "fixed pulse in beats per minute", float, check=in_range(20.0, 400.0),

@@ -8,8 +8,8 @@ Witten–Bell interpolated down to a uniform distribution. The daemon mixes it w
 model, for the token and for each of those heads, as
 ``p = (1 − λc) · model + λc · memory`` (:func:`mix`), where ``c`` is the memory's
 confidence after the current context (:meth:`NGramMemory.predict`): the share of its
-longest known context's probability that comes from counts. An empty memory, or one that
-has never seen the context, says little and weighs little.
+longest known context's probability that comes from counts. An empty memory weighs
+nothing; a context it has not seen falls back to the shorter ones it knows.
 
 Bounded and O(1): only the last :data:`SPAN` symbols are counted (a symbol falling out of
 the span is subtracted again), counts live in a dense unigram and a dict of rows, one per
@@ -29,7 +29,7 @@ import numpy as np
 ORDER = 3  # the longest n-gram: the next symbol after the last two
 # The heads whose classes the memory keeps: when, how long, how loud, how high. Not the
 # other voicing heads: a bass index or a spread means something else for another chord,
-# and their history across chords made held-out predictions worse (docs/model-quality.md).
+# and their predictions got worse with it (docs/model-quality.md, with what the length costs).
 REMEMBERED_HEADS = ("delay", "timing", "length", "velocity", "octave")
 SPAN = 2048  # symbols remembered: about an hour of a duet's tokens at a phrase a minute
 
@@ -144,7 +144,8 @@ class NGramMemory:
         now, so that :meth:`mixed` only adds it in."""
         cache = self._cache
         if weight > 0 and self._symbols and (cache is None or cache[1] != weight):
-            key = self._context(list(self._symbols)[-(self.order - 1):] if self.order > 1 else [])
+            last = len(self._symbols)
+            key = self._context([self._symbols[i] for i in range(max(0, last - self.order + 1), last)])
             p, confidence = self.predict(key)
             share = weight * confidence
             self._cache = (key, weight, 1.0 - share, p * share)

@@ -135,8 +135,7 @@ class ControlHub(Observer):
                 control.set(engine, request.fields["value"])
                 reply = ok_reply(request.id, name=control.name, value=control.get(engine))
             elif request.cmd == "panic":
-                engine.panic()
-                self.changed("panic", True, time.monotonic_ns())
+                engine.panic()  # its changed("panic") event comes through this hub as an observer
                 reply = ok_reply(request.id)
             else:  # status, subscribe: the state as it is now
                 reply = ok_reply(request.id, status=snapshot(run, self))

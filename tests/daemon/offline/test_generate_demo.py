@@ -14,6 +14,7 @@ import pytest
 from mididuet.daemon.cli import main
 from mididuet.daemon.offline.demo import demo_phrase
 from mididuet.daemon.offline.render import find_soundfont
+from mididuet.daemon.predict.bundle import load_bundle
 from tests.helpers.midi_files import write_midi
 
 
@@ -47,13 +48,26 @@ def test_generate_answers_a_primer_after_it_in_time(tmp_path, capsys):
 
 def test_generate_without_primer_plays_solo_at_the_bpm(tmp_path):
     out = tmp_path / "solo.mid"
-    assert main(["generate", "--tokens", "16", "--bpm", "100", "--seed", "1", "--out", str(out)]) == 0
+    assert main(["generate", "--tokens", "16", "--bpm", "100", "--seed", "1", "--rhythm", "pulse",
+                 "--out", str(out)]) == 0
     answer = notes_of(mido.MidiFile(out).tracks[1])
     onsets = sorted({start for start, _, _ in answer})
     assert len(onsets) == 16
     beat_ticks = np.diff(onsets)
     # one token per beat at 100 BPM = 0.6 s = 1152 ticks at the file's 120 BPM, 960 per beat
     assert np.allclose(beat_ticks, 1152, atol=2)
+
+
+def test_generate_expressive_plays_the_predicted_intervals_in_beats_of_the_bpm(tmp_path):
+    out = tmp_path / "solo.mid"
+    assert main(["generate", "--tokens", "24", "--bpm", "100", "--seed", "1", "--out", str(out)]) == 0
+    onsets = sorted({start for start, _, _ in notes_of(mido.MidiFile(out).tracks[1])})
+    encoding = load_bundle().info.expression
+    assert encoding is not None
+    steps = {round(d * t * 1152) for d in encoding.delay for t in encoding.timing}  # × the 1152-tick beat
+    intervals = np.diff(onsets)
+    assert all(min(abs(i - s) for s in steps) <= 2 for i in intervals), intervals
+    assert len(set(intervals.tolist())) >= 3, "the rhythm varies"
 
 
 def test_generate_with_the_same_seed_is_repeatable_and_greedy_is_deterministic(tmp_path):
