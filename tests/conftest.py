@@ -66,6 +66,22 @@ def player(jack_server: JackServer) -> Iterator[Player]:
 DaemonFactory = Callable[..., DaemonProcess]
 
 
+def run_args(flags: tuple[str, ...], model: Path | None, ports: tuple[str, str] | None, control: Path) -> list[str]:
+    """``mididuet run``'s arguments for a test daemon: JACK, the ports (in, out) unless
+    None, the model, and a control socket of its own unless the flags name one (daemons of
+    parallel sessions must not find each other's)."""
+    args = ["--api", "jack", *flags]
+    if "--control" not in flags:
+        args += ["--control", str(control)]
+    if ports is not None:
+        args = ["--in", ports[0], "--out", ports[1], *args]
+    return args if model is None else ["--model", str(model), *args]
+
+
+def control_of(flags: tuple[str, ...], control: Path) -> Path:
+    return Path(flags[flags.index("--control") + 1]) if "--control" in flags else control
+
+
 @pytest.fixture
 def start_daemon(jack_server: JackServer, tiny_model: Path, player: Player,
                  monitor: Monitor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonFactory]:
@@ -78,15 +94,9 @@ def start_daemon(jack_server: JackServer, tiny_model: Path, player: Player,
     def start(*flags: str, model: Path | None = tiny_model, ready: bool = True,
               ports: bool = True) -> DaemonProcess:
         control = tmp_path_factory.mktemp("control") / "control.sock"
-        args = ["--api", "jack", *flags]
-        if "--control" not in flags:
-            args += ["--control", str(control)]
-        if ports:
-            args = ["--in", player.name, "--out", monitor.name, *args]
-        if model is not None:
-            args = ["--model", str(model), *args]
-        daemon = DaemonProcess(args, jack_server.env)
-        daemon.control = Path(flags[flags.index("--control") + 1]) if "--control" in flags else control
+        daemon = DaemonProcess(run_args(flags, model, (player.name, monitor.name) if ports else None, control),
+                               jack_server.env)
+        daemon.control = control_of(flags, control)
         started.append(daemon)
         if ready:
             daemon.wait_ready()
@@ -128,19 +138,18 @@ def pw_clients(pipewire_server: PipeWireServer) -> Iterator[RemoteClients]:
 
 
 @pytest.fixture
-def pw_start_daemon(pipewire_server: PipeWireServer, tiny_model: Path,
-                    pw_clients: RemoteClients) -> Iterator[DaemonFactory]:
+def pw_start_daemon(pipewire_server: PipeWireServer, tiny_model: Path, pw_clients: RemoteClients,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonFactory]:
     """``start_daemon`` on PipeWire: ``pw-jack -p QUANTUM mididuet run``, wired from the
     child's player to its monitor, with the tiny model, waited on until ready."""
     started: list[DaemonProcess] = []
 
     def start(*flags: str, model: Path | None = tiny_model, ready: bool = True, ports: bool = True) -> DaemonProcess:
-        args = ["--api", "jack", *flags]
-        if ports:
-            args = ["--in", pw_clients.player.name, "--out", pw_clients.monitor.name, *args]
-        if model is not None:
-            args = ["--model", str(model), *args]
-        daemon = DaemonProcess(args, pipewire_server.base_env, wrapper=pipewire_server.pw_jack)
+        control = tmp_path_factory.mktemp("control") / "control.sock"
+        in_out = (pw_clients.player.name, pw_clients.monitor.name) if ports else None
+        daemon = DaemonProcess(run_args(flags, model, in_out, control), pipewire_server.base_env,
+                               wrapper=pipewire_server.pw_jack)
+        daemon.control = control_of(flags, control)
         started.append(daemon)
         if ready:
             daemon.wait_ready()

@@ -82,7 +82,7 @@ def run_evaluate(model: Path, data: Path, card: Path | None, memory: float = DEF
         if rows:
             print(format_table(rows))
         if head_rows:
-            print(format_head_table(head_rows))
+            print(f"\n{format_head_table(head_rows)}")
         print(f"\nAs the daemon predicts: {len(music)} pieces streamed from their start, the memory at weight "
               f"{memory:g}; scored after a full window ({streamed['tokens'][0].targets} tokens):\n")
         print(format_streamed(streamed))

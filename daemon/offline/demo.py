@@ -24,20 +24,22 @@ from .render import HOW_TO_GET, RenderError, find_soundfont, render_wav
 DEFAULT_SEED = 1  # a demo should sound the same every time unless asked otherwise
 BEAT_MS = 625  # 96 BPM
 
-# Four bars in C minor, melody over chords: (beat, notes, length in beats).
-DEMO_PHRASE: tuple[tuple[float, tuple[int, ...], float], ...] = (
-    (0, (48, 55, 63), 1), (1, (67,), 0.5), (1.5, (68,), 0.5), (2, (67,), 0.5), (2.5, (65,), 0.5),
-    (3, (43, 50, 59, 65), 1), (4, (63,), 0.5), (4.5, (62,), 0.5),
-    (5, (48, 55, 60, 63), 1), (6, (72,), 0.5), (6.5, (70,), 0.5), (7, (68,), 0.5), (7.5, (67,), 0.5),
-    (8, (41, 48, 56, 60), 1), (9, (65,), 0.5), (9.5, (63,), 0.5), (10, (43, 50, 59, 62), 2),
+# Four bars in C minor, melody over chords, as a pianist shapes them: (beat, notes, length
+# in beats, velocity): the chords softer, the line rising to the C and falling to the cadence.
+DEMO_PHRASE: tuple[tuple[float, tuple[int, ...], float, int], ...] = (
+    (0, (48, 55, 63), 1, 62), (1, (67,), 0.5, 70), (1.5, (68,), 0.5, 76), (2, (67,), 0.5, 72),
+    (2.5, (65,), 0.5, 66), (3, (43, 50, 59, 65), 1, 64), (4, (63,), 0.5, 70), (4.5, (62,), 0.5, 64),
+    (5, (48, 55, 60, 63), 1, 68), (6, (72,), 0.5, 90), (6.5, (70,), 0.5, 84), (7, (68,), 0.5, 78),
+    (7.5, (67,), 0.5, 74), (8, (41, 48, 56, 60), 1, 66), (9, (65,), 0.5, 70), (9.5, (63,), 0.5, 62),
+    (10, (43, 50, 59, 62), 2, 56),
 )
 
 
 def demo_phrase() -> list[TimedMessage]:
     """The demo's call as player events, each note held for 90% of its length."""
     events: list[TimedMessage] = []
-    for beat, notes, length in DEMO_PHRASE:
-        events += phrase([(beat * BEAT_MS, list(notes))], duration_ms=0.9 * length * BEAT_MS, velocity=72)
+    for beat, notes, length, velocity in DEMO_PHRASE:
+        events += phrase([(beat * BEAT_MS, list(notes))], duration_ms=0.9 * length * BEAT_MS, velocity=velocity)
     return sorted(events, key=lambda e: (e[0], e[1].type == "note_on"))
 
 

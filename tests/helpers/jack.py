@@ -53,6 +53,16 @@ def poll(predicate: Callable[[], Any], timeout: float, interval: float = 0.01) -
 TEST_PERIOD = int(os.environ.get("MIDIDUET_TEST_JACK_PERIOD", "256"))
 
 
+def terminate(process: subprocess.Popen, timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if ``process`` has not exited within ``timeout`` s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class JackServer:
     """A private jackd with the dummy driver. ``start`` blocks until it is running."""
 
@@ -96,12 +106,7 @@ class JackServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
         self.process = None
         self.log.close()
         # Only this server's files: another session's server may be running beside us.

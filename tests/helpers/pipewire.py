@@ -16,14 +16,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
-from .jack import JACK_BACKEND, REPO, TEST_PERIOD, poll
+from .jack import JACK_BACKEND, REPO, TEST_PERIOD, poll, terminate
 
 # Where Debian and Fedora put PipeWire's libjack (what pw-jack puts on LD_LIBRARY_PATH).
 PW_JACK_DIRS = ("/usr/lib/x86_64-linux-gnu/pipewire-0.3/jack", "/usr/lib/aarch64-linux-gnu/pipewire-0.3/jack",
@@ -135,12 +134,7 @@ class PipeWireServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
         self.process = None
         if self.log is not None:
             self.log.close()

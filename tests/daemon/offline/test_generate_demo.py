@@ -131,6 +131,22 @@ def test_demo_draws_a_piano_roll(demo_dir):
     assert png_size(demo_dir / "duet.png") == (1200, 500)
 
 
+def test_the_demo_s_answer_breathes_and_its_roll_shows_it(demo_dir):
+    """The shipped model's answer: varied intervals, lengths and velocities, and the roll
+    draws each note as long as it sounds and as dark as it is loud."""
+    from mididuet.daemon.offline.pianoroll import notes_from_events
+
+    events, now = [], 0
+    for msg in mido.MidiFile(demo_dir / "duet.mid").tracks[1]:
+        now += msg.time
+        events.append((now, msg))
+    notes = notes_from_events(events)
+    onsets = sorted({n.start_s for n in notes})
+    assert len(set(np.diff(onsets).tolist())) >= 3, "intervals"
+    assert len({n.end_s - n.start_s for n in notes}) >= 3, "lengths"
+    assert len({n.velocity for n in notes}) >= 3, "velocities"
+
+
 @pytest.mark.skipif(shutil.which("fluidsynth") is None or find_soundfont() is None,
                     reason="FluidSynth or a GM soundfont is not installed (CI installs both)")
 def test_demo_wav_sounds_the_notes_that_were_played(demo_dir):
