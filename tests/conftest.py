@@ -118,9 +118,10 @@ def rtmidi_for_pipewire() -> Path:
         raise
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pipewire_server(rtmidi_for_pipewire: Path) -> Iterator[PipeWireServer]:
-    """A private headless PipeWire (dummy driver) at the suite's quantum, for the whole session."""
+    """A private headless PipeWire (dummy driver) at the suite's quantum, for one test module:
+    its real-time loop must not run under the other modules' timing tests."""
     server = PipeWireServer(rtmidi=rtmidi_for_pipewire)
     server.start()
     try:

@@ -125,7 +125,7 @@ def test_a_stuck_client_is_dropped_within_a_second_of_its_buffer_filling_and_nev
     published = [0]  # bytes queued for each subscriber
     full_at: list[float] = []
     dropped_at: list[float] = []
-    slowest = [0]
+    pushes: list[int] = []  # how long each push took, ns
     healthy_lines = [0]
     stop = threading.Event()
 
@@ -136,7 +136,7 @@ def test_a_stuck_client_is_dropped_within_a_second_of_its_buffer_filling_and_nev
             event = ("note", time.monotonic_ns(), "out", True, 60 + n % 24, 80, 1)
             t0 = time.perf_counter_ns()
             hub.push(*event)
-            slowest[0] = max(slowest[0], time.perf_counter_ns() - t0)
+            pushes.append(time.perf_counter_ns() - t0)
             published[0] += len(encode(event_message(event)))
             n += 1
             time.sleep(max(start + n / rate - time.monotonic(), 0))
@@ -170,7 +170,11 @@ def test_a_stuck_client_is_dropped_within_a_second_of_its_buffer_filling_and_nev
             thread.join()
     assert full_at and dropped_at
     assert dropped_at[0] - full_at[0] <= 1.0, (dropped_at[0] - full_at[0])
-    assert slowest[0] < 1_000_000, f"a push took {slowest[0] / 1e6:.2f} ms"
+    # A push never waits for a client: nearly all take microseconds. One may wait for the
+    # GIL behind the socket's thread (a switch interval, 5 ms), never for a full buffer.
+    pushes.sort()
+    assert pushes[int(len(pushes) * 0.99)] < 1_000_000, f"p99 push {pushes[int(len(pushes) * 0.99)] / 1e6:.2f} ms"
+    assert pushes[-1] < 20_000_000, f"a push took {pushes[-1] / 1e6:.2f} ms"
     assert len(served.clients) == 1
     assert any("dropped" in r.getMessage() and "unread" in r.getMessage() for r in caplog.records)
     stuck.close()
