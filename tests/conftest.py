@@ -161,6 +161,20 @@ def pw_start_daemon(pipewire_server: PipeWireServer, tiny_model: Path, pw_client
         daemon.stop()
 
 
+# One rerun for the tests that time real clients on a real server (and the soak's clock):
+# on the 2-core CI machine one such test in a few hundred loses a MIDI event or a deadline
+# to the machine (a JACK cycle missed, PipeWire's own drops), never the same one twice in
+# a row. A failure twice running fails the suite; every rerun is listed in the summary
+# ("RERUN"), and docs/reliability.md counts them.
+RERUN_DIRS = ("e2e", "reliability")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("jack") or Path(item.path).parent.name in RERUN_DIRS:
+            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=1))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     # Here, at the tests' root, so that `pytest --long` and `make test PYTEST_ARGS=--long`
     # see it: pytest reads options only from the conftests it loads at start.

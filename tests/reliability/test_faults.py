@@ -27,7 +27,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,8 +57,8 @@ ANSWER = ("--phrase-gap", "150", "--bpm", "240", "--answer-tokens", "16")  # ~4 
 def probe(client: str) -> int:
     """Child process: a keyboard and a monitor on the server JACK_DEFAULT_SERVER names.
 
-    Prints ``open``; on ``play`` plays three notes; on ``report`` prints what the
-    monitor saw as JSON; exits on ``quit``.
+    Prints ``open``; on ``play`` plays three notes; on ``answered`` waits for the
+    answer's first note; on ``report`` prints what the monitor saw as JSON; exits on ``quit``.
     """
     monitor = Monitor(client=f"{client}-monitor")
     player = Player(client=f"{client}-player")
@@ -69,6 +68,8 @@ def probe(client: str) -> int:
         if command == "play":
             player.play([60, 62, 64])
             print("played", flush=True)
+        elif command == "answered":
+            print("answered" if poll(monitor.note_ons, 5) else "silent", flush=True)
         elif command == "report":
             poll(monitor.note_ons, 5)  # the answer starts after the phrase gap
             quiet_for(monitor, 0.4, 10)
@@ -140,7 +141,7 @@ def test_the_jack_server_stops_mididuet_exits_3_and_a_new_one_answers_after_the_
         daemons.append(daemon)
         daemon.wait_ready()
         assert first.ask("play") == "played"
-        time.sleep(0.6)  # the answer is under way
+        assert first.ask("answered") == "answered", daemon.stderr  # the answer is under way
         server.stop()  # the monitoring client dies with it: the daemon's exit is what we check
         assert daemon.wait(timeout=5) == EXIT_SERVER_GONE, daemon.stderr
         assert "the JACK server went away" in daemon.stderr
