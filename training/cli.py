@@ -5,6 +5,7 @@
   mididuet-train compare FILE...                   the quality table of several bundles
   mididuet-train decoding --model FILE...          loops, variety and pitch classes of solo runs
   mididuet-train answers --model FILE              duet answers to held-out phrases against the real ones
+  mididuet-train simplify --model FILE             rewrite an older bundle with fewer onnxruntime nodes
 """
 
 from __future__ import annotations
@@ -193,6 +194,18 @@ def answers_parser() -> argparse.ArgumentParser:
     return p
 
 
+def simplify_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mididuet-train simplify",
+        description="Rewrite a bundle's graph as this version's export writes it: the same outputs from fewer "
+        "onnxruntime nodes, so each decision costs less (an Embedding's negative-index guard, which ONNX's "
+        "Gather does itself, is dropped). The result is compared with the original on random windows before "
+        "it is written; metadata and weights are kept.")
+    p.add_argument("--model", type=Path, required=True, help="the bundle (.onnx) to rewrite")
+    p.add_argument("--out", type=Path, default=None, help="write here instead of in place")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -219,6 +232,14 @@ def main(argv: list[str] | None = None) -> int:
 
             args = answers_parser().parse_args(argv[1:])
             return run_answers(args.model, args.data or default_data_dir(), args.seed, args.json, args.card)
+        if argv[:1] == ["simplify"]:
+            from .export import simplify_bundle
+
+            args = simplify_parser().parse_args(argv[1:])
+            done = simplify_bundle(args.model, args.out)
+            print(f"{args.out or args.model}: {int(done['nodes_before'])} → {int(done['nodes_after'])} nodes, "
+                  f"outputs within {done['max_abs_diff']:.1e} of the original on {int(done['windows'])} windows")
+            return 0
         if argv[:1] == ["train"]:
             argv = argv[1:]
         args = train_parser().parse_args(argv)

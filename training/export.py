@@ -1,8 +1,9 @@
 """Export a trained Keras model to a model bundle and prove the export is faithful.
 
 tf2onnx converts a ``tf.function`` with named int32 inputs (``convert.from_keras`` breaks
-under Keras 3). The file gets the bundle metadata (format 2, with the heads' encoding,
-when the model has heads), is loaded back through the daemon's own
+under Keras 3), and :func:`.graph.simplify` drops the nodes onnxruntime need not run. The
+file gets the bundle metadata (format 2, with the heads' encoding, when the model has
+heads), is loaded back through the daemon's own
 :class:`mididuet.daemon.predict.bundle.ModelRunner` (so the daemon's checks run), and
 ≥ 1,000 windows are compared between Keras and onnxruntime, ``probs`` and every head; a
 mismatch deletes the file and raises :class:`ExportError`.
@@ -20,6 +21,8 @@ import numpy as np
 from mididuet.daemon.errors import MididuetError
 from mididuet.daemon.music.expression import FEATURES, Encoding
 from mididuet.daemon.predict import bundle
+
+from .graph import simplify
 
 OPSET = 17
 MAX_ABS_DIFF = 1e-4
@@ -61,6 +64,7 @@ def export_bundle(
             return {bundle.OUTPUT_NAME: model(tokens, training=False)}
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
+    nodes = simplify(proto)
     # tf2onnx names outputs after the dict keys; make sure the contract's names are exact,
     # in its order: probs first, then the heads.
     names = [bundle.OUTPUT_NAME, *(encoding.heads if encoding else ())]
@@ -86,7 +90,7 @@ def export_bundle(
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(path))
     try:
-        return verify_export(model, path, check_windows, check_features)
+        return verify_export(model, path, check_windows, check_features) | {k: float(v) for k, v in nodes.items()}
     except Exception:
         path.unlink(missing_ok=True)
         raise
@@ -128,3 +132,37 @@ def verify_export(model: Any, path: Path, windows: np.ndarray, features: np.ndar
             f"(allowed {MAX_ABS_DIFF:.0e}), same argmax on {agreement:.2%} (need {MIN_ARGMAX_AGREEMENT:.1%})"
         )
     return figures
+
+
+def simplify_bundle(path: Path, out: Path | None = None, windows: int = MIN_CHECK_WINDOWS,
+                    seed: int = 0) -> dict[str, float]:
+    """Rewrite a bundle through :func:`.graph.simplify` (an older export, or another
+    trainer's), into ``out`` (default: in place). The rewritten graph must give every
+    output of the old one on ``windows`` random windows of valid ids and feature classes;
+    if it does not, nothing is written and :class:`ExportError` says by how much."""
+    import onnx
+
+    old = bundle.ModelRunner(path)
+    proto = onnx.load(str(path))
+    nodes = simplify(proto)
+    target = Path(out or path)
+    scratch = target.with_name(f".{target.name}.simplifying")
+    onnx.save(proto, str(scratch))
+    try:
+        new = bundle.ModelRunner(scratch)
+        rng = np.random.default_rng(seed)
+        ids = rng.integers(0, old.info.size, (windows, old.info.window), dtype=np.int32)
+        features = None
+        if old.info.expression is not None:
+            highs = [old.info.expression.feature_size(name) for name in FEATURES]
+            features = np.stack([rng.integers(0, high, (windows, old.info.window)) for high in highs], -1)
+        expected, actual = old.predict_batch(ids, features), new.predict_batch(ids, features)
+        diffs = {name: float(np.max(np.abs(expected[name] - actual[name]))) for name in expected}
+        worst = max(diffs, key=lambda name: diffs[name])
+        if diffs[worst] > MAX_ABS_DIFF / 10:
+            raise ExportError(f"{path}: the simplified graph differs from the original by {diffs[worst]:.2e} "
+                              f"in '{worst}' on {windows} windows; nothing written")
+        scratch.replace(target)
+    finally:
+        scratch.unlink(missing_ok=True)
+    return {**{k: float(v) for k, v in nodes.items()}, "windows": float(windows), "max_abs_diff": diffs[worst]}
