@@ -82,6 +82,16 @@ def control_of(flags: tuple[str, ...], control: Path) -> Path:
     return Path(flags[flags.index("--control") + 1]) if "--control" in flags else control
 
 
+def _started(daemon: DaemonProcess, flags: tuple[str, ...], control: Path, ready: bool,
+             started: list[DaemonProcess]) -> DaemonProcess:
+    """A factory's daemon, noted for the fixture's teardown, with its control socket."""
+    daemon.control = control_of(flags, control)
+    started.append(daemon)
+    if ready:
+        daemon.wait_ready()
+    return daemon
+
+
 @pytest.fixture
 def start_daemon(jack_server: JackServer, tiny_model: Path, player: Player,
                  monitor: Monitor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonFactory]:
@@ -96,11 +106,7 @@ def start_daemon(jack_server: JackServer, tiny_model: Path, player: Player,
         control = tmp_path_factory.mktemp("control") / "control.sock"
         daemon = DaemonProcess(run_args(flags, model, (player.name, monitor.name) if ports else None, control),
                                jack_server.env)
-        daemon.control = control_of(flags, control)
-        started.append(daemon)
-        if ready:
-            daemon.wait_ready()
-        return daemon
+        return _started(daemon, flags, control, ready, started)
 
     yield start
     for daemon in started:
@@ -150,11 +156,7 @@ def pw_start_daemon(pipewire_server: PipeWireServer, tiny_model: Path, pw_client
         in_out = (pw_clients.player.name, pw_clients.monitor.name) if ports else None
         daemon = DaemonProcess(run_args(flags, model, in_out, control), pipewire_server.base_env,
                                wrapper=pipewire_server.pw_jack)
-        daemon.control = control_of(flags, control)
-        started.append(daemon)
-        if ready:
-            daemon.wait_ready()
-        return daemon
+        return _started(daemon, flags, control, ready, started)
 
     yield start
     for daemon in started:
