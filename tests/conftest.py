@@ -168,13 +168,32 @@ def pw_start_daemon(pipewire_server: PipeWireServer, tiny_model: Path, pw_client
 # to the machine (a JACK cycle missed, PipeWire's own drops), never the same one twice in
 # a row. A failure twice running fails the suite; every rerun is listed in the summary
 # ("RERUN"), and docs/reliability.md counts them.
+# pytest-rerunfailures (the test extra) must be installed: --strict-markers refuses `flaky` without it.
+TESTS = Path(__file__).resolve().parent
 RERUN_DIRS = ("e2e", "reliability")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.get_closest_marker("jack") or Path(item.path).parent.name in RERUN_DIRS:
+        path = Path(item.path).resolve()
+        where = path.relative_to(TESTS).parts[:1] if path.is_relative_to(TESTS) else ()
+        if item.get_closest_marker("jack") or set(where) & set(RERUN_DIRS):
             item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=1))
+
+
+_RERUNS: list[pytest.TestReport] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.outcome == "rerun":
+        _RERUNS.append(report)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """What each rerun test's first attempt failed on (the plugin lists only the names)."""
+    for report in _RERUNS:
+        terminalreporter.write_sep("-", f"first attempt of {report.nodeid} ({report.when})")
+        terminalreporter.write_line(report.longreprtext[-4000:])
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -237,8 +237,11 @@ def main(argv: list[str] | None = None) -> int:
 
             args = simplify_parser().parse_args(argv[1:])
             done = simplify_bundle(args.model, args.out)
-            print(f"{args.out or args.model}: {int(done['nodes_before'])} → {int(done['nodes_after'])} nodes, "
-                  f"outputs within {done['max_abs_diff']:.1e} of the original on {int(done['windows'])} windows")
+            if not done["windows"]:
+                print(f"{args.model}: nothing to drop ({int(done['nodes_after'])} nodes); left as it is")
+            else:
+                print(f"{args.out or args.model}: {int(done['nodes_before'])} → {int(done['nodes_after'])} nodes, "
+                      f"outputs within {done['max_abs_diff']:.1e} of the original on {int(done['windows'])} windows")
             return 0
         if argv[:1] == ["train"]:
             argv = argv[1:]

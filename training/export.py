@@ -12,6 +12,9 @@ mismatch deletes the file and raises :class:`ExportError`.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -137,18 +140,24 @@ def verify_export(model: Any, path: Path, windows: np.ndarray, features: np.ndar
 def simplify_bundle(path: Path, out: Path | None = None, windows: int = MIN_CHECK_WINDOWS,
                     seed: int = 0) -> dict[str, float]:
     """Rewrite a bundle through :func:`.graph.simplify` (an older export, or another
-    trainer's), into ``out`` (default: in place). The rewritten graph must give every
-    output of the old one on ``windows`` random windows of valid ids and feature classes;
-    if it does not, nothing is written and :class:`ExportError` says by how much."""
+    trainer's), into ``out`` (default: in place, through a symlink to its file). The
+    rewritten graph must give every output of the old one on ``windows`` random windows of
+    valid ids and feature classes; if it does not, nothing is written and
+    :class:`ExportError` says by how much. A graph with nothing to drop is left as it is."""
     import onnx
 
     old = bundle.ModelRunner(path)
     proto = onnx.load(str(path))
     nodes = simplify(proto)
-    target = Path(out or path)
-    scratch = target.with_name(f".{target.name}.simplifying")
-    onnx.save(proto, str(scratch))
+    figures = {k: float(v) for k, v in nodes.items()} | {"windows": 0.0, "max_abs_diff": 0.0}
+    target = Path(out or path).resolve()
+    if nodes["nodes_after"] == nodes["nodes_before"] and target == Path(path).resolve():
+        return figures
+    handle, scratch_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".simplifying")
+    os.close(handle)
+    scratch = Path(scratch_name)
     try:
+        onnx.save(proto, str(scratch))
         new = bundle.ModelRunner(scratch)
         rng = np.random.default_rng(seed)
         ids = rng.integers(0, old.info.size, (windows, old.info.window), dtype=np.int32)
@@ -162,7 +171,9 @@ def simplify_bundle(path: Path, out: Path | None = None, windows: int = MIN_CHEC
         if diffs[worst] > MAX_ABS_DIFF / 10:
             raise ExportError(f"{path}: the simplified graph differs from the original by {diffs[worst]:.2e} "
                               f"in '{worst}' on {windows} windows; nothing written")
+        if target.exists():
+            shutil.copymode(target, scratch)
         scratch.replace(target)
     finally:
         scratch.unlink(missing_ok=True)
-    return {**{k: float(v) for k, v in nodes.items()}, "windows": float(windows), "max_abs_diff": diffs[worst]}
+    return figures | {"windows": float(windows), "max_abs_diff": diffs[worst]}

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+MIN_OPSET = 11  # where ONNX's Gather defines negative indices (counted from the end)
+
 
 def simplify(proto: Any) -> dict[str, int]:
     """Apply every rewrite to ``proto`` (an ``onnx.ModelProto``) in place; the node counts
@@ -25,22 +27,35 @@ def simplify(proto: Any) -> dict[str, int]:
 
 def unwrap_gather_indices(proto: Any) -> int:
     """Point every ``Gather`` fed by Keras's negative-index ``where`` at the index itself;
-    the number rewired. The ``where`` is recognised only in full: ``Add(Mul(Cast(c), i + n),
-    Mul(i, Cast(Not c)))`` with ``c = Less(Cast(i), 0)``, in either order of its operands."""
-    producer = {out: node for node in proto.graph.node for out in node.output}
-    constants = {init.name: init for init in proto.graph.initializer}
+    the number rewired. The ``where`` is recognised only in full, in either order of its
+    operands: ``Add(Mul(Cast(c), Add(i, n)), Mul(i, Cast(Not c)))`` with ``c = Less(Cast(i), 0)``,
+    ``0`` and ``n`` constants and ``n`` the size of the axis the ``Gather`` indexes."""
+    if _opset(proto) < MIN_OPSET:
+        return 0
+    graph = proto.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    fed = {i.name for i in graph.input}  # an initializer also listed as an input can be fed another value
+    constants = {init.name: init for init in graph.initializer if init.name not in fed}
     rewired = 0
-    for node in proto.graph.node:
-        if node.op_type != "Gather" or len(node.input) < 2:
+    for node in graph.node:
+        if node.op_type != "Gather" or len(node.input) < 2 or node.input[0] not in constants:
             continue
-        index = _where_index(node.input[1], producer, constants)
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        dims = list(constants[node.input[0]].dims)
+        if not -len(dims) <= axis < len(dims):
+            continue
+        index = _where_index(node.input[1], dims[axis], producer, constants)
         if index is not None:
             node.input[1] = index
             rewired += 1
     return rewired
 
 
-def _where_index(name: str, producer: dict[str, Any], constants: dict[str, Any]) -> str | None:
+def _opset(proto: Any) -> int:
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _where_index(name: str, size: int, producer: dict[str, Any], constants: dict[str, Any]) -> str | None:
     add = producer.get(name)
     if add is None or add.op_type != "Add":
         return None
@@ -48,22 +63,27 @@ def _where_index(name: str, producer: dict[str, Any], constants: dict[str, Any])
     if len(muls) != 2 or any(m is None or m.op_type != "Mul" for m in muls):
         return None
     for negative, positive in (muls, muls[::-1]):
-        less = _cast_of(negative, producer, "Less")
-        keep = _cast_of(positive, producer, "Not")
+        less = _cast_source(negative, producer, "Less")
+        keep = _cast_source(positive, producer, "Not")
         if less is None or keep is None:
             continue
-        if keep.input[0] != less.output[0] or not _is_zero(less.input[1], constants):
+        if keep.input[0] != less.output[0] or _constant(less.input[1], constants) != 0:
             continue
         cast = producer.get(less.input[0])
         index = cast.input[0] if cast is not None and cast.op_type == "Cast" else less.input[0]
-        shifted = [i for i in negative.input if producer.get(i) is not None and producer[i].op_type == "Add"]
-        if index in positive.input and any(index in producer[s].input for s in shifted):
-            return index
+        if index not in positive.input:
+            continue
+        for operand in negative.input:
+            shift = producer.get(operand)
+            if shift is not None and shift.op_type == "Add" and index in shift.input:
+                other = [i for i in shift.input if i != index]
+                if len(other) == 1 and _constant(other[0], constants) == size:
+                    return index
     return None
 
 
-def _cast_of(mul: Any, producer: dict[str, Any], op: str) -> Any:
-    """The ``op`` node whose Cast is one of ``mul``'s operands (for ``Not``: the ``Less`` it negates)."""
+def _cast_source(mul: Any, producer: dict[str, Any], op: str) -> Any:
+    """The ``op`` node one of ``mul``'s operands is a Cast of."""
     for name in mul.input:
         cast = producer.get(name)
         if cast is None or cast.op_type != "Cast":
@@ -74,14 +94,20 @@ def _cast_of(mul: Any, producer: dict[str, Any], op: str) -> Any:
     return None
 
 
-def _is_zero(name: str, constants: dict[str, Any]) -> bool:
+def _constant(name: str, constants: dict[str, Any]) -> float | None:
+    """The value of a one-element initializer, else None."""
     import onnx.numpy_helper
 
-    return name in constants and not onnx.numpy_helper.to_array(constants[name]).any()
+    if name not in constants:
+        return None
+    value = onnx.numpy_helper.to_array(constants[name])
+    return float(value.reshape(-1)[0]) if value.size == 1 else None
 
 
 def drop_unused(proto: Any) -> int:
-    """Remove the nodes (and initializers) nothing reads any more; the number of nodes removed."""
+    """Remove the nodes, initializers and value infos nothing reads any more (what a
+    subgraph of an ``If``, ``Loop`` or ``Scan`` reads counts as read); the number of nodes
+    removed."""
     graph = proto.graph
     needed = {output.name for output in graph.output}
     kept = []
@@ -89,11 +115,29 @@ def drop_unused(proto: Any) -> int:
         if any(out in needed for out in node.output):
             kept.append(node)
             needed.update(node.input)
+            needed.update(_read_by_subgraphs(node))
     removed = len(graph.node) - len(kept)
     kept.reverse()
     del graph.node[:]
     graph.node.extend(kept)
-    unused = [init for init in graph.initializer if init.name not in needed]
-    for init in unused:
+    inputs = {i.name for i in graph.input}
+    for init in [i for i in graph.initializer if i.name not in needed and i.name not in inputs]:
         graph.initializer.remove(init)
+    produced = {out for node in graph.node for out in node.output}
+    for info in [v for v in graph.value_info if v.name not in produced]:
+        graph.value_info.remove(info)
     return removed
+
+
+def _read_by_subgraphs(node: Any) -> set[str]:
+    """Every name the node's subgraphs read (a superset of what they take from outside)."""
+    import onnx
+
+    names: set[str] = set()
+    for attr in node.attribute:
+        graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+        for sub in graphs:
+            for inner in sub.node:
+                names.update(inner.input)
+                names.update(_read_by_subgraphs(inner))
+    return names

@@ -41,7 +41,7 @@ def session(start_daemon, player: Player, monitor: Monitor, memory: str) -> list
         before = len(played())
         player.play(MOTIF * 3, step=0.15, length=0.1)
         # About as many tokens as the call: a CI run once answered 18 with 17 (two of the
-        # call's notes arriving together on a loaded machine make one chord).
+        # call's notes arriving together on a loaded machine make one chord); two such allowed.
         assert poll(lambda: len(played()) - before >= CALL_TOKENS - 2, 20), daemon.stderr  # noqa: B023 (used at once)
         assert poll(lambda: not hanging(monitor.messages), MAX_NOTE_NS / 1e9 + 2)
         assert quiet_for(monitor, 0.5, 10)

@@ -1,62 +1,144 @@
-"""The export's graph rewrites compute what the graph computed, with fewer nodes."""
+"""The export's graph rewrites compute what the graph computed, with fewer nodes; a bundle
+rewritten by ``mididuet-train simplify`` plays as before."""
+
+import os
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from mididuet.daemon.errors import MididuetError
 from mididuet.daemon.predict import bundle
+from mididuet.training.cli import main
 from mididuet.training.graph import simplify, unwrap_gather_indices
+from tests.helpers.bundles import make_bundle
+
+ROWS, WIDTH = 5, 3
 
 
-def _keras_take(rows: int = 5, width: int = 3, zero: int = 0) -> onnx.ModelProto:
-    """An Embedding as tf2onnx writes Keras's ``take``: ``where(i < 0, i + n, i)`` before a Gather."""
-    table = np.arange(rows * width, dtype=np.float32).reshape(rows, width)
-    inits = [numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.array(rows, np.int32), "n"),
-             numpy_helper.from_array(np.array(zero, np.float32), "zero")]
+def keras_take(index: str, rows: int, prefix: str = "", zero: float = 0.0) -> tuple[list, list, str]:
+    """The nodes tf2onnx writes for Keras's ``take`` (``where(i < 0, i + n, i)``), the
+    initializers they read, and the name of the index they make."""
+    inits = [numpy_helper.from_array(np.array(rows, np.int32), f"{prefix}n"),
+             numpy_helper.from_array(np.array(zero, np.float32), f"{prefix}zero")]
+    p = prefix
     nodes = [
-        helper.make_node("Add", ["i", "n"], ["shifted"]),
-        helper.make_node("Cast", ["i"], ["i_float"], to=TensorProto.FLOAT),
-        helper.make_node("Less", ["i_float", "zero"], ["negative"]),
-        helper.make_node("Not", ["negative"], ["positive"]),
-        helper.make_node("Cast", ["positive"], ["positive_int"], to=TensorProto.INT32),
-        helper.make_node("Mul", ["i", "positive_int"], ["kept"]),
-        helper.make_node("Cast", ["negative"], ["negative_int"], to=TensorProto.INT32),
-        helper.make_node("Mul", ["negative_int", "shifted"], ["moved"]),
-        helper.make_node("Add", ["moved", "kept"], ["index"]),
-        helper.make_node("Gather", ["table", "index"], ["out"]),
+        helper.make_node("Add", [index, f"{p}n"], [f"{p}shifted"]),
+        helper.make_node("Cast", [index], [f"{p}i_float"], to=TensorProto.FLOAT),
+        helper.make_node("Less", [f"{p}i_float", f"{p}zero"], [f"{p}negative"]),
+        helper.make_node("Not", [f"{p}negative"], [f"{p}positive"]),
+        helper.make_node("Cast", [f"{p}positive"], [f"{p}positive_int"], to=TensorProto.INT32),
+        helper.make_node("Mul", [index, f"{p}positive_int"], [f"{p}kept"]),
+        helper.make_node("Cast", [f"{p}negative"], [f"{p}negative_int"], to=TensorProto.INT32),
+        helper.make_node("Mul", [f"{p}negative_int", f"{p}shifted"], [f"{p}moved"]),
+        helper.make_node("Add", [f"{p}moved", f"{p}kept"], [f"{p}index"]),
     ]
+    return nodes, inits, f"{p}index"
+
+
+def embedding(n: int = ROWS, zero: float = 0.0, opset: int = 17) -> onnx.ModelProto:
+    """A table of ``ROWS`` rows behind Keras's ``take`` with ``n`` as its size."""
+    table = np.arange(ROWS * WIDTH, dtype=np.float32).reshape(ROWS, WIDTH)
+    nodes, inits, index = keras_take("i", n, zero=zero)
+    nodes.append(helper.make_node("Gather", ["table", index], ["out"]))
     graph = helper.make_graph(nodes, "take", [helper.make_tensor_value_info("i", TensorProto.INT32, [None, 4])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 4, width])], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 4, WIDTH])],
+                              [numpy_helper.from_array(table, "table"), *inits])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def _run(model: onnx.ModelProto, i: np.ndarray) -> np.ndarray:
+def run(model: onnx.ModelProto, i: np.ndarray) -> np.ndarray:
     return ort.InferenceSession(model.SerializeToString()).run(None, {"i": i})[0]
 
 
+INDICES = np.array([[0, 4, -1, -5], [2, 3, 1, 0]], np.int32)  # negative ones too: Gather maps them alike
+
+
 def test_the_gather_reads_the_index_itself_and_the_where_is_gone() -> None:
-    model = _keras_take()
-    indices = np.array([[0, 4, -1, -5], [2, 3, 1, 0]], np.int32)  # negative ones too: Gather maps them alike
-    before = _run(model, indices)
-    figures = simplify(model)
+    model = embedding()
+    before = run(model, INDICES)
+    assert simplify(model) == {"nodes_before": 10, "nodes_after": 1}
     onnx.checker.check_model(model)
-    assert figures == {"nodes_before": 10, "nodes_after": 1}
     assert [n.op_type for n in model.graph.node] == ["Gather"] and model.graph.node[0].input[1] == "i"
     assert {i.name for i in model.graph.initializer} == {"table"}
-    np.testing.assert_array_equal(_run(model, indices), before)
+    np.testing.assert_array_equal(run(model, INDICES), before)
 
 
-def test_a_where_that_is_not_keras_take_is_left_alone() -> None:
-    model = _keras_take(zero=1)  # i < 1 is not "negative": rewiring it would change the result
-    assert unwrap_gather_indices(model) == 0
+@pytest.mark.parametrize(("what", "model"), [
+    ("i < 1 is not 'negative'", embedding(zero=1.0)),
+    ("i + 3 on a table of 5 rows is not Gather's mapping", embedding(n=3)),
+    ("before opset 11 Gather has no negative indices", embedding(opset=10)),
+])
+def test_a_where_that_is_not_keras_take_is_left_alone(what: str, model: onnx.ModelProto) -> None:
+    assert unwrap_gather_indices(model) == 0, what
     simplify(model)
-    assert len(model.graph.node) == 10
+    assert len(model.graph.node) == 10, what
+
+
+def test_a_constant_that_can_be_fed_is_not_taken_for_zero() -> None:
+    model = embedding()
+    model.graph.input.append(helper.make_tensor_value_info("zero", TensorProto.FLOAT, []))
+    assert unwrap_gather_indices(model) == 0
 
 
 def test_the_shipped_bundle_is_simplified() -> None:
-    """The shipped model was exported (or rewritten) through the pass: no Keras ``where``
-    left, and a third fewer nodes than tf2onnx wrote (306)."""
+    """The shipped model went through the pass (306 nodes as tf2onnx wrote it, a quarter
+    fewer after): nothing is left for it to drop."""
     model = onnx.load(str(bundle.shipped_model_path()))
     assert not any(n.op_type in ("Less", "Not") for n in model.graph.node)
-    assert simplify(model)["nodes_after"] == len(model.graph.node) <= 230
+    figures = simplify(model)
+    assert figures["nodes_before"] == figures["nodes_after"] <= 230
+
+
+def older_bundle(path: Path) -> Path:
+    """A real bundle with its token Embedding written as tf2onnx writes Keras's."""
+    make_bundle(path)
+    model = onnx.load(str(path))
+    gather = next(n for n in model.graph.node if n.op_type == "Gather" and n.input[0] == "emb")
+    rows = next(i for i in model.graph.initializer if i.name == "emb").dims[0]
+    nodes, inits, index = keras_take(gather.input[1], rows, prefix="take_")
+    gather.input[1] = index
+    at = list(model.graph.node).index(gather)
+    for k, node in enumerate(nodes):
+        model.graph.node.insert(at + k, node)
+    model.graph.initializer.extend(inits)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_simplify_rewrites_an_older_bundle_in_place(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = older_bundle(tmp_path / "older.onnx")
+    path.chmod(0o640)
+    windows = np.random.default_rng(3).integers(0, 18, (50, bundle.WINDOW), dtype=np.int32)
+    before = bundle.load_bundle(path).predict_batch(windows)
+    nodes = len(onnx.load(str(path)).graph.node)
+    assert main(["simplify", "--model", str(path)]) == 0
+    assert f"{nodes} → {nodes - 9} nodes" in capsys.readouterr().out
+    after = bundle.load_bundle(path)
+    np.testing.assert_array_equal(after.predict_batch(windows)["probs"], before["probs"])
+    assert after.info.training == bundle.load_bundle(older_bundle(tmp_path / "again.onnx")).info.training
+    assert (path.stat().st_mode & 0o777) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.onnx", "older.onnx"], "no scratch file left"
+
+
+def test_simplify_leaves_a_simplified_bundle_untouched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "tiny.onnx"
+    make_bundle(path)
+    written = path.stat().st_mtime_ns
+    assert main(["simplify", "--model", str(path)]) == 0
+    assert "nothing to drop" in capsys.readouterr().out
+    assert path.stat().st_mtime_ns == written
+
+
+def test_simplify_refuses_a_damaged_bundle_and_writes_nothing(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(b"not a model")
+    assert main(["simplify", "--model", str(path)]) == 2
+    assert "not a readable ONNX model" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["broken.onnx"] and path.read_bytes() == b"not a model"
+    with pytest.raises(MididuetError):
+        bundle.load_bundle(path)
