@@ -171,8 +171,7 @@ def simplify_bundle(path: Path, out: Path | None = None, windows: int = MIN_CHEC
         if diffs[worst] > MAX_ABS_DIFF / 10:
             raise ExportError(f"{path}: the simplified graph differs from the original by {diffs[worst]:.2e} "
                               f"in '{worst}' on {windows} windows; nothing written")
-        if target.exists():
-            shutil.copymode(target, scratch)
+        shutil.copymode(target if target.exists() else path, scratch)  # mkstemp's 0600 is not the bundle's
         scratch.replace(target)
     finally:
         scratch.unlink(missing_ok=True)

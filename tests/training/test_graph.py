@@ -115,13 +115,16 @@ def test_simplify_rewrites_an_older_bundle_in_place(tmp_path: Path, capsys: pyte
     windows = np.random.default_rng(3).integers(0, 18, (50, bundle.WINDOW), dtype=np.int32)
     before = bundle.load_bundle(path).predict_batch(windows)
     nodes = len(onnx.load(str(path)).graph.node)
+    assert main(["simplify", "--model", str(path), "--out", str(tmp_path / "copy.onnx")]) == 0
+    assert (tmp_path / "copy.onnx").stat().st_mode & 0o777 == 0o640, "a new file gets the bundle's mode"
     assert main(["simplify", "--model", str(path)]) == 0
-    assert f"{nodes} → {nodes - 9} nodes" in capsys.readouterr().out
+    assert capsys.readouterr().out.count(f"{nodes} → {nodes - 9} nodes") == 2
     after = bundle.load_bundle(path)
     np.testing.assert_array_equal(after.predict_batch(windows)["probs"], before["probs"])
     assert after.info.training == bundle.load_bundle(older_bundle(tmp_path / "again.onnx")).info.training
     assert (path.stat().st_mode & 0o777) == 0o640
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.onnx", "older.onnx"], "no scratch file left"
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["again.onnx", "copy.onnx", "older.onnx"], "no scratch file left"
 
 
 def test_simplify_leaves_a_simplified_bundle_untouched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
