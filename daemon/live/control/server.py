@@ -13,8 +13,9 @@ started before the loop takes its real-time priority, so it does not inherit the
   closed; so is one beyond :data:`MAX_CLIENTS`.
 - Each client has an output buffer of at most :data:`CLIENT_BUFFER` bytes beyond what the
   kernel holds. Events are encoded once per flush (every :data:`FLUSH_S` while someone is
-  subscribed) and appended to each subscriber's buffer; one that would overflow is
-  dropped on the spot with a log line: a stuck client is never waited for.
+  subscribed) and appended to each subscriber's buffer; one that would overflow while it
+  still holds unread bytes is dropped on the spot with a log line: a stuck client is never
+  waited for.
 - Bad input gets an error reply and changes nothing (:mod:`.protocol`); requests that
   check out go to the loop, which applies them between notes and queues the reply.
 """
@@ -341,7 +342,9 @@ class ControlServer:
     def _queue(self, client: Client, data: bytes) -> None:
         if client.id not in self.clients:
             return
-        if len(client.out) + len(data) > self.buffer_limit:
+        # Only a client that still holds unread bytes is to blame: a batch bigger than the buffer
+        # to one that has read everything is the server thread's own backlog (bounded by the hub's).
+        if client.out and len(client.out) + len(data) > self.buffer_limit:
             stalled = 0.0 if client.stalled_since is None else time.monotonic() - client.stalled_since
             self.dropped += 1
             log.warning("control client %d (pid %d) dropped: it left %d bytes unread (stalled %.2f s); "

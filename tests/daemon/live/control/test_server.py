@@ -182,6 +182,24 @@ def test_a_stuck_client_is_dropped_within_a_second_of_its_buffer_filling_and_nev
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to run a server as another user")
+def test_a_burst_bigger_than_the_buffer_reaches_a_client_that_reads(served: ControlServer) -> None:
+    """A batch the server thread took late (a busy machine, a flood) is bigger than a
+    client's buffer; the client that has read everything keeps its connection and gets
+    it all (a CI run once dropped the healthy client of the stuck-client test this way)."""
+    client = LineClient(served.path)
+    client.send("subscribe")
+    assert poll(lambda: served.hub.active and all(c.kinds for c in served.clients.values()), 2)
+    burst = 3 * served.buffer_limit // len(encode(event_message(("note", 0, "out", True, 60, 80, 1)))) + 1
+    for n in range(burst):  # one push after another on this thread: far faster than a flush
+        served.hub.push("note", time.monotonic_ns(), "out", True, 60 + n % 24, 80, 1)
+    notes = 0
+    while (line := client.read(2.0)) is not None:
+        notes += line.get("event") == "note"
+        if notes == burst:
+            break
+    assert notes == burst and not served.dropped and len(served.clients) == 1
+
+
 def test_a_connection_from_another_user_is_refused() -> None:
     """The server runs as uid 65534 in a child with its own XDG_RUNTIME_DIR; its own user
     is served, root (who can reach any path) is refused by SO_PEERCRED."""
