@@ -16,6 +16,7 @@ the pedal sounds until the pedal comes up, or until it is struck again):
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import KeysView
 from dataclasses import dataclass
 from itertools import pairwise
 from statistics import median
@@ -44,7 +45,6 @@ class Listener:
 
     def __init__(self, chord_window_ns: int) -> None:
         self.chord_window_ns = chord_window_ns
-        self.held: set[int] = set()
         self.sustain = False
         self.last_activity_ns: int | None = None
         self._group: list[int] = []
@@ -59,6 +59,11 @@ class Listener:
         self._onsets: deque[int] = deque(maxlen=HISTORY + 1)
         self._velocities: deque[int] = deque(maxlen=HISTORY)
         self._pitches: deque[int] = deque(maxlen=HISTORY)
+
+    @property
+    def held(self) -> KeysView[int]:
+        """The keys down now."""
+        return self._down.keys()
 
     @property
     def pending_deadline(self) -> int | None:
@@ -79,7 +84,6 @@ class Listener:
         self._group.append(note)
         self._group_velocity = max(self._group_velocity, velocity)
         self._start_sounding(note, t_ns)
-        self.held.add(note)
         self._velocities.append(velocity)
         self._pitches.append(note)
         self.last_activity_ns = t_ns
@@ -87,7 +91,6 @@ class Listener:
 
     def note_off(self, note: int, t_ns: int) -> None:
         """A key went up (a note-off for a key never pressed is harmless)."""
-        self.held.discard(note)
         self.last_activity_ns = t_ns
         onset = self._down.pop(note, None)
         if onset is not None:
@@ -166,7 +169,6 @@ class Listener:
 
     def reset_phrase(self) -> None:
         """Forget key state after a panic; the histories stay (they describe the player)."""
-        self.held.clear()
         self.sustain = False
         self._down.clear()
         self._pedalled.clear()

@@ -6,7 +6,7 @@ session has heard or played — the player's and mididuet's own — and of the c
 the expressive attributes in :data:`REMEMBERED_HEADS`, and predicts the next one
 Witten–Bell interpolated down to a uniform distribution. The daemon mixes it with the
 model, for the token and for each of those heads, as
-``p = (1 − λc) · model + λc · memory`` (:func:`mix`), where ``c`` is the memory's
+``p = (1 − λc) · model + λc · memory`` (:meth:`NGramMemory.mixed`), where ``c`` is the memory's
 confidence after the current context (:meth:`NGramMemory.predict`): the share of its
 longest known context's probability that comes from counts. An empty memory weighs
 nothing; a context it has not seen falls back to the shorter ones it knows.
@@ -48,20 +48,11 @@ class NGramMemory:
         self._types: dict[tuple[int, ...], int] = {}  # context → how many distinct symbols followed
         self._totals: dict[tuple[int, ...], int] = {}  # context → how many symbols followed
         self._uniform = np.full(size, 1.0 / size)
-        # (context, weight, the model's share, the memory's weighed term) of the next mix.
-        self._cache: tuple[tuple[int, ...], float, float, np.ndarray] | None = None
+        # (weight, the model's share, the memory's weighed term) of the next mix.
+        self._cache: tuple[float, float, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self._symbols)
-
-    def clear(self) -> None:
-        self._symbols.clear()
-        self._unigram[:] = 0
-        self._unigram_types = 0
-        self._rows.clear()
-        self._types.clear()
-        self._totals.clear()
-        self._cache = None
 
     def observe(self, symbol: int) -> None:
         """One more symbol (the newest). O(order); the oldest leaves once the span is full."""
@@ -143,12 +134,12 @@ class NGramMemory:
         """Work out the memory's part of the next mix (after the symbols it has seen last)
         now, so that :meth:`mixed` only adds it in."""
         cache = self._cache
-        if weight > 0 and self._symbols and (cache is None or cache[1] != weight):
+        if weight > 0 and self._symbols and (cache is None or cache[0] != weight):
             last = len(self._symbols)
             key = self._context([self._symbols[i] for i in range(max(0, last - self.order + 1), last)])
             p, confidence = self.predict(key)
             share = weight * confidence
-            self._cache = (key, weight, 1.0 - share, p * share)
+            self._cache = (weight, 1.0 - share, p * share)
 
     def mixed(self, model: np.ndarray, weight: float) -> np.ndarray:
         """``model`` mixed with this memory's prediction after the symbols it has seen last,
@@ -157,10 +148,6 @@ class NGramMemory:
             return model
         self.prime(weight)
         assert self._cache is not None
-        _, _, keep, term = self._cache
+        _, keep, term = self._cache
         return model * keep + term
 
-
-def mix(model: np.ndarray, memory: np.ndarray, weight: float) -> np.ndarray:
-    """``(1 − weight) · model + weight · memory``: still a distribution."""
-    return model if weight <= 0 else (1.0 - weight) * model + weight * memory

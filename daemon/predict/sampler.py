@@ -61,6 +61,12 @@ def looping_ids(history: np.ndarray, max_pattern: int = MAX_PATTERN,
     return banned
 
 
+def _tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """``probs`` as float64 (a copy), sharpened (< 1) or flattened (> 1) by ``temperature``."""
+    p = probs.astype(np.float64)
+    return p if temperature == 1.0 else np.exp(np.log(np.maximum(p, _TINY)) / temperature)
+
+
 class Sampler:
     """Chooses ids from probability vectors. Not thread-safe (it owns a random generator)."""
 
@@ -77,9 +83,7 @@ class Sampler:
         """One id from ``probs`` (shape ``[V]``); ``history`` (recent ids) feeds the loop guard."""
         if self.method == "greedy":
             return int(np.argmax(probs))
-        p = probs.astype(np.float64)  # a copy: the guard below writes into it
-        if self.temperature != 1.0:
-            p = np.exp(np.log(np.maximum(p, _TINY)) / self.temperature)
+        p = _tempered(probs, self.temperature)  # a copy: the guard below writes into it
         banned = looping_ids(history) if history is not None else []
         for token_id in banned:
             p[token_id] = 0.0
@@ -95,20 +99,19 @@ class Sampler:
         cumulative = np.cumsum(p)
         if cumulative[-1] <= _TINY:
             return self._fallback(probs, banned)
-        pick = int(np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right"))
-        return min(pick, len(p) - 1)
+        return self._draw(cumulative)
 
     def sample_class(self, row: np.ndarray, temperature: float = 1.0) -> int:
         """One class from a head's softmax ``row`` (``[C]``), sharpened or flattened by
         ``temperature``; greedy sampling takes the likeliest."""
         if self.method == "greedy":
             return int(np.argmax(row))
-        p = row.astype(np.float64)
-        if temperature != 1.0:
-            p = np.exp(np.log(np.maximum(p, _TINY)) / temperature)
-        cumulative = np.cumsum(p)
+        return self._draw(np.cumsum(_tempered(row, temperature)))
+
+    def _draw(self, cumulative: np.ndarray) -> int:
+        """An index drawn in proportion to the steps of ``cumulative`` (one random draw)."""
         pick = int(np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right"))
-        return min(pick, len(p) - 1)
+        return min(pick, len(cumulative) - 1)
 
     @staticmethod
     def _fallback(probs: np.ndarray, banned: list[int]) -> int:

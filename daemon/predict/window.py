@@ -59,6 +59,9 @@ class Window:
         self._velocities: deque[int] = deque(maxlen=history)
         self._last_onset: int | None = None
         self._last_length: int | None = None  # of the last token, once known
+        # The running pulse and level, which only push_played moves: worked out there, once.
+        self._pulse: float | None = None
+        self._level: float | None = None
         # Per position: its onset (to find it again for set_length) and the pulse before it.
         self._onsets = np.full(size, NO_ONSET, dtype=np.int64)
         self._pulses = np.zeros(size, dtype=np.float64)
@@ -102,6 +105,8 @@ class Window:
             self._iois.append(ioi)
         self._velocities.append(velocity)
         self._last_onset, self._last_length = onset_ns, length_ns
+        self._pulse = running_median(list(self._iois), len(self._iois))
+        self._level = running_median(list(self._velocities), len(self._velocities))
 
     def _previous_length(self, onset_ns: int) -> int:
         """The length feature a token starting at ``onset_ns`` carries: the last token's."""
@@ -127,15 +132,11 @@ class Window:
 
     def pulse_ns(self) -> float | None:
         """The median of the last IOIs in the window, or None before two onsets."""
-        return running_median(list(self._iois), len(self._iois))
+        return self._pulse
 
     def level(self) -> float | None:
         """The median of the last velocities in the window, or None before any."""
-        return running_median(list(self._velocities), len(self._velocities))
-
-    @property
-    def last_onset_ns(self) -> int | None:
-        return self._last_onset
+        return self._level
 
     def _shift(self) -> None:
         self.ids[:-1] = self.ids[1:]
@@ -154,6 +155,7 @@ class Window:
         other._iois, other._velocities = deque(self._iois, self._iois.maxlen), deque(self._velocities,
                                                                                      self._velocities.maxlen)
         other._last_onset, other._last_length = self._last_onset, self._last_length
+        other._pulse, other._level = self._pulse, self._level
         other._onsets, other._pulses = self._onsets.copy(), self._pulses.copy()
         return other
 

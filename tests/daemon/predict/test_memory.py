@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mididuet.daemon.predict.memory import NGramMemory, mix
+from mididuet.daemon.predict.memory import NGramMemory
 
 
 def test_an_empty_memory_knows_nothing_and_changes_nothing() -> None:
@@ -61,7 +61,7 @@ def test_mixing_is_weighed_by_confidence_and_stays_a_distribution() -> None:
     model = np.array([0.25, 0.25, 0.25, 0.25])
     mixed = memory.mixed(model, 0.5)  # after what it heard last: 0 1
     p, confidence = memory.predict([0, 1])
-    assert np.allclose(mixed, mix(model, p, 0.5 * confidence)) and np.isclose(mixed.sum(), 1)
+    assert np.allclose(mixed, (1 - 0.5 * confidence) * model + 0.5 * confidence * p) and np.isclose(mixed.sum(), 1)
     assert mixed.argmax() == 0 and confidence > 0.9, "0 1 was always followed by 0"
     assert np.allclose(memory.mixed(model, 0.0), model)
     memory.prime(0.5)
