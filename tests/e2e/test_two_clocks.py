@@ -33,12 +33,7 @@ def test_simulated_and_real_time_duets_give_the_same_answer(start_daemon, player
 
     start_daemon("--seed", "1", "--bpm", "240", "--phrase-gap", "300", "--answer-tokens", str(ANSWER),
                  "--rhythm", "pulse", model=None)
-    start = time.monotonic_ns()
-    for t_ns, msg in events:
-        delay = (start + t_ns - time.monotonic_ns()) / 1e9
-        if delay > 0:
-            time.sleep(delay)
-        player.send(msg)
+    player.perform(events)
     assert poll(lambda: len(onset_groups(monitor.note_ons())) >= ANSWER
                 and len(monitor.note_offs()) >= len(expected), 10)
     time.sleep(0.4)  # room for anything extra, which would be a bug

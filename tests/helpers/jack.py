@@ -314,20 +314,6 @@ def onset_groups(events: list[tuple[int, mido.Message]], tolerance_ns: int = 20_
     return groups
 
 
-def sounded(events: list[tuple[int, mido.Message]]) -> list[tuple[int, int, int]]:
-    """Each note that sounded and ended: (note-on ns, length ns, velocity), by onset."""
-    started: dict[tuple[int, int], tuple[int, int]] = {}
-    notes: list[tuple[int, int, int]] = []
-    for t, msg in events:
-        key = (getattr(msg, "channel", 0), getattr(msg, "note", 0))
-        if msg.type == "note_on" and msg.velocity > 0:
-            started[key] = (t, msg.velocity)
-        elif msg.type in ("note_on", "note_off") and key in started:
-            on, velocity = started.pop(key)
-            notes.append((on, t - on, velocity))
-    return sorted(notes)
-
-
 def hanging(events: list[tuple[int, mido.Message]]) -> set[tuple[int, int]]:
     """(channel, note) pairs whose last note-on has no note-off after it."""
     sounding: set[tuple[int, int]] = set()
