@@ -169,15 +169,9 @@ def pw_start_daemon(pipewire_server: PipeWireServer, tiny_model: Path, pw_client
 # a row. A failure twice running fails the suite; every rerun is listed in the summary
 # ("RERUN"), and docs/reliability.md counts them.
 # pytest-rerunfailures (the test extra) must be installed: --strict-markers refuses `flaky` without it.
-TESTS = Path(__file__).resolve().parent
-RERUN_DIRS = ("e2e", "reliability")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        path = Path(item.path).resolve()
-        where = path.relative_to(TESTS).parts[:1] if path.is_relative_to(TESTS) else ()
-        if item.get_closest_marker("jack") or set(where) & set(RERUN_DIRS):
+        if item.get_closest_marker("jack") or item.get_closest_marker("timing"):
             item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=1))
 
 

@@ -49,6 +49,8 @@ from mididuet.daemon.predict.memory import SPAN
 from tests.helpers.bundles import make_bundle
 from tests.reliability.session import OutputCheck, drive, session
 
+pytestmark = pytest.mark.timing  # it compares the decision's time early and late on this machine
+
 SHORT_MINUTES, LONG_MINUTES = 10, 60
 # Tolerances. Memory: the engine holds fixed-size structures only, so growth after the
 # first window is noise (allocator caches; 9-103 blocks measured over 10 minutes); 400 blocks
