@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from mididuet.daemon.engine.settings import DEFAULT_MEMORY
+from mididuet.daemon.music.expression import FEATURES
 from mididuet.daemon.predict import bundle
 
 from .evaluate import format_table
@@ -46,7 +47,7 @@ def _dataset(runner: bundle.ModelRunner, data: Path) -> Any:
 
 def _plain(sequences: list[np.ndarray]) -> list[Expression]:
     """Token sequences as :class:`Expression`s without features (a format-1 bundle's)."""
-    return [Expression(ids, np.zeros((len(ids), 8), np.int32), {}) for ids in sequences]
+    return [Expression(ids, np.zeros((len(ids), len(FEATURES)), np.int32), {}) for ids in sequences]
 
 
 def run_evaluate(model: Path, data: Path, card: Path | None, memory: float = DEFAULT_MEMORY, unseen: bool = False,
