@@ -24,6 +24,9 @@ from .augment import MAX_TRANSPOSE
 from .corpus import READERS, default_data_dir
 from .dataset import SPLITS
 
+# What the train extra installs (pyproject.toml) that the commands import on use.
+TRAIN_MODULES = ("tensorflow", "keras", "tf2onnx", "onnx", "music21", "sklearn", "matplotlib", "tqdm")
+
 TRAIN_EPILOG = """examples:
   mididuet-train --out models/mine.onnx                      # Chopin, the seed's settings
   mididuet-train --data ~/midi/bach --out bach.onnx --card bach.md
@@ -259,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except (MididuetError, ValueError) as err:
         print(f"mididuet-train: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in TRAIN_MODULES:
+            raise
+        print(f"mididuet-train: error: {err.name} is not installed; the trainer needs the train extra: "
+              "pip install 'mididuet[train]' (or make model, which installs it)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mididuet-train: interrupted", file=sys.stderr)

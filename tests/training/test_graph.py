@@ -2,6 +2,7 @@
 rewritten by ``mididuet-train simplify`` plays as before."""
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,14 @@ def test_simplify_refuses_a_damaged_bundle_and_writes_nothing(tmp_path: Path,
     assert os.listdir(tmp_path) == ["broken.onnx"] and path.read_bytes() == b"not a model"
     with pytest.raises(MididuetError):
         bundle.load_bundle(path)
+
+
+def test_simplify_without_the_train_extra_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # A fake, for a fault this venv cannot have for real: onnx not installed (None in
+    # sys.modules makes its import fail as a missing module does).
+    path = older_bundle(tmp_path / "older.onnx")
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    assert main(["simplify", "--model", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "onnx is not installed" in err and "mididuet[train]" in err and "Traceback" not in err
