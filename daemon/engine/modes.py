@@ -16,11 +16,14 @@ mode shares — deciding ahead, the pulse, the ledger — stays in :mod:`.engine
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar, Protocol
 
 from ..listen.listener import Listener, PlayedToken
 from ..predict.window import Window
 from .settings import EngineSettings
+
+log = logging.getLogger("mididuet.engine")
 
 PHRASE_GAP_IOI_FACTOR = 1.5  # a player who leaves long gaps inside a phrase gets a longer gap
 JAM_IDLE_PULSES = 16
@@ -176,6 +179,7 @@ class Duet(Mode):
             return
         self._answer_window = self.engine.window.copy()
         self._remaining = length
+        log.debug("answer of %d tokens", length)  # once an answer: what the call's tokens asked for
         self.engine.start(at_ns)
 
 
