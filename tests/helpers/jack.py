@@ -30,6 +30,8 @@ from typing import Any
 import mido
 import pytest
 
+from mididuet.daemon.music.midi import ALL_NOTES_OFF
+
 JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
 SOUNDFONTS = (Path("/usr/share/sounds/sf2/TimGM6mb.sf2"), Path("/usr/share/sounds/sf2/default-GM.sf2"))
 REPO = Path(__file__).resolve().parents[2]  # the project root
@@ -314,14 +316,20 @@ def onset_groups(events: list[tuple[int, mido.Message]], tolerance_ns: int = 20_
     return groups
 
 
-def hanging(events: list[tuple[int, mido.Message]]) -> set[tuple[int, int]]:
-    """(channel, note) pairs whose last note-on has no note-off after it."""
+def hanging(events: list[tuple[int, mido.Message]], all_notes_off: bool = False) -> set[tuple[int, int]]:
+    """(channel, note) pairs whose last note-on has no note-off after it.
+
+    ``all_notes_off``: a CC 123 ends every note of its channel too, as a synth hears it.
+    Off by default, so a note-off the daemon forgot is not hidden by its CC 123 at exit.
+    """
     sounding: set[tuple[int, int]] = set()
     for _, msg in events:
         if msg.type == "note_on" and msg.velocity > 0:
             sounding.add((msg.channel, msg.note))
         elif msg.type in ("note_on", "note_off"):
             sounding.discard((msg.channel, msg.note))
+        elif all_notes_off and msg.type == "control_change" and msg.control == ALL_NOTES_OFF:
+            sounding = {(c, n) for c, n in sounding if c != msg.channel}
     return sounding
 
 
