@@ -132,10 +132,23 @@ def jack_available() -> str | None:
     return f"{', '.join(missing)} not installed (apt-get install jackd2)" if missing else None
 
 
+# python-rtmidi calls back on JACK's thread, which must take the GIL for each event. Held
+# up behind CPython's default 5 ms switch interval (a 256-frame period is 5.3 ms), the
+# monitor was still reading a cycle when the daemon's next one cleared that buffer, and
+# rtmidi, not checking jack_midi_event_get, repeated the last event it had read in place
+# of the rest: note-offs lost in 5 of 13 probe runs, 1 of 13 at 0.5 ms (docs/reliability.md).
+CALLBACK_SWITCH_INTERVAL_S = 0.0005
+
+
 class Monitor:
-    """A virtual JACK MIDI input that records ``(monotonic_ns, message)`` for each arrival."""
+    """A virtual JACK MIDI input that records ``(monotonic_ns, message)`` for each arrival.
+
+    Lowers this process's GIL switch interval to :data:`CALLBACK_SWITCH_INTERVAL_S`, as
+    the daemon does for its own input.
+    """
 
     def __init__(self, client: str = "mdtest monitor", port: str = "in") -> None:
+        sys.setswitchinterval(min(sys.getswitchinterval(), CALLBACK_SWITCH_INTERVAL_S))
         self.messages: list[tuple[int, mido.Message]] = []
         backend = mido.Backend(JACK_BACKEND, load=True)
         # list.append is atomic under the GIL, so the callback needs no lock.
