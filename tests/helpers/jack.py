@@ -136,7 +136,7 @@ def jack_available() -> str | None:
 # up behind CPython's default 5 ms switch interval (a 256-frame period is 5.3 ms), the
 # monitor was still reading a cycle when the daemon's next one cleared that buffer, and
 # rtmidi, not checking jack_midi_event_get, repeated the last event it had read in place
-# of the rest: note-offs lost in 5 of 13 probe runs, 1 of 13 at 0.5 ms (docs/reliability.md).
+# of the rest: events lost in 5 of 13 probe runs, 1 of 13 at 0.5 ms (docs/reliability.md).
 CALLBACK_SWITCH_INTERVAL_S = 0.0005
 
 
