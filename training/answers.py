@@ -41,6 +41,8 @@ from mididuet.daemon.music.units import NS_PER_S
 from mididuet.daemon.offline.generate import perform, player_events
 from mididuet.daemon.predict.bundle import ModelRunner
 
+from .decoding import js_distance
+
 PHRASE_TOKENS = 16
 STEP_TOKENS = 32  # a phrase every this many tokens of a piece
 MAX_ARTICULATION = 4.0
@@ -121,14 +123,12 @@ def features(e: Excerpt) -> np.ndarray:
                      float(np.mean(e.notes)), float(np.mean(np.array(e.notes) > 1))])
 
 
-def js_distance(a: Sequence[float], b: Sequence[float]) -> float:
-    """Jensen–Shannon distance (base 2) between the IOI-ratio histograms of two sets."""
+def ioi_ratio_distance(a: Sequence[float], b: Sequence[float]) -> float:
+    """Jensen–Shannon distance (base 2) between the IOI-ratio histograms of two sets (an
+    empty set's histogram is uniform)."""
     p, _ = np.histogram(np.clip(a, -3, 3), bins=RATIO_BINS)
     q, _ = np.histogram(np.clip(b, -3, 3), bins=RATIO_BINS)
-    p, q = (p + 1e-9) / (p + 1e-9).sum(), (q + 1e-9) / (q + 1e-9).sum()
-    m = (p + q) / 2
-    kl = lambda x: float(np.sum(x * np.log2(x / m)))  # noqa: E731
-    return float(np.sqrt(max((kl(p) + kl(q)) / 2, 0.0)))
+    return js_distance(p + 1e-9, q + 1e-9)
 
 
 def two_sample_accuracy(a: Sequence[Excerpt], b: Sequence[Excerpt], seed: int = 0) -> float:
@@ -196,7 +196,8 @@ def answer(model: ModelRunner, settings: EngineSettings, phrase: Phrase) -> Exce
 def summary(excerpts: Sequence[Excerpt], reference: Sequence[Excerpt]) -> dict[str, float]:
     ratios = [r for e in excerpts for r in ratios_of(e)]
     ref = [r for e in reference for r in ratios_of(e)]
-    return {"ioi_ratio_js": js_distance(ratios, ref), "npvi": float(np.mean([npvi(iois_of(e)) for e in excerpts])),
+    return {"ioi_ratio_js": ioi_ratio_distance(ratios, ref),
+            "npvi": float(np.mean([npvi(iois_of(e)) for e in excerpts])),
             "velocity_sd": float(np.mean([np.std(e.velocities) for e in excerpts if e.velocities])),
             "articulation": float(np.mean([a for e in excerpts for a in articulation_of(e)])),
             "notes_per_onset": float(np.mean([n for e in excerpts for n in e.notes]))}
@@ -219,7 +220,7 @@ def evaluate_answers(model_path: Path, data: Path, settings: EngineSettings | No
     result: dict[str, Any] = {"pieces": len(names), "phrases": len(found), "phrase_tokens": PHRASE_TOKENS,
                               "expressive_bundle": model.expressive,
                               "settings": {k: getattr(base, k) for k in ANSWER_SETTINGS},
-                              "chopin": {**summary(real, real), "ioi_ratio_js": js_distance(
+                              "chopin": {**summary(real, real), "ioi_ratio_js": ioi_ratio_distance(
                                   [r for e in real[:half] for r in ratios_of(e)],
                                   [r for e in real[half:] for r in ratios_of(e)])}}
     for name, excerpts in answers.items():
