@@ -105,8 +105,9 @@ class Window:
             self._iois.append(ioi)
         self._velocities.append(velocity)
         self._last_onset, self._last_length = onset_ns, length_ns
-        self._pulse = running_median(list(self._iois), len(self._iois))
-        self._level = running_median(list(self._velocities), len(self._velocities))
+        # The whole deque (the bundle's history long), as training reads it: not the default 16.
+        self._pulse = running_median(list(self._iois), len(self._iois), len(self._iois))
+        self._level = running_median(list(self._velocities), len(self._velocities), len(self._velocities))
 
     def _previous_length(self, onset_ns: int) -> int:
         """The length feature a token starting at ``onset_ns`` carries: the last token's."""

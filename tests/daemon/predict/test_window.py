@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mididuet.daemon.music.expression import Encoding, running_median
+from mididuet.daemon.music.units import NS_PER_MS
 from mididuet.daemon.predict.window import Window, primer_ids
 
 VOCAB = ["C4", "D4", "E4", "0.4.7", "G4"]
@@ -55,3 +57,17 @@ def test_copy_is_independent() -> None:
     other.push("G4")
     assert window.ids[-1] == 1
     assert other.ids[-1] == 4
+
+
+def test_the_pulse_and_level_span_the_bundle_s_history_as_in_training() -> None:
+    # 12 IOIs of 100 ms, then 11 of 500 ms: over the 23, the low median is 100 ms; over the
+    # last 16 (the default history) it would be 500 ms.
+    encoding = Encoding(history=24)
+    window = Window(VOCAB, encoding=encoding)
+    iois = [100] * 12 + [500] * 11
+    velocities = [40] * 12 + [90] * 12
+    onsets = np.concatenate([[0], np.cumsum(iois)]) * NS_PER_MS
+    for onset, velocity in zip(onsets, velocities, strict=True):
+        window.push_played(0, int(onset), velocity, 60, 60, 1)
+    assert window.pulse_ns() == running_median([i * NS_PER_MS for i in iois], len(iois), 24) == 100 * NS_PER_MS
+    assert window.level() == running_median(velocities, len(velocities), 24) == 40
