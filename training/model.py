@@ -69,6 +69,19 @@ def compile_model(model: keras.Model, learning_rate: float = 1e-3) -> None:
     )
 
 
+def _seed_trunk(hidden: str | None = None) -> list[keras.layers.Layer]:
+    """The seed's layers between its embedding and its softmax: three causal dilated Conv1D
+    blocks → GlobalMaxPool → Dense 256 (named ``hidden`` when given)."""
+    layers = keras.layers
+    return [
+        layers.Conv1D(64, 3, padding="causal", activation="relu"), layers.Dropout(0.2), layers.MaxPool1D(2),
+        layers.Conv1D(128, 3, dilation_rate=2, padding="causal", activation="relu"), layers.Dropout(0.2),
+        layers.MaxPool1D(2),
+        layers.Conv1D(256, 3, dilation_rate=4, padding="causal", activation="relu"), layers.Dropout(0.2),
+        layers.MaxPool1D(2), layers.GlobalMaxPool1D(), layers.Dense(256, activation="relu", name=hidden),
+    ]
+
+
 def build_seed_model(vocab_size: int, window: int = WINDOW) -> keras.Model:
     """Embedding(V, 100) → three causal dilated Conv1D blocks → GlobalMaxPool → Dense → softmax."""
     layers = keras.layers
@@ -76,26 +89,12 @@ def build_seed_model(vocab_size: int, window: int = WINDOW) -> keras.Model:
         [
             keras.Input(shape=(window,), dtype="int32", name="tokens"),
             layers.Embedding(vocab_size, 100),
-            layers.Conv1D(64, 3, padding="causal", activation="relu"),
-            layers.Dropout(0.2),
-            layers.MaxPool1D(2),
-            layers.Conv1D(128, 3, dilation_rate=2, padding="causal", activation="relu"),
-            layers.Dropout(0.2),
-            layers.MaxPool1D(2),
-            layers.Conv1D(256, 3, dilation_rate=4, padding="causal", activation="relu"),
-            layers.Dropout(0.2),
-            layers.MaxPool1D(2),
-            layers.GlobalMaxPool1D(),
-            layers.Dense(256, activation="relu"),
+            *_seed_trunk(),
             layers.Dense(vocab_size, activation="softmax"),
         ],
         name="seed_wavenet",
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(),
-        loss="sparse_categorical_crossentropy",
-        metrics=["sparse_categorical_accuracy"],
-    )
+    compile_model(model)
     return model
 
 
@@ -106,13 +105,7 @@ def build_expressive_seed(vocab_size: int, encoding: Encoding, conditioned: bool
     tokens = keras.Input(shape=(window,), dtype="int32", name="tokens")
     features = keras.Input(shape=(window, len(FEATURES)), dtype="int32", name="features")
     next_token = keras.Input(shape=(), dtype="int32", name="next_tokens")
-    trunk = [
-        layers.Conv1D(64, 3, padding="causal", activation="relu"), layers.Dropout(0.2), layers.MaxPool1D(2),
-        layers.Conv1D(128, 3, dilation_rate=2, padding="causal", activation="relu"), layers.Dropout(0.2),
-        layers.MaxPool1D(2),
-        layers.Conv1D(256, 3, dilation_rate=4, padding="causal", activation="relu"), layers.Dropout(0.2),
-        layers.MaxPool1D(2), layers.GlobalMaxPool1D(), layers.Dense(256, activation="relu", name="hidden"),
-    ]
+    trunk = _seed_trunk(hidden="hidden")
     embedding = layers.Embedding(vocab_size, 100, name="embedding")
     x = add_features(embedding(tokens), features, encoding, 100)
     for layer in trunk:
