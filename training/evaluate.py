@@ -71,7 +71,7 @@ class NGram:
         self._cache: dict[tuple[int, ...], np.ndarray] = {}
 
     def distribution(self, context: Sequence[int]) -> np.ndarray:
-        key = tuple(context[len(context) - (self.order - 1):]) if self.order > 1 else ()
+        key = tuple(context[max(len(context) - (self.order - 1), 0):]) if self.order > 1 else ()
         cached = self._cache.get(key)
         if cached is not None:
             return cached

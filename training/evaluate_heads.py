@@ -74,7 +74,7 @@ def held_out_targets(pieces: Sequence[Expression], head: str, order: int,
         for j in range(window, len(piece)):
             targets.append(int(values[j]))
             known = seen[:len(seen) - skip]
-            contexts.append(known[len(known) - (order - 1):] if order > 1 else [])
+            contexts.append(known[max(len(known) - (order - 1), 0):] if order > 1 else [])
             if values[j] != IGNORE:
                 seen.append(int(values[j]))
     return np.asarray(targets, dtype=np.int64), contexts
