@@ -41,7 +41,7 @@ from mididuet.daemon.music.units import NS_PER_S
 from mididuet.daemon.offline.generate import perform, player_events
 from mididuet.daemon.predict.bundle import ModelRunner
 
-from .decoding import js_distance
+from .distance import js_distance
 
 PHRASE_TOKENS = 16
 STEP_TOKENS = 32  # a phrase every this many tokens of a piece

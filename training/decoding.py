@@ -32,6 +32,8 @@ from mididuet.daemon.predict.bundle import ModelRunner
 from mididuet.daemon.predict.sampler import MAX_PATTERN, MAX_REPEATS, Sampler
 from mididuet.daemon.predict.window import Window
 
+from .distance import js_distance
+
 RUN_TOKENS = 2000
 SEEDS = 5
 
@@ -78,18 +80,6 @@ def pitch_class_histogram(tokens: Iterable[str]) -> np.ndarray:
         for pc in set(token_pitch_classes(token)):
             counts[pc] += 1
     return counts
-
-
-def js_distance(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen–Shannon distance, base 2: sqrt of the JS divergence, in [0, 1]."""
-    p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
-
-    def kl(a: np.ndarray) -> float:
-        nz = a > 0
-        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
-
-    return float(np.sqrt(max((kl(p) + kl(q)) / 2, 0.0)))
 
 
 @dataclass

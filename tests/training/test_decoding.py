@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from mididuet.daemon.predict.sampler import longest_loop
-from mididuet.training.decoding import js_distance, loop_mask, pitch_class_histogram
+from mididuet.training.decoding import loop_mask, pitch_class_histogram
+from mididuet.training.distance import js_distance
 
 
 def test_loop_mask_marks_patterns_repeated_more_than_four_times():
