@@ -30,6 +30,7 @@ from typing import Any
 import mido
 import pytest
 
+from mididuet.daemon.live.runner import SWITCH_INTERVAL_S
 from mididuet.daemon.music.midi import ALL_NOTES_OFF
 
 JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
@@ -136,19 +137,20 @@ def jack_available() -> str | None:
 # up behind CPython's default 5 ms switch interval (a 256-frame period is 5.3 ms), the
 # monitor was still reading a cycle when the daemon's next one cleared that buffer, and
 # rtmidi, not checking jack_midi_event_get, repeated the last event it had read in place
-# of the rest: events lost in 5 of 13 probe runs, 1 of 13 at 0.5 ms (docs/reliability.md).
-CALLBACK_SWITCH_INTERVAL_S = 0.0005
+# of the rest: events lost in 5 of 13 probe runs, 1 of 13 at the daemon's 0.5 ms
+# (docs/reliability.md).
 
 
 class Monitor:
     """A virtual JACK MIDI input that records ``(monotonic_ns, message)`` for each arrival.
 
-    Lowers this process's GIL switch interval to :data:`CALLBACK_SWITCH_INTERVAL_S`, as
-    the daemon does for its own input.
+    While open, this process's GIL switch interval is the daemon's for its own input
+    (:data:`~mididuet.daemon.live.runner.SWITCH_INTERVAL_S`).
     """
 
     def __init__(self, client: str = "mdtest monitor", port: str = "in") -> None:
-        sys.setswitchinterval(min(sys.getswitchinterval(), CALLBACK_SWITCH_INTERVAL_S))
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
         self.messages: list[tuple[int, mido.Message]] = []
         backend = mido.Backend(JACK_BACKEND, load=True)
         # list.append is atomic under the GIL, so the callback needs no lock.
@@ -172,6 +174,7 @@ class Monitor:
     def close(self) -> None:
         self.port.callback = None
         self.port.close()
+        sys.setswitchinterval(self._switch_interval)
 
 
 class Player:
