@@ -22,12 +22,13 @@ from mididuet.daemon.play.pulse import NOTE_LENGTH
 from mididuet.daemon.play.rhythm import MAX_NOTE_NS
 from mididuet.daemon.predict.bundle import ModelRunner, shipped_model_path
 from mididuet.training.answers import Excerpt, Phrase, measure, phrases
-from tests.helpers.jack import Monitor, Player, hanging, poll, quiet_for
+from tests.helpers.jack import DaemonProcess, Monitor, Player, hanging, poll, quiet_for
 
 pytestmark = pytest.mark.jack
 
 CHOPIN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "piano-midi" / "midis" / "Chopin"
-FLAGS = ("--model", str(shipped_model_path()), "--phrase-gap", "600", "--seed", "2")
+# At debug level the daemon logs each answer's length and each token it plays.
+FLAGS = ("--model", str(shipped_model_path()), "--phrase-gap", "600", "--seed", "2", "--log-level", "debug")
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +57,17 @@ def call(shipped: ModelRunner) -> Phrase:
     pytest.fail("no held-out phrase with a varied rhythm")
 
 
-def answer(player: Player, monitor: Monitor, call: Phrase) -> Excerpt:
+def answer(daemon: DaemonProcess, player: Player, monitor: Monitor, call: Phrase) -> Excerpt:
+    """The daemon's answer to ``call`` in full: as many tokens as it logs the answer has
+    (the call's tokens as its listener heard them; measured onsets can merge two)."""
     player.perform(call.call_events)
     mark = time.monotonic_ns()
-    tokens = len(call.call.onsets)
-    def answered() -> int:
-        ons = monitor.note_ons(since=mark)
-        return len(measure(ons).onsets) if ons else 0
 
-    assert poll(lambda: answered() >= tokens, 30), f"no full answer: {answered()} of {tokens} tokens"
+    def answered() -> bool:
+        lengths = [int(line.split("answer of ")[1].split()[0]) for line in daemon.lines if "answer of " in line]
+        return bool(lengths) and sum("play token" in line for line in daemon.lines) >= lengths[0]
+
+    assert poll(answered, 30), f"no full answer:\n{daemon.stderr}"
     assert poll(lambda: not hanging(monitor.messages), MAX_NOTE_NS / NS_PER_S + 2), "a note was left hanging"
     assert quiet_for(monitor, 1.0, 10)
     return measure([(t, m) for t, m in monitor.messages if t >= mark])
@@ -72,8 +75,7 @@ def answer(player: Player, monitor: Monitor, call: Phrase) -> Excerpt:
 
 def test_the_answer_varies_when_how_long_and_how_loud_within_the_corpus_s_ranges(
         start_daemon, player: Player, monitor: Monitor, shipped: ModelRunner, call: Phrase) -> None:
-    start_daemon(*FLAGS)
-    heard = answer(player, monitor, call)
+    heard = answer(start_daemon(*FLAGS), player, monitor, call)
     encoding = shipped.info.expression
     assert encoding is not None
     pulse = pulse_of(call.call)
@@ -94,8 +96,8 @@ def test_the_answer_varies_when_how_long_and_how_loud_within_the_corpus_s_ranges
 
 
 def test_velocity_still_fixes_the_loudness(start_daemon, player: Player, monitor: Monitor, call: Phrase) -> None:
-    start_daemon(*FLAGS, "--velocity", "70")
-    assert set(answer(player, monitor, call).velocities) == {70}
+    daemon = start_daemon(*FLAGS, "--velocity", "70")
+    assert set(answer(daemon, player, monitor, call).velocities) == {70}
 
 
 def steady(heard: Excerpt) -> None:
@@ -109,13 +111,13 @@ def steady(heard: Excerpt) -> None:
 
 def test_rhythm_pulse_plays_the_steady_pulse(start_daemon, player: Player, monitor: Monitor, call: Phrase) -> None:
     daemon = start_daemon(*FLAGS, "--rhythm", "pulse")
-    steady(answer(player, monitor, call))
+    steady(answer(daemon, player, monitor, call))
     assert not any("no expressive heads" in line for line in daemon.lines)
 
 
 def test_a_format_1_bundle_plays_the_pulse_and_says_so(start_daemon, player: Player, monitor: Monitor,
                                                        call: Phrase) -> None:
     tokens = str(len(call.call.onsets))  # the tiny bundle knows few of the call's tokens
-    daemon = start_daemon("--phrase-gap", "600", "--seed", "2", "--answer-tokens", tokens)  # format 1
+    daemon = start_daemon("--phrase-gap", "600", "--seed", "2", "--answer-tokens", tokens, "--log-level", "debug")
     assert any("has no expressive heads" in line and "pulse" in line for line in daemon.lines), daemon.stderr
-    steady(answer(player, monitor, call))
+    steady(answer(daemon, player, monitor, call))
