@@ -56,6 +56,13 @@ the model alone, and mixed with the memory as the daemon mixes it."""
 
 
 
+def graph_nodes(model_path: Path) -> int:
+    """How many nodes the bundle's ONNX graph has."""
+    import onnx
+
+    return len(onnx.load(str(model_path)).graph.node)
+
+
 def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequence[Metrics],
                head_rows: Sequence[HeadMetrics] = ()) -> None:
     model_row, best = rows[0], best_baseline(rows)
@@ -124,6 +131,8 @@ through onnxruntime, 1 thread, measured after training on a shared 2-core machin
   {facts.get("train_seconds")} s on a 2-core CPU (all stages).{data_steps}
 - Export: tf2onnx, checked against Keras on {int(check.get("windows", 0))} validation windows: max
   |Δprob| {check.get("max_abs_diff", float("nan")):.1e}, same argmax on {check.get("argmax_agreement", 0):.2%}.
+  The graph has {graph_nodes(model_path)} ONNX nodes, without the negative-index guard tf2onnx writes
+  before each Embedding's Gather (`training/graph.py`; `mididuet-train simplify` rewrites an older bundle).
 
 ## Data
 - Corpus: `{facts.get("corpus")}` ({facts.get("pieces")} pieces, read with the `{facts.get("reader")}`

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from mididuet.daemon.predict import bundle
+from mididuet.training.card import graph_nodes
 from mididuet.training.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,3 +41,5 @@ def test_evaluate_reproduces_the_model_card(capsys):
     # And the card names the data's license and the command that made it.
     assert "CC BY-SA 3.0" in card or "BY-SA 3.0 Germany" in card
     assert re.search(r"mididuet-train --data \S+ --out models/chopin\.onnx", card)
+    # It describes the graph as shipped.
+    assert f"The graph has {graph_nodes(ROOT / 'models' / 'chopin.onnx')} ONNX nodes" in card
