@@ -108,6 +108,12 @@ def _rename_tensor(proto: Any, old: str, new: str) -> None:
             output.name = new
 
 
+def largest_differences(expected: dict[str, np.ndarray], actual: dict[str, Any]) -> tuple[dict[str, float], str]:
+    """max |expected − actual| for each output ``actual`` has, and the output where it is largest."""
+    diffs = {name: float(np.max(np.abs(expected[name] - np.asarray(actual[name])))) for name in actual}
+    return diffs, max(diffs, key=lambda name: diffs[name])
+
+
 def verify_export(model: Any, path: Path, windows: np.ndarray, features: np.ndarray | None = None) -> dict[str, float]:
     """Compare Keras and onnxruntime on ``windows`` (at least 1,000, cycled if fewer):
     ``probs`` and every head, each within :data:`MAX_ABS_DIFF`."""
@@ -123,12 +129,11 @@ def verify_export(model: Any, path: Path, windows: np.ndarray, features: np.ndar
     expected = {k: np.asarray(v) for k, v in expected.items()} if isinstance(expected, dict) else \
         {bundle.OUTPUT_NAME: np.asarray(expected)}
     actual = runner.predict_batch(windows, features)
-    diffs = {name: float(np.max(np.abs(expected[name] - actual[name]))) for name in actual}
+    diffs, worst = largest_differences(expected, actual)
     probs = bundle.OUTPUT_NAME
     agreement = float(np.mean(expected[probs].argmax(axis=1) == actual[probs].argmax(axis=1)))
     figures = {"windows": float(len(windows)), "max_abs_diff": diffs[probs], "argmax_agreement": agreement}
     figures |= {f"max_abs_diff_{name}": diff for name, diff in diffs.items() if name != probs}
-    worst = max(diffs, key=lambda name: diffs[name])
     if diffs[worst] > MAX_ABS_DIFF or agreement < MIN_ARGMAX_AGREEMENT:
         raise ExportError(
             f"export check failed on {len(windows)} windows: max |Δ| {diffs[worst]:.2e} in '{worst}' "
@@ -166,8 +171,7 @@ def simplify_bundle(path: Path, out: Path | None = None, windows: int = MIN_CHEC
             highs = [old.info.expression.feature_size(name) for name in FEATURES]
             features = np.stack([rng.integers(0, high, (windows, old.info.window)) for high in highs], -1)
         expected, actual = old.predict_batch(ids, features), new.predict_batch(ids, features)
-        diffs = {name: float(np.max(np.abs(expected[name] - actual[name]))) for name in expected}
-        worst = max(diffs, key=lambda name: diffs[name])
+        diffs, worst = largest_differences(expected, actual)
         if diffs[worst] > MAX_ABS_DIFF / 10:
             raise ExportError(f"{path}: the simplified graph differs from the original by {diffs[worst]:.2e} "
                               f"in '{worst}' on {windows} windows; nothing written")

@@ -317,14 +317,13 @@ def check_last_position(net: Any, export: Any, held: HeldOut) -> None:
     actual = export.predict(given, batch_size=512, verbose=0)
     actual = actual if isinstance(actual, dict) else {"probs": actual}
     rows = np.arange(n)
-    diffs = {"probs": float(np.max(np.abs(expected["probs"] - np.asarray(actual["probs"]))))}
-    for name in held.heads or {}:
-        chosen = np.asarray(actual[name])[rows, held.next_tokens[:n]]  # the row of the token that came
-        diffs[name] = float(np.max(np.abs(expected[name] - chosen)))
-    worst = max(diffs, key=lambda k: diffs[k])
-    if diffs[worst] > 1e-5:
-        from .export import ExportError
+    # Of each head, the row of the token that came.
+    compared = {"probs": actual["probs"], **{name: np.asarray(actual[name])[rows, held.next_tokens[:n]]
+                                             for name in held.heads or {}}}
+    from .export import ExportError, largest_differences
 
+    diffs, worst = largest_differences(expected, compared)
+    if diffs[worst] > 1e-5:
         raise ExportError(f"the exported model differs from the trained one: max |Δ| {diffs[worst]:.1e} in '{worst}'")
 
 
