@@ -67,14 +67,16 @@ def export_bundle(
             return {bundle.OUTPUT_NAME: model(tokens, training=False)}
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
-    nodes = simplify(proto)
     # tf2onnx names outputs after the dict keys; make sure the contract's names are exact,
-    # in its order: probs first, then the heads.
-    names = [bundle.OUTPUT_NAME, *(encoding.heads if encoding else ())]
+    # in its order: probs first, then the heads and their tables.
+    heads = encoding.heads if encoding else ()
+    names = [bundle.OUTPUT_NAME, *heads]
     for output in list(proto.graph.output):
         base = output.name.split(":")[0]
         if base in names and output.name != base:
             _rename_tensor(proto, output.name, base)
+    nodes = simplify(proto, heads)
+    names += [head + bundle.TABLE_SUFFIX for head in heads]
     order = {name: i for i, name in enumerate(names)}
     outputs = sorted(proto.graph.output, key=lambda o: order.get(o.name, len(order)))
     del proto.graph.output[:]
@@ -145,15 +147,18 @@ def verify_export(model: Any, path: Path, windows: np.ndarray, features: np.ndar
 def simplify_bundle(path: Path, out: Path | None = None, windows: int = MIN_CHECK_WINDOWS,
                     seed: int = 0) -> dict[str, float]:
     """Rewrite a bundle through :func:`.graph.simplify` (an older export, or another
-    trainer's), into ``out`` (default: in place, through a symlink to its file). The
-    rewritten graph must give every output of the old one on ``windows`` random windows of
-    valid ids and feature classes; if it does not, nothing is written and
-    :class:`ExportError` says by how much. A graph with nothing to drop is left as it is."""
+    trainer's: heads in the earlier ``[batch, V, C]`` layout are factored), into ``out``
+    (default: in place, through a symlink to its file). The rewritten graph must give every
+    output of the old one on ``windows`` random windows of valid ids and feature classes;
+    if it does not, nothing is written and :class:`ExportError` says by how much. A graph
+    with nothing to drop is left as it is."""
     import onnx
 
-    old = bundle.ModelRunner(path)
+    session = bundle.open_session(Path(path))  # a missing or unreadable file says so, as the daemon would
+    info = bundle.parse_metadata(Path(path), dict(session.get_modelmeta().custom_metadata_map))
     proto = onnx.load(str(path))
-    nodes = simplify(proto)
+    heads = info.expression.heads if info.expression else ()
+    nodes = simplify(proto, heads)
     figures = {k: float(v) for k, v in nodes.items()} | {"windows": 0.0, "max_abs_diff": 0.0}
     target = Path(out or path).resolve()
     if nodes["nodes_after"] == nodes["nodes_before"] and target == Path(path).resolve():
@@ -165,12 +170,12 @@ def simplify_bundle(path: Path, out: Path | None = None, windows: int = MIN_CHEC
         onnx.save(proto, str(scratch))
         new = bundle.ModelRunner(scratch)
         rng = np.random.default_rng(seed)
-        ids = rng.integers(0, old.info.size, (windows, old.info.window), dtype=np.int32)
+        ids = rng.integers(0, info.size, (windows, info.window), dtype=np.int32)
         features = None
-        if old.info.expression is not None:
-            highs = [old.info.expression.feature_size(name) for name in FEATURES]
-            features = np.stack([rng.integers(0, high, (windows, old.info.window)) for high in highs], -1)
-        expected, actual = old.predict_batch(ids, features), new.predict_batch(ids, features)
+        if info.expression is not None:
+            highs = [info.expression.feature_size(name) for name in FEATURES]
+            features = np.stack([rng.integers(0, high, (windows, info.window)) for high in highs], -1)
+        expected, actual = every_distribution(session, ids, features), new.predict_batch(ids, features)
         diffs, worst = largest_differences(expected, actual)
         if diffs[worst] > MAX_ABS_DIFF / 10:
             raise ExportError(f"{path}: the simplified graph differs from the original by {diffs[worst]:.2e} "
@@ -180,3 +185,16 @@ def simplify_bundle(path: Path, out: Path | None = None, windows: int = MIN_CHEC
     finally:
         scratch.unlink(missing_ok=True)
     return figures | {"windows": float(windows), "max_abs_diff": diffs[worst]}
+
+
+def every_distribution(session: Any, ids: np.ndarray, features: np.ndarray | None) -> dict[str, np.ndarray]:
+    """``probs`` and each head's ``[batch, V, C]`` from a bundle's onnxruntime ``session``
+    in either head layout (the daemon reads only the factored one)."""
+    names = [output.name for output in session.get_outputs()]
+    feeds = {bundle.INPUT_NAME: ids.astype(np.int32)}
+    if features is not None:
+        feeds[bundle.FEATURES_NAME] = features.astype(np.int32)
+    results = dict(zip(names, session.run(names, feeds), strict=True))
+    tables = {name.removesuffix(bundle.TABLE_SUFFIX) for name in names if name.endswith(bundle.TABLE_SUFFIX)}
+    return {name: bundle.by_token(value, results[name + bundle.TABLE_SUFFIX]) if name in tables else value
+            for name, value in results.items() if not name.endswith(bundle.TABLE_SUFFIX)}

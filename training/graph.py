@@ -7,22 +7,96 @@ cost is mostly per node, not per multiply. tf2onnx turns each Keras ``Embedding`
 ``Gather`` does that mapping itself, so :func:`unwrap_gather_indices` gives each such
 ``Gather`` its index directly. Export verifies the rewritten graph against Keras like any
 other (:func:`mididuet.training.export.verify_export`).
+
+A conditioned head computes ``softmax(context + table)`` over every token's row,
+``[batch, V, C]``, though the daemon reads one row. :func:`factor_heads` makes the
+bundle's outputs the two terms instead, ``context [batch, C]`` and the constant table
+``[V, C]`` (format 2's layout, :mod:`mididuet.daemon.predict.bundle`), and the daemon adds
+the one row it needs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from mididuet.daemon.predict.bundle import TABLE_SUFFIX
 
 MIN_OPSET = 11  # where ONNX's Gather defines negative indices (counted from the end)
 
 
-def simplify(proto: Any) -> dict[str, int]:
-    """Apply every rewrite to ``proto`` (an ``onnx.ModelProto``) in place; the node counts
-    before and after."""
+def simplify(proto: Any, heads: Sequence[str] = ()) -> dict[str, int]:
+    """Apply every rewrite to ``proto`` (an ``onnx.ModelProto``) in place, the ``heads``
+    (output names) factored; the node counts before and after."""
     before = len(proto.graph.node)
     unwrap_gather_indices(proto)
+    factor_heads(proto, heads)
     drop_unused(proto)
     return {"nodes_before": before, "nodes_after": len(proto.graph.node)}
+
+
+def factor_heads(proto: Any, heads: Sequence[str]) -> list[str]:
+    """Replace each output in ``heads`` computed as ``Softmax(Unsqueeze(context, 1) + T)``,
+    ``T`` a constant ``[1, V, C]``, by ``context`` under the head's name and ``T`` as the
+    output ``head + TABLE_SUFFIX`` (``[V, C]``); the heads rewritten (one already factored, or another
+    shape, is left as it is)."""
+    import onnx
+    import onnx.numpy_helper
+
+    graph = proto.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    fed = {i.name for i in graph.input}
+    constants = {init.name: init for init in graph.initializer if init.name not in fed}
+    outputs = {output.name: output for output in graph.output}
+    done = []
+    for head in heads:
+        found = _softmax_of_sum(head, producer, constants) if head in outputs else None
+        if found is None:
+            continue
+        context, table = found
+        producer[head].output[:] = [f"{head}.unfactored"]  # the Softmax, left for drop_unused
+        for node in graph.node:  # the context's tensor takes the head's name
+            node.output[:] = [head if o == context else o for o in node.output]
+            node.input[:] = [head if i == context else i for i in node.input]
+        output = outputs[head]
+        dims = output.type.tensor_type.shape.dim  # [batch, V, C] becomes [batch, C]
+        del dims[1:]
+        dims.add().dim_value = table.shape[-1]
+        name = head + TABLE_SUFFIX
+        graph.initializer.append(onnx.numpy_helper.from_array(table, name))
+        graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, list(table.shape)))
+        producer = {out: node for node in graph.node for out in node.output}
+        done.append(head)
+    return done
+
+
+def _softmax_of_sum(name: str, producer: dict[str, Any], constants: dict[str, Any]) -> tuple[str, Any] | None:
+    """``(context, T)`` when ``name`` is ``Softmax(Unsqueeze(context, axis 1) + T)`` over
+    the last axis with ``T`` a constant ``[1, V, C]`` or ``[V, C]`` (returned as ``[V, C]``)."""
+    import onnx.numpy_helper
+
+    softmax = producer.get(name)
+    if softmax is None or softmax.op_type != "Softmax":
+        return None
+    if next((a.i for a in softmax.attribute if a.name == "axis"), -1) not in (-1, 2):
+        return None
+    add = producer.get(softmax.input[0])
+    if add is None or add.op_type != "Add":
+        return None
+    for first, second in (add.input, add.input[::-1]):
+        unsqueeze = producer.get(first)
+        if second not in constants or unsqueeze is None or unsqueeze.op_type != "Unsqueeze":
+            continue
+        table = onnx.numpy_helper.to_array(constants[second])
+        axes = [a.ints for a in unsqueeze.attribute if a.name == "axes"]
+        if len(unsqueeze.input) > 1:
+            axes = [list(onnx.numpy_helper.to_array(constants[unsqueeze.input[1]]).reshape(-1))] \
+                if unsqueeze.input[1] in constants else []
+        if table.ndim == 3 and table.shape[0] == 1:
+            table = table[0]
+        if table.ndim == 2 and axes and list(axes[0]) == [1]:
+            return unsqueeze.input[0], table
+    return None
 
 
 def unwrap_gather_indices(proto: Any) -> int:

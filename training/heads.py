@@ -8,9 +8,11 @@
   A head is *conditioned on the token* it describes: its logits are the context's
   (``Dense`` of the hidden layer) plus a learned row of the token (``Embedding(V, C)``),
   so a chord's voicing and a single note's length each get their own bias. In training
-  the row is that of the true next token (each position's target); the exported model
-  computes every token's row at once, ``[batch, V, C]``, and the daemon reads the row of
-  the token it sampled, so one onnxruntime call decides everything. Unconditioned heads
+  the row is that of the true next token (each position's target); the exported Keras
+  model computes every token's row at once, ``[batch, V, C]``, which the export's graph
+  rewrite factors back into the context's logits and the constant table
+  (:func:`.graph.factor_heads`); the daemon adds the row of the token it sampled, so one
+  onnxruntime call decides everything. Unconditioned heads
   (``conditioned=False``, to measure what the conditioning is worth) export the same
   shape with an all-zero table.
 """

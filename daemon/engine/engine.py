@@ -386,9 +386,11 @@ class Engine:
             prediction = self.model.predict(window.ids, window.features)
             token_id = self.sampler.sample(self.memory.mixed(prediction.probs, weight), window.ids)
             classes = {}
-            for name, rows in prediction.heads.items():
+            for name in prediction.heads:
+                row = prediction.head(name, token_id)
                 memory = self.head_memory.get(name)
-                row = memory.mixed(rows[token_id], weight) if memory is not None else rows[token_id]
+                if memory is not None:
+                    row = memory.mixed(row, weight)
                 classes[name] = self.sampler.sample_class(row, self.rhythm_temperature if name in RHYTHM_HEADS
                                                           else 1.0)
             self._prepared = Decision(token_id, classes)

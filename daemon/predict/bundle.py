@@ -7,10 +7,16 @@ A bundle is a single ONNX file; ``metadata_props`` carry what the daemon needs t
   ``[batch, V]``, the softmax over the vocabulary.
 - **2** (expressive): ``tokens`` stays the first input and ``probs`` the first output. A
   second input ``features`` int32 ``[batch, 32, F]`` holds each window token's classes
-  (the same seven as the heads: class + 1, 0 unknown), and one more output per head,
-  ``[batch, V, C]``: for every token, the softmax over that head's classes, should that
-  token be the one played. ``mididuet.expression`` declares the features, the heads and
+  (the same seven as the heads: class + 1, 0 unknown), and two more outputs per head
+  ``h``: ``h`` float32 ``[batch, C]``, the window's logits over that head's classes, and
+  ``h.by_token`` float32 ``[V, C]``, what each token adds to them. Should token ``t`` be
+  the one played, the head's distribution is ``softmax(h + h.by_token[t])``
+  (:meth:`Prediction.head`). ``mididuet.expression`` declares the features, the heads and
   every class (:class:`..music.expression.Encoding`), so a reader needs nothing else.
+
+The heads are factored so because the daemon needs one token's row of each: a softmax
+over every token's ``[V, C]`` in the graph cost ~30% of each call
+(``benchmarks/RESULTS.md``). The tables are constant, fetched once at load.
 
 :func:`load_bundle` checks all of that and refuses anything else with a
 :class:`BundleError` that names the rule it breaks. Only numpy and onnxruntime are used
@@ -37,6 +43,7 @@ WINDOW = 32
 INPUT_NAME = "tokens"
 FEATURES_NAME = "features"
 OUTPUT_NAME = "probs"
+TABLE_SUFFIX = ".by_token"  # format 2: head h's per-token logits are the output h + TABLE_SUFFIX
 PROBS_TOLERANCE = 1e-3  # |sum - 1| allowed for a float32 softmax over a few hundred classes
 
 META_FORMAT = "mididuet.format"
@@ -78,13 +85,31 @@ class BundleInfo:
         return {token: i for i, token in enumerate(self.vocabulary)}
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """The softmax over the last axis, in float64."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(shifted, dtype=np.float64)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def by_token(context: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """A head's distribution for every token at once: ``context [batch, C]`` and
+    ``table [V, C]`` give ``[batch, V, C]`` (offline: evaluation and checks)."""
+    return softmax(context[:, None, :] + table[None, :, :]).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One window's prediction: the next token's probabilities ``[V]`` and, for format 2,
-    each head's ``[V, C]`` (row ``t``: that head's classes if token ``t`` is played)."""
+    each head's logits ``[C]`` for the window and the bundle's per-token tables."""
 
     probs: np.ndarray
     heads: dict[str, np.ndarray]
+    tables: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def head(self, name: str, token_id: int) -> np.ndarray:
+        """Head ``name``'s distribution over its classes if token ``token_id`` is played."""
+        return softmax(self.heads[name] + self.tables[name][token_id])
 
 
 def _json(path: Path, meta: dict[str, str], key: str) -> Any:
@@ -140,6 +165,26 @@ def parse_metadata(path: Path, meta: dict[str, str]) -> BundleInfo:
     return BundleInfo(path, tuple(vocabulary), window, version, training, expression)
 
 
+def open_session(path: Path, threads: int = 1) -> Any:
+    """An onnxruntime session over the ONNX file at ``path``, as the daemon runs it (no
+    contract checked yet); :class:`BundleError` when the file is missing or unreadable."""
+    import onnxruntime as ort  # deferred: commands that need no model do not pay its import
+
+    if not path.is_file():
+        raise BundleError(f"model file not found: {path}")
+    options = ort.SessionOptions()
+    # One thread: the default two-thread pool has the same median and a worse tail.
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BundleError(f"{path}: not a readable ONNX model ({first_line})") from err
+
+
 class ModelRunner:
     """One onnxruntime session over a checked bundle: ``query`` a window, get probabilities;
     ``predict`` a window with its features, get the heads too.
@@ -149,24 +194,8 @@ class ModelRunner:
     """
 
     def __init__(self, path: str | os.PathLike[str], threads: int = 1) -> None:
-        import onnxruntime as ort  # deferred: commands that need no model do not pay its import
-
         self.path = Path(path)
-        if not self.path.is_file():
-            raise BundleError(f"model file not found: {self.path}")
-        options = ort.SessionOptions()
-        # One thread: the default two-thread pool has the same median and a worse tail.
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf types
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise BundleError(f"{self.path}: not a readable ONNX model ({first_line})") from err
+        self._session = open_session(self.path, threads)
         meta = dict(self._session.get_modelmeta().custom_metadata_map)
         self.info = parse_metadata(self.path, meta)
         self.heads: tuple[str, ...] = self.info.expression.heads if self.info.expression else ()
@@ -174,11 +203,18 @@ class ModelRunner:
         self._input = np.zeros((1, self.info.window), dtype=np.int32)
         self._features = np.zeros((1, self.info.window, len(FEATURES)), dtype=np.int32)
         self._outputs = [OUTPUT_NAME, *self.heads]
+        self.tables: dict[str, np.ndarray] = {}
+        if self.heads:
+            fetched = self._session.run([name + TABLE_SUFFIX for name in self.heads],
+                                        {INPUT_NAME: self._input, FEATURES_NAME: self._features})
+            self.tables = dict(zip(self.heads, fetched, strict=True))
         warm = self.predict(self._input[0], self._features[0] if self.heads else None)
         self._check_distribution(OUTPUT_NAME, warm.probs, (self.info.size,))
-        for name, rows in warm.heads.items():
+        for name, logits in warm.heads.items():
             assert self.info.expression is not None
-            self._check_distribution(name, rows, (self.info.size, self.info.expression.size(name)))
+            classes = self.info.expression.size(name)
+            self._check_logits(name, logits, (classes,))
+            self._check_logits(name + TABLE_SUFFIX, self.tables[name], (self.info.size, classes))
 
     def _check_distribution(self, name: str, values: np.ndarray, shape: tuple[int, ...]) -> None:
         """An output the contract says is a softmax must be one: a model exported without it
@@ -193,6 +229,13 @@ class ModelRunner:
                 f"(values {float(values.min()):.3g}..{float(values.max()):.3g}, sum {float(totals.flat[0]):.4g}); "
                 "export the model with its softmax"
             )
+
+    def _check_logits(self, name: str, values: np.ndarray, shape: tuple[int, ...]) -> None:
+        if values.shape != shape:
+            raise BundleError(f"{self.path}: output '{name}' has shape {list(values.shape)} but the metadata "
+                              f"says {list(shape)}")
+        if not np.isfinite(values).all():
+            raise BundleError(f"{self.path}: output '{name}' holds values that are not finite (NaN or inf)")
 
     def _check_signature(self) -> None:
         inputs = self._session.get_inputs()
@@ -215,19 +258,29 @@ class ModelRunner:
         missing = [head for head in self.heads if head not in names]
         if missing:
             raise BundleError(f"{self.path}: {META_EXPRESSION} declares heads {missing} that are not outputs {names}")
-        for out in outputs:
-            if out.name == OUTPUT_NAME:
-                width = out.shape[-1] if len(out.shape) == 2 else None
-                if isinstance(width, int) and width != self.info.size:
-                    raise BundleError(f"{self.path}: output '{OUTPUT_NAME}' has width {width} "
-                                      f"but the vocabulary has {self.info.size} tokens")
-            elif out.name in self.heads:
-                assert self.info.expression is not None
-                want = [self.info.size, self.info.expression.size(out.name)]
-                if len(out.shape) != 3 or any(isinstance(g, int) and g != w for g, w in zip(out.shape[1:], want,
-                                                                                           strict=True)):
-                    raise BundleError(f"{self.path}: head '{out.name}' must have shape [batch, {want[0]}, "
-                                      f"{want[1]}] (vocabulary × its classes), found {out.shape}")
+        shapes = {out.name: out.shape for out in outputs}
+        width = shapes[OUTPUT_NAME][-1] if len(shapes[OUTPUT_NAME]) == 2 else None
+        if isinstance(width, int) and width != self.info.size:
+            raise BundleError(f"{self.path}: output '{OUTPUT_NAME}' has width {width} "
+                              f"but the vocabulary has {self.info.size} tokens")
+        for head in self.heads:
+            assert self.info.expression is not None
+            classes = self.info.expression.size(head)
+            shape = shapes[head]
+            if len(shape) == 3:
+                raise BundleError(f"{self.path}: head '{head}' has the [batch, V, C] layout of an earlier "
+                                  f"format-2 export; rewrite it with: mididuet-train simplify --model {self.path}")
+            if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != classes):
+                raise BundleError(f"{self.path}: head '{head}' must have shape [batch, {classes}] (its classes' "
+                                  f"logits), found {shape}")
+            if head + TABLE_SUFFIX not in shapes:
+                raise BundleError(f"{self.path}: head '{head}' has no output '{head}{TABLE_SUFFIX}' (each token's "
+                                  f"logits for it, [{self.info.size}, {classes}])")
+            table = shapes[head + TABLE_SUFFIX]
+            if len(table) != 2 or any(isinstance(g, int) and g != w for g, w in zip(table, (self.info.size, classes),
+                                                                                    strict=True)):
+                raise BundleError(f"{self.path}: output '{head}{TABLE_SUFFIX}' must have shape "
+                                  f"[{self.info.size}, {classes}] (vocabulary × its classes), found {table}")
 
     @property
     def vocabulary(self) -> tuple[str, ...]:
@@ -264,15 +317,16 @@ class ModelRunner:
         else:
             self._features[0] = features
         results = self._session.run(self._outputs, {INPUT_NAME: self._input, FEATURES_NAME: self._features})
-        return Prediction(results[0][0], {name: rows[0] for name, rows in zip(self.heads, results[1:], strict=True)})
+        heads = {name: logits[0] for name, logits in zip(self.heads, results[1:], strict=True)}
+        return Prediction(results[0][0], heads, self.tables)
 
     def query_batch(self, windows: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """Probabilities for a ``[batch, 32]`` array of ids (evaluation and tests)."""
         return self.predict_batch(windows, features)[OUTPUT_NAME]
 
     def predict_batch(self, windows: np.ndarray, features: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Every output for a ``[batch, 32]`` array of ids and (format 2) their
-        ``[batch, 32, F]`` features (None: all unknown)."""
+        """``probs`` and (format 2) every head's ``[batch, V, C]`` distributions for a
+        ``[batch, 32]`` array of ids and their ``[batch, 32, F]`` features (None: all unknown)."""
         windows = np.ascontiguousarray(windows, dtype=np.int32)
         if windows.ndim != 2 or windows.shape[1] != self.info.window:
             raise ValueError(f"windows must have shape [batch, {self.info.window}], got {windows.shape}")
@@ -281,7 +335,8 @@ class ModelRunner:
         if self.heads:
             feeds[FEATURES_NAME] = (np.zeros((*windows.shape, len(FEATURES)), np.int32) if features is None
                                     else np.ascontiguousarray(features, dtype=np.int32))
-        return dict(zip(self._outputs, self._session.run(self._outputs, feeds), strict=True))
+        results = dict(zip(self._outputs, self._session.run(self._outputs, feeds), strict=True))
+        return results | {name: by_token(results[name], self.tables[name]) for name in self.heads}
 
 
 def load_bundle(path: str | os.PathLike[str] | None = None) -> ModelRunner:

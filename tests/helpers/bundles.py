@@ -4,8 +4,8 @@ The graph is a real network (embedding → mean over the window → dense → so
 onnxruntime runs like any exported model; its weights are random but seeded. Tests use
 it where training a Keras model would cost seconds and prove nothing more, and to make
 bundles that break the contract on purpose. With ``expressive=True`` it is a format-2
-bundle: the window's features are embedded and added in, and each head is a softmax
-over its classes for every token (the context's logits plus a seeded row per token).
+bundle: the window's features are embedded and added in, and each head is the context's
+logits over its classes and a seeded row per token (format 2's factored layout).
 """
 
 from __future__ import annotations
@@ -40,10 +40,12 @@ def make_bundle(
     expressive: bool = False,
     heads: tuple[str, ...] | None = None,
     head_classes: dict[str, int] | None = None,
+    unfactored: bool = False,
 ) -> Path:
     """Write a bundle to ``path``; keyword arguments let a test break one rule at a time
     (``heads``: the head outputs written, default all declared; ``head_classes``: a head
-    written with another number of classes than the metadata declares)."""
+    written with another number of classes than the metadata declares; ``unfactored``:
+    the heads in the earlier ``[batch, V, C]`` layout, as ``simplify`` can rewrite)."""
     vocab = list(vocabulary or DEFAULT_VOCABULARY)
     width = output_width if output_width is not None else len(vocab)
     rng = np.random.default_rng(seed)
@@ -82,8 +84,15 @@ def make_bundle(
             classes = (head_classes or {}).get(name, encoding.size(name))
             context = (rng.normal(size=(dim, classes)) * sharpness).astype(np.float32)
             rows = (rng.normal(size=(len(vocab), classes)) * sharpness).astype(np.float32)
-            initializers += [numpy_helper.from_array(context, f"{name}_context"),
-                             numpy_helper.from_array(rows, f"{name}_rows")]
+            initializers.append(numpy_helper.from_array(context, f"{name}_context"))
+            if not unfactored:
+                table = name + bundle.TABLE_SUFFIX
+                initializers.append(numpy_helper.from_array(rows, table))
+                nodes.append(helper.make_node("MatMul", ["pooled", f"{name}_context"], [name]))
+                outputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", classes]),
+                            helper.make_tensor_value_info(table, TensorProto.FLOAT, [len(vocab), classes])]
+                continue
+            initializers.append(numpy_helper.from_array(rows[None], f"{name}_rows"))
             nodes += [helper.make_node("MatMul", ["pooled", f"{name}_context"], [f"{name}_c"]),
                       helper.make_node("Unsqueeze", [f"{name}_c", "axis_1"], [f"{name}_c3"]),
                       helper.make_node("Add", [f"{name}_c3", f"{name}_rows"], [f"{name}_logits"]),

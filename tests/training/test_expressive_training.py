@@ -56,6 +56,8 @@ def test_simplify_rewrites_a_bundle_and_keeps_what_it_plays(expressive: Path, tm
 
 
 def test_a_prediction_gives_each_head_a_row_per_token(expressive: Path) -> None:
+    """Exported in format 2's factored layout: each head's logits for the window and its
+    per-token table, whose sum is the distribution Keras's conditioned head gives."""
     runner = bundle.load_bundle(expressive)
     encoding = runner.info.expression
     assert encoding is not None
@@ -63,9 +65,10 @@ def test_a_prediction_gives_each_head_a_row_per_token(expressive: Path) -> None:
     prediction = runner.predict(window, None)
     assert prediction.probs.shape == (len(runner.vocabulary),)
     for head in HEADS:
-        rows = prediction.heads[head]
-        assert rows.shape == (len(runner.vocabulary), encoding.size(head))
-        assert np.allclose(rows.sum(axis=1), 1, atol=1e-4)
+        assert prediction.heads[head].shape == (encoding.size(head),)
+        assert runner.tables[head].shape == (len(runner.vocabulary), encoding.size(head))
+        row = prediction.head(head, 3)
+        assert row.shape == (encoding.size(head),) and np.isclose(row.sum(), 1)
 
 
 def test_evaluate_reproduces_the_heads_recorded_at_training(expressive: Path, small_corpus: Path,

@@ -12,9 +12,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from mididuet.daemon.errors import MididuetError
+from mididuet.daemon.music.expression import DEFAULT, FEATURES
 from mididuet.daemon.predict import bundle
 from mididuet.training.cli import main
-from mididuet.training.graph import simplify, unwrap_gather_indices
+from mididuet.training.export import every_distribution
+from mididuet.training.graph import factor_heads, simplify, unwrap_gather_indices
 from tests.helpers.bundles import make_bundle
 
 ROWS, WIDTH = 5, 3
@@ -86,12 +88,53 @@ def test_a_constant_that_can_be_fed_is_not_taken_for_zero() -> None:
 
 
 def test_the_shipped_bundle_is_simplified() -> None:
-    """The shipped model went through the pass (306 nodes as tf2onnx wrote it, a quarter
-    fewer after): nothing is left for it to drop."""
+    """The shipped model went through the passes (306 nodes as tf2onnx wrote it, a third
+    fewer after): nothing is left for them to drop, and its only softmax is the token's."""
     model = onnx.load(str(bundle.shipped_model_path()))
     assert not any(n.op_type in ("Less", "Not") for n in model.graph.node)
-    figures = simplify(model)
-    assert figures["nodes_before"] == figures["nodes_after"] <= 230
+    assert [n.output[0] for n in model.graph.node if n.op_type == "Softmax"] == [bundle.OUTPUT_NAME]
+    heads = bundle.load_bundle().heads
+    figures = simplify(model, heads)
+    assert figures["nodes_before"] == figures["nodes_after"] <= 205
+
+
+def test_unfactored_heads_are_factored_and_give_the_same_distributions(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A format-2 bundle of the earlier layout (each head a softmax over ``[batch, V, C]``)
+    is refused by the daemon and rewritten by ``simplify``: 3 nodes fewer per head, and
+    each token's row the same distribution."""
+    path = make_bundle(tmp_path / "unfactored.onnx", expressive=True, unfactored=True)
+    with pytest.raises(bundle.BundleError, match="earlier format-2 export"):
+        bundle.load_bundle(path)
+    rng = np.random.default_rng(5)
+    windows = rng.integers(0, 18, (40, bundle.WINDOW), dtype=np.int32)
+    features = rng.integers(0, 4, (40, bundle.WINDOW, len(FEATURES)), dtype=np.int32)
+    before = every_distribution(ort.InferenceSession(str(path)), windows, features)
+    nodes = len(onnx.load(str(path)).graph.node)
+    assert main(["simplify", "--model", str(path)]) == 0
+    heads = DEFAULT.heads
+    assert f"{nodes} → {nodes - 3 * len(heads)} nodes" in capsys.readouterr().out
+    after = bundle.load_bundle(path)
+    assert [o.name for o in onnx.load(str(path)).graph.output] == [
+        bundle.OUTPUT_NAME, *heads, *(h + bundle.TABLE_SUFFIX for h in heads)]
+    outputs = after.predict_batch(windows, features)
+    for name in (bundle.OUTPUT_NAME, *heads):
+        np.testing.assert_allclose(outputs[name], before[name], atol=1e-6, err_msg=name)
+    window_prediction = after.predict(windows[7], features[7])
+    np.testing.assert_allclose(window_prediction.head("length", 4), before["length"][7, 4], atol=1e-6)
+
+
+def test_a_softmax_over_another_axis_is_not_factored() -> None:
+    table = numpy_helper.from_array(np.ones((1, 4, 3), np.float32), "table")
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    nodes = [helper.make_node("Unsqueeze", ["x", "axes"], ["x3"]), helper.make_node("Add", ["x3", "table"], ["s"]),
+             helper.make_node("Softmax", ["s"], ["head"], axis=1)]
+    graph = helper.make_graph(nodes, "h", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+                              [helper.make_tensor_value_info("head", TensorProto.FLOAT, [None, 4, 3])], [table, axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert factor_heads(model, ["head"]) == []
+    model.graph.node[2].attribute[0].i = -1
+    assert factor_heads(model, ["head"]) == ["head"]
 
 
 def older_bundle(path: Path) -> Path:

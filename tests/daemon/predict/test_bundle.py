@@ -3,8 +3,9 @@
 import json
 
 import numpy as np
+import onnx
 import pytest
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 from mididuet.daemon.music.expression import FEATURES, Encoding
 from mididuet.daemon.predict import bundle
@@ -97,9 +98,14 @@ def test_a_format_2_bundle_predicts_the_token_and_every_head(tmp_path):
     prediction = runner.predict(window, features)
     assert prediction.probs.shape == (runner.info.size,)
     assert set(prediction.heads) == set(encoding.heads)
-    for name, rows in prediction.heads.items():
-        assert rows.shape == (runner.info.size, encoding.size(name))
-        assert np.allclose(rows.sum(axis=1), 1, atol=1e-5)
+    for name, logits in prediction.heads.items():
+        assert logits.shape == (encoding.size(name),)
+        assert runner.tables[name].shape == (runner.info.size, encoding.size(name))
+        rows = [prediction.head(name, token) for token in range(runner.info.size)]
+        assert all(np.isclose(row.sum(), 1) and row.min() >= 0 for row in rows)
+        # The daemon's row is the offline [batch, V, C] one.
+        batch = runner.predict_batch(window[None], features[None])[name][0]
+        np.testing.assert_allclose(np.stack(rows), batch, atol=1e-6)
     # The features reach the model: other classes, other probabilities.
     other = runner.predict(window, np.full((32, len(FEATURES)), 2, dtype=np.int32))
     assert not np.allclose(other.probs, prediction.probs)
@@ -134,7 +140,10 @@ def _expression(**changes):
     ({"expressive": True, "metadata": {bundle.META_EXPRESSION: _expression(length=[0.5, -1])}},
      "delay, timing and length classes must be positive ratios"),
     ({"expressive": True, "heads": ("delay",)}, "declares heads ['timing', 'length', 'velocity'"),
-    ({"expressive": True, "head_classes": {"velocity": 5}}, "head 'velocity' must have shape [batch, 18, 13]"),
+    ({"expressive": True, "head_classes": {"velocity": 5}}, "head 'velocity' must have shape [batch, 13]"),
+    ({"expressive": True, "unfactored": True},
+     "head 'delay' has the [batch, V, C] layout of an earlier format-2 export; rewrite it with: "
+     "mididuet-train simplify --model"),
     ({"metadata": {bundle.META_EXPRESSION: _expression()}}, "mididuet.expression is only allowed in format 2"),
 ])
 def test_an_inconsistent_format_2_bundle_is_refused_naming_the_rule(tmp_path, kwargs, message):
@@ -148,4 +157,16 @@ def test_a_format_2_bundle_without_its_features_input_is_refused(tmp_path):
     path = make_bundle(tmp_path / "m.onnx", metadata={bundle.META_FORMAT: "2",
                                                        bundle.META_EXPRESSION: _expression()})
     with pytest.raises(BundleError, match=r"expected inputs named \['tokens', 'features'\] \(format 2\)"):
+        bundle.load_bundle(path)
+
+
+def test_a_head_table_that_is_not_finite_is_refused(tmp_path):
+    path = make_bundle(tmp_path / "m.onnx", expressive=True)
+    model = onnx.load(str(path))
+    table = next(i for i in model.graph.initializer if i.name == "spread" + bundle.TABLE_SUFFIX)
+    values = numpy_helper.to_array(table).copy()
+    values[3, 1] = np.nan
+    table.CopyFrom(numpy_helper.from_array(values, table.name))
+    onnx.save(model, str(path))
+    with pytest.raises(BundleError, match=r"output 'spread.by_token' holds values that are not finite"):
         bundle.load_bundle(path)
