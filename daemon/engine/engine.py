@@ -44,6 +44,7 @@ from ..play.pulse import NOTE_LENGTH, Pulse
 from ..play.rhythm import clamp_unit, note_length_ns, onset_after, snap_to_grid
 from ..play.voicing import velocity_for, voice, voice_chord
 from ..predict.bundle import ModelRunner
+from ..predict.heads import HeadSampler
 from ..predict.memory import REMEMBERED_HEADS, NGramMemory
 from ..predict.sampler import Sampler
 from ..predict.window import Window
@@ -101,6 +102,7 @@ class Engine:
         self.head_memory = {name: NGramMemory(self.encoding.size(name)) for name in self.encoding.heads
                             if name in REMEMBERED_HEADS} if self.encoding is not None else {}
         self.sampler = Sampler(settings.sampling, settings.temperature, settings.top_p, settings.seed)
+        self.head_sampler = HeadSampler(self.encoding.heads, model.tables, RHYTHM_HEADS) if self.encoding else None
         self.pulse = Pulse(settings.bpm, settings.follow_clock)
         self.phrase_gap_ns = ms_to_ns(settings.phrase_gap_ms)
         self._out = settings.channel - 1  # mido channels are 0-based
@@ -385,14 +387,9 @@ class Engine:
         else:
             prediction = self.model.predict(window.ids, window.features)
             token_id = self.sampler.sample(self.memory.mixed(prediction.probs, weight), window.ids)
-            classes = {}
-            for name in prediction.heads:
-                row = prediction.head(name, token_id)
-                memory = self.head_memory.get(name)
-                if memory is not None:
-                    row = memory.mixed(row, weight)
-                classes[name] = self.sampler.sample_class(row, self.rhythm_temperature if name in RHYTHM_HEADS
-                                                          else 1.0)
+            assert self.head_sampler is not None
+            classes = self.head_sampler.sample(prediction, token_id, self.sampler, self.head_memory, weight,
+                                               self.rhythm_temperature)
             self._prepared = Decision(token_id, classes)
             if self.playing and not self._onset_fixed:
                 self._next_token_ns = self._expressive_onset(window, classes)

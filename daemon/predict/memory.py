@@ -141,6 +141,16 @@ class NGramMemory:
             share = weight * confidence
             self._cache = (weight, 1.0 - share, p * share)
 
+    def mix_into(self, row: np.ndarray, weight: float) -> None:
+        """:meth:`mixed`, written into ``row`` (a view of a longer vector)."""
+        if weight <= 0 or not self._symbols:
+            return
+        self.prime(weight)
+        assert self._cache is not None
+        _, keep, term = self._cache
+        row *= keep
+        row += term
+
     def mixed(self, model: np.ndarray, weight: float) -> np.ndarray:
         """``model`` mixed with this memory's prediction after the symbols it has seen last,
         at ``weight`` × its confidence."""

@@ -7,8 +7,8 @@
 - ``top-p`` (the default): temperature first, then sample from the smallest set of
   tokens whose probability adds up to ``top_p``.
 
-A head's class (how the token is played) is drawn by :meth:`Sampler.sample_class` from
-the same generator, at its own temperature; greedy takes the likeliest class.
+A head's class (how the token is played) is drawn from the same generator, at its own
+temperature, by :class:`.heads.HeadSampler`; greedy takes the likeliest class.
 
 The two random methods use a seeded :class:`numpy.random.Generator` and a loop guard:
 a token that would make a pattern of 1–4 tokens repeat a fifth time back to back is
@@ -24,7 +24,7 @@ import numpy as np
 
 MAX_PATTERN = 4  # patterns of 1..4 tokens are guarded
 MAX_REPEATS = 4  # a pattern may repeat at most this many times back to back
-_TINY = 1e-12
+TINY = 1e-12
 
 
 def longest_loop(tokens: Sequence[object], max_pattern: int = MAX_PATTERN) -> tuple[int, int]:
@@ -64,7 +64,7 @@ def looping_ids(history: np.ndarray, max_pattern: int = MAX_PATTERN,
 def _tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
     """``probs`` as float64 (a copy), sharpened (< 1) or flattened (> 1) by ``temperature``."""
     p = probs.astype(np.float64)
-    return p if temperature == 1.0 else np.exp(np.log(np.maximum(p, _TINY)) / temperature)
+    return p if temperature == 1.0 else np.exp(np.log(np.maximum(p, TINY)) / temperature)
 
 
 class Sampler:
@@ -91,22 +91,15 @@ class Sampler:
             order = np.argsort(p)[::-1]
             cumulative = np.cumsum(p[order])
             total = cumulative[-1]
-            if total <= _TINY:
+            if total <= TINY:
                 return self._fallback(probs, banned)
             keep = int(np.searchsorted(cumulative, self.top_p * total)) + 1
             pick = int(np.searchsorted(cumulative, self.rng.random() * cumulative[keep - 1], side="right"))
             return int(order[min(pick, keep - 1)])
         cumulative = np.cumsum(p)
-        if cumulative[-1] <= _TINY:
+        if cumulative[-1] <= TINY:
             return self._fallback(probs, banned)
         return self._draw(cumulative)
-
-    def sample_class(self, row: np.ndarray, temperature: float = 1.0) -> int:
-        """One class from a head's softmax ``row`` (``[C]``), sharpened or flattened by
-        ``temperature``; greedy sampling takes the likeliest."""
-        if self.method == "greedy":
-            return int(np.argmax(row))
-        return self._draw(np.cumsum(_tempered(row, temperature)))
 
     def _draw(self, cumulative: np.ndarray) -> int:
         """An index drawn in proportion to the steps of ``cumulative`` (one random draw)."""

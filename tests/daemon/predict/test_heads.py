@@ -1,0 +1,75 @@
+"""Every head's class drawn in one pass is what drawing head by head gives."""
+
+import numpy as np
+import pytest
+
+from mididuet.daemon.engine.engine import RHYTHM_HEADS
+from mididuet.daemon.music.expression import DEFAULT
+from mididuet.daemon.predict.bundle import Prediction, softmax
+from mididuet.daemon.predict.heads import HeadSampler
+from mididuet.daemon.predict.memory import REMEMBERED_HEADS, NGramMemory
+from mididuet.daemon.predict.sampler import TINY, Sampler
+
+VOCABULARY = 20
+
+
+def one_by_one(prediction: Prediction, token_id: int, sampler: Sampler, memories: dict[str, NGramMemory],
+               weight: float, temperature: float) -> dict[str, int]:
+    """The reference: each head on its own, in the bundle's order, one draw each."""
+    classes = {}
+    for name in DEFAULT.heads:
+        row = prediction.head(name, token_id)
+        if name in memories:
+            row = memories[name].mixed(row, weight)
+        if sampler.method == "greedy":
+            classes[name] = int(np.argmax(row))
+            continue
+        t = temperature if name in RHYTHM_HEADS else 1.0
+        p = row if t == 1.0 else np.exp(np.log(np.maximum(row, TINY)) / t)
+        cumulative = np.cumsum(p)
+        pick = int(np.searchsorted(cumulative, sampler.rng.random() * cumulative[-1], side="right"))
+        classes[name] = min(pick, len(cumulative) - 1)
+    return classes
+
+
+def random_prediction(rng: np.random.Generator, sharpness: float) -> Prediction:
+    heads = {name: (rng.normal(size=DEFAULT.size(name)) * sharpness).astype(np.float32) for name in DEFAULT.heads}
+    tables = {name: (rng.normal(size=(VOCABULARY, DEFAULT.size(name))) * sharpness).astype(np.float32)
+              for name in DEFAULT.heads}
+    return Prediction(np.full(VOCABULARY, 1 / VOCABULARY, np.float32), heads, tables)
+
+
+def memories(rng: np.random.Generator) -> dict[str, NGramMemory]:
+    kept = {name: NGramMemory(DEFAULT.size(name)) for name in DEFAULT.heads if name in REMEMBERED_HEADS}
+    for memory in kept.values():
+        for _ in range(int(rng.integers(0, 30))):
+            memory.observe(int(rng.integers(0, memory.size)))
+    return kept
+
+
+@pytest.mark.parametrize("method", ["top-p", "greedy"])
+@pytest.mark.parametrize(("weight", "temperature", "sharpness"), [
+    (0.0, 1.0, 1.0), (0.9, 0.85, 1.0), (0.6, 0.4, 4.0), (0.9, 1.3, 0.3), (1.0, 0.85, 30.0),
+])
+def test_one_pass_draws_what_head_by_head_draws(method, weight, temperature, sharpness):
+    rng = np.random.default_rng(11)
+    for trial in range(200):
+        prediction = random_prediction(rng, sharpness)
+        token_id = int(rng.integers(0, VOCABULARY))
+        kept = memories(rng)
+        sampler = HeadSampler(DEFAULT.heads, prediction.tables, RHYTHM_HEADS)
+        a, b = Sampler(method, seed=trial), Sampler(method, seed=trial)
+        assert sampler.sample(prediction, token_id, a, kept, weight, temperature) == \
+            one_by_one(prediction, token_id, b, kept, weight, temperature)
+        assert a.rng.random() == b.rng.random(), "one draw per head, as many as head by head"
+
+
+def test_the_distributions_are_each_heads_softmax():
+    rng = np.random.default_rng(2)
+    prediction = random_prediction(rng, 5.0)
+    sampler = HeadSampler(DEFAULT.heads, prediction.tables, RHYTHM_HEADS)
+    p = sampler.distributions(prediction, 7)
+    for name in DEFAULT.heads:
+        expected = softmax(prediction.heads[name] + prediction.tables[name][7])
+        np.testing.assert_allclose(p[sampler.slices[name]], expected, rtol=1e-12)
+    assert len(p) == sum(DEFAULT.size(name) for name in DEFAULT.heads)
