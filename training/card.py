@@ -131,9 +131,10 @@ through onnxruntime, 1 thread, measured after training on a shared 2-core machin
   {facts.get("train_seconds")} s on a 2-core CPU (all stages).{data_steps}
 - Export: tf2onnx, checked against Keras on {int(check.get("windows", 0))} validation windows: max
   |Δprob| {check.get("max_abs_diff", float("nan")):.1e}, same argmax on {check.get("argmax_agreement", 0):.2%}.
-  The graph has {graph_nodes(model_path)} ONNX nodes, without the negative-index guard tf2onnx writes
-  before each Embedding's Gather and with each head's softmax over every token factored into its
-  two terms (`training/graph.py`; `mididuet-train simplify` rewrites an older bundle).
+  The graph has {graph_nodes(model_path)} ONNX nodes: without the negative-index guard tf2onnx writes
+  before each Embedding's Gather, with the features' embeddings in one Gather, and with each head's
+  softmax over every token factored into its two terms (`training/graph.py`; `mididuet-train simplify`
+  rewrites an older bundle).
 
 ## Data
 - Corpus: `{facts.get("corpus")}` ({facts.get("pieces")} pieces, read with the `{facts.get("reader")}`

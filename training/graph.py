@@ -13,6 +13,11 @@ A conditioned head computes ``softmax(context + table)`` over every token's row,
 bundle's outputs the two terms instead, ``context [batch, C]`` and the constant table
 ``[V, C]`` (format 2's layout, :mod:`mididuet.daemon.predict.bundle`), and the daemon adds
 the one row it needs.
+
+The window's features reach the trunk as ``x + Σ_k table_k[features[:, :, k]]``: per
+column a ``Slice``, a ``Squeeze``, a ``Gather`` and an ``Add``. :func:`merge_feature_embeddings`
+stacks the tables and makes it one ``Gather`` (each column shifted to its table's rows) and
+one ``ReduceSum``.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mididuet.daemon.predict.bundle import TABLE_SUFFIX
+from mididuet.daemon.predict.bundle import FEATURES_NAME, TABLE_SUFFIX
 
 MIN_OPSET = 11  # where ONNX's Gather defines negative indices (counted from the end)
+REDUCE_AXES_OPSET = 13  # where Squeeze and ReduceSum take their axes as an input
 
 
 def simplify(proto: Any, heads: Sequence[str] = ()) -> dict[str, int]:
@@ -30,9 +36,111 @@ def simplify(proto: Any, heads: Sequence[str] = ()) -> dict[str, int]:
     (output names) factored; the node counts before and after."""
     before = len(proto.graph.node)
     unwrap_gather_indices(proto)
+    merge_feature_embeddings(proto)
     factor_heads(proto, heads)
     drop_unused(proto)
     return {"nodes_before": before, "nodes_after": len(proto.graph.node)}
+
+
+def merge_feature_embeddings(proto: Any, source: str = FEATURES_NAME) -> int:
+    """Replace the chain of ``Add`` s that sums one ``Gather`` per column of the input
+    ``source`` (``[batch, T, F]``, each column behind a ``Slice`` and a ``Squeeze``) onto
+    another tensor by one ``Gather`` from the ``F`` tables stacked and a ``ReduceSum``; the
+    number of gathers merged (0: no such chain, or one that is not exactly every column)."""
+    import numpy as np
+    import onnx
+    import onnx.numpy_helper
+
+    graph = proto.graph
+    given = next((i for i in graph.input if i.name == source), None)
+    if given is None or _opset(proto) < REDUCE_AXES_OPSET:
+        return 0
+    dims = given.type.tensor_type.shape.dim
+    columns = dims[-1].dim_value if len(dims) == 3 else 0
+    producer = {out: node for node in graph.node for out in node.output}
+    fed = {i.name for i in graph.input}
+    constants = {init.name: init for init in graph.initializer if init.name not in fed}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    for output in graph.output:
+        readers[output.name] = readers.get(output.name, 0) + 1
+    gathers = {}  # a column's embedding: its Gather's output -> (column, table)
+    for node in graph.node:
+        if node.op_type == "Gather" and node.input[0] in constants and _axis(node) == 0:
+            column = _column_of(node.input[1], source, producer, constants)
+            if column is not None and readers.get(node.output[0]) == 1:
+                gathers[node.output[0]] = (column, onnx.numpy_helper.to_array(constants[node.input[0]]))
+    links = {}  # an Add of the chain: its output -> (the running sum it adds to, the column's embedding)
+    for node in graph.node:
+        if node.op_type == "Add" and len(node.input) == 2:
+            a, b = node.input
+            if (b in gathers) != (a in gathers):
+                links[node.output[0]] = (a, b) if b in gathers else (b, a)
+    ends = [out for out in links if out not in {running for running, _ in links.values()}]
+    if len(ends) != 1:
+        return 0
+    end, out, used = ends[0], ends[0], []
+    while out in links:
+        if out != end and readers.get(out) != 1:
+            return 0
+        out, embedding = links[out]
+        used.append(embedding)
+    tables = sorted(gathers[name] for name in used)
+    if [column for column, _ in tables] != list(range(columns)) or len({t.shape[1:] for _, t in tables}) != 1:
+        return 0
+    sizes = [len(table) for _, table in tables]
+    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(
+        onnx.helper.tensor_dtype_to_np_dtype(given.type.tensor_type.elem_type))
+    graph.initializer.extend([
+        onnx.numpy_helper.from_array(np.concatenate([table for _, table in tables]), f"{source}.tables"),
+        onnx.numpy_helper.from_array(offsets, f"{source}.offsets"),
+        onnx.numpy_helper.from_array(np.array([2], np.int64), f"{source}.axis"),
+    ])
+    merged = [
+        onnx.helper.make_node("Add", [source, f"{source}.offsets"], [f"{source}.rows"]),
+        onnx.helper.make_node("Gather", [f"{source}.tables", f"{source}.rows"], [f"{source}.embedded"], axis=0),
+        onnx.helper.make_node("ReduceSum", [f"{source}.embedded", f"{source}.axis"], [f"{source}.summed"],
+                              keepdims=0),
+        onnx.helper.make_node("Add", [out, f"{source}.summed"], [end]),
+    ]
+    at = list(graph.node).index(producer[end])
+    graph.node.remove(producer[end])  # the rest of the chain is left for drop_unused
+    for k, node in enumerate(merged):
+        graph.node.insert(at + k, node)
+    return len(used)
+
+
+def _axis(node: Any) -> int:
+    return next((a.i for a in node.attribute if a.name == "axis"), 0)
+
+
+def _column_of(name: str, source: str, producer: dict[str, Any], constants: dict[str, Any]) -> int | None:
+    """``k`` when ``name`` is ``Squeeze(Slice(source, column k of the last of 3 axes), axis 2)``."""
+    import onnx.numpy_helper
+
+    def values(tensor: str) -> list[int] | None:
+        return onnx.numpy_helper.to_array(constants[tensor]).reshape(-1).tolist() if tensor in constants else None
+
+    squeeze = producer.get(name)
+    if squeeze is None or squeeze.op_type != "Squeeze" or len(squeeze.input) != 2 or values(squeeze.input[1]) \
+            not in ([2], [-1]):
+        return None
+    sliced = producer.get(squeeze.input[0])
+    if sliced is None or sliced.op_type != "Slice" or sliced.input[0] != source or len(sliced.input) not in (4, 5):
+        return None
+    starts, ends, axes = (values(i) for i in sliced.input[1:4])
+    steps = values(sliced.input[4]) if len(sliced.input) == 5 else [1] * len(starts or [])
+    if starts is None or ends is None or axes is None or steps is None or any(step != 1 for step in steps):
+        return None
+    column = None
+    for start, stop, axis in zip(starts, ends, axes, strict=True):
+        if axis in (2, -1):
+            column = start if stop == start + 1 and start >= 0 else None
+        elif start != 0 or stop < 2**31 - 1:
+            return None
+    return column
 
 
 def factor_heads(proto: Any, heads: Sequence[str]) -> list[str]:

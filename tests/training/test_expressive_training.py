@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from mididuet.daemon.music.expression import FEATURES, HEADS
@@ -39,8 +40,12 @@ def test_both_archs_export_every_head_checked_against_keras(expressive: Path) ->
     check = runner.info.training["export_check"]
     for head in HEADS:
         assert check[f"max_abs_diff_{head}"] <= 1e-4, head
-    # Checked against Keras after the graph's rewrite: each Embedding's negative-index guard went.
+    # Checked against Keras after the graph's rewrites: each Embedding's negative-index guard
+    # went, the features' embeddings are one Gather, each head's softmax over every token went.
     assert check["nodes_after"] <= check["nodes_before"] - 9 * (1 + len(FEATURES)), check  # token + features
+    graph = onnx.load(str(expressive)).graph
+    assert sum(node.op_type == "Gather" for node in graph.node) == 2
+    assert [node.output[0] for node in graph.node if node.op_type == "Softmax"] == [bundle.OUTPUT_NAME]
     card = expressive.with_suffix(".md").read_text()
     for head in HEADS:
         assert f"| {head} |" in card, f"the card's heads table lacks {head}"

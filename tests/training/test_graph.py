@@ -16,7 +16,7 @@ from mididuet.daemon.music.expression import DEFAULT, FEATURES
 from mididuet.daemon.predict import bundle
 from mididuet.training.cli import main
 from mididuet.training.export import every_distribution
-from mididuet.training.graph import factor_heads, simplify, unwrap_gather_indices
+from mididuet.training.graph import factor_heads, merge_feature_embeddings, simplify, unwrap_gather_indices
 from tests.helpers.bundles import make_bundle
 
 ROWS, WIDTH = 5, 3
@@ -88,14 +88,66 @@ def test_a_constant_that_can_be_fed_is_not_taken_for_zero() -> None:
 
 
 def test_the_shipped_bundle_is_simplified() -> None:
-    """The shipped model went through the passes (306 nodes as tf2onnx wrote it, a third
-    fewer after): nothing is left for them to drop, and its only softmax is the token's."""
+    """The shipped model went through the passes (306 nodes as tf2onnx wrote it, 173
+    after): nothing is left for them to drop, and its only softmax is the token's."""
     model = onnx.load(str(bundle.shipped_model_path()))
     assert not any(n.op_type in ("Less", "Not") for n in model.graph.node)
     assert [n.output[0] for n in model.graph.node if n.op_type == "Softmax"] == [bundle.OUTPUT_NAME]
+    assert sum(n.op_type == "Gather" for n in model.graph.node) == 2  # the token's table, the features'
     heads = bundle.load_bundle().heads
     figures = simplify(model, heads)
-    assert figures["nodes_before"] == figures["nodes_after"] <= 205
+    assert figures["nodes_before"] == figures["nodes_after"] <= 175
+
+
+def feature_chain(columns: int = 3, used: tuple[int, ...] = (0, 1, 2), step: int = 1) -> onnx.ModelProto:
+    """``x + Σ_k table_k[f[:, :, k]]`` as tf2onnx writes Keras's: per column a Slice, a
+    Squeeze, a Gather and an Add."""
+    rng = np.random.default_rng(1)
+    inits = [numpy_helper.from_array(np.array([2], np.int64), "axis2"),
+             numpy_helper.from_array(np.array([0, 1, 2], np.int64), "axes")]
+    nodes, running = [], "x"
+    for k in used:
+        inits += [numpy_helper.from_array(rng.normal(size=(k + 3, 4)).astype(np.float32), f"table{k}"),
+                  numpy_helper.from_array(np.array([0, 0, k], np.int64), f"start{k}"),
+                  numpy_helper.from_array(np.array([2**31 - 1, 2**31 - 1, k + 1], np.int64), f"stop{k}"),
+                  numpy_helper.from_array(np.array([1, 1, step], np.int64), f"step{k}")]
+        nodes += [helper.make_node("Slice", ["f", f"start{k}", f"stop{k}", "axes", f"step{k}"], [f"s{k}"]),
+                  helper.make_node("Squeeze", [f"s{k}", "axis2"], [f"q{k}"]),
+                  helper.make_node("Gather", [f"table{k}", f"q{k}"], [f"e{k}"]),
+                  helper.make_node("Add", [running, f"e{k}"], [f"sum{k}"])]
+        running = f"sum{k}"
+    nodes.append(helper.make_node("Relu", [running], ["y"]))
+    graph = helper.make_graph(nodes, "features", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 5, 4]),
+                                                  helper.make_tensor_value_info("features", TensorProto.INT32,
+                                                                                [None, 5, columns])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 5, 4])], inits)
+    for node in graph.node:
+        node.input[:] = ["features" if i == "f" else i for i in node.input]
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def run_chain(model: onnx.ModelProto, x: np.ndarray, f: np.ndarray) -> np.ndarray:
+    return ort.InferenceSession(model.SerializeToString()).run(None, {"x": x, "features": f})[0]
+
+
+def test_the_feature_embeddings_become_one_gather_and_a_sum() -> None:
+    model = feature_chain()
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 5, 4)).astype(np.float32)
+    f = np.stack([rng.integers(0, k + 3, (2, 5)) for k in range(3)], -1).astype(np.int32)
+    before = run_chain(model, x, f)
+    assert simplify(model) == {"nodes_before": 13, "nodes_after": 5}
+    onnx.checker.check_model(model)
+    assert [n.op_type for n in model.graph.node] == ["Add", "Gather", "ReduceSum", "Add", "Relu"]
+    np.testing.assert_allclose(run_chain(model, x, f), before, atol=1e-6)
+
+
+@pytest.mark.parametrize(("what", "model"), [
+    ("a column left out", feature_chain(columns=3, used=(0, 2))),
+    ("a slice with a step", feature_chain(step=2)),
+])
+def test_a_chain_that_is_not_every_column_is_left_alone(what: str, model: onnx.ModelProto) -> None:
+    assert merge_feature_embeddings(model) == 0, what
 
 
 def test_unfactored_heads_are_factored_and_give_the_same_distributions(tmp_path: Path,
