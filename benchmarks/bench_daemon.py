@@ -136,6 +136,68 @@ def bench_engine_decision(model_path: Path, memory: float, tokens: int = 3000) -
             "expressive": engine.expressive, "memory_tokens": len(engine.memory)}
 
 
+def bench_heads(model_path: Path, samples: int = 3000) -> dict[str, float] | None:
+    """Every head's class for a chosen token: :class:`HeadSampler`'s one pass against the
+    head-by-head loop it replaced (the baseline, kept here), interleaved on the same real
+    predictions (a seeded solo's windows) with the memory filled; None for a bundle without
+    heads."""
+    from mididuet.daemon.engine.engine import RHYTHM_HEADS, Engine
+    from mididuet.daemon.engine.settings import EngineSettings
+    from mididuet.daemon.predict.heads import HeadSampler
+    from mididuet.daemon.predict.memory import REMEMBERED_HEADS, NGramMemory
+    from mididuet.daemon.predict.sampler import TINY, Sampler
+
+    model = ModelRunner(model_path)
+    if not model.heads:
+        return None
+    engine = Engine(model, EngineSettings(mode="solo", bpm=400.0, seed=1), lambda m: None, 0)
+    encoding = model.info.expression
+    assert encoding is not None
+    rng = np.random.default_rng(0)
+    memories = {name: NGramMemory(encoding.size(name)) for name in model.heads if name in REMEMBERED_HEADS}
+    for memory in memories.values():
+        for _ in range(500):
+            memory.observe(int(rng.integers(0, memory.size)))
+            memory.prime(DEFAULT_MEMORY)
+    predictions = []
+    now = 0
+    while len(predictions) < 200:  # real windows: a solo played in simulated time
+        now = max(engine.tick(now) or now + 1, now + 1)
+        window = engine.window
+        predictions.append((model.predict(window.ids, window.features), int(window.ids[-1])))
+    one_pass = HeadSampler(model.heads, model.tables, RHYTHM_HEADS)
+    a, b = Sampler(seed=1), Sampler(seed=1)
+
+    def head_by_head(prediction: Any, token_id: int) -> dict[str, int]:
+        classes = {}
+        for name in model.heads:
+            row = prediction.head(name, token_id)
+            if name in memories:
+                row = memories[name].mixed(row, DEFAULT_MEMORY)
+            t = 0.85 if name in RHYTHM_HEADS else 1.0
+            p = row if t == 1.0 else np.exp(np.log(np.maximum(row, TINY)) / t)
+            cumulative = np.cumsum(p)
+            pick = int(np.searchsorted(cumulative, b.rng.random() * cumulative[-1], side="right"))
+            classes[name] = min(pick, len(cumulative) - 1)
+        return classes
+
+    base, times, same = [], [], 0
+    clock = time.perf_counter_ns
+    for k in range(samples + 200):  # the first 200 warm the caches
+        prediction, token_id = predictions[k % len(predictions)]
+        t0 = clock()
+        old = head_by_head(prediction, token_id)
+        t1 = clock()
+        new = one_pass.sample(prediction, token_id, a, memories, DEFAULT_MEMORY, 0.85)
+        t2 = clock()
+        if k >= 200:
+            base.append(t1 - t0)
+            times.append(t2 - t1)
+            same += old == new
+    return {"heads": len(model.heads), "base_p50": pct(base, 50), "base_p99": pct(base, 99),
+            "p50": pct(times, 50), "p99": pct(times, 99), "same": same / samples}
+
+
 def bench_memory(model_path: Path, samples: int = 3000) -> dict[str, float]:
     """The memory's own part of a decision: the token's mix and each head's, after 2,000
     tokens of a seeded solo have filled it (each token observed and primed before the
@@ -207,6 +269,23 @@ def run_monitor() -> None:
     print(json.dumps(arrivals), flush=True)
 
 
+MATCH_NS = 50 * MS  # an arrival later than this after its schedule is another note's
+
+
+def through_jack(scheduled: list[int], arrivals: list[int]) -> list[int]:
+    """``arrival - scheduled`` for each note-on that arrived, both in send order. A
+    note-on lost on the way is skipped, not paired with the next one's arrival (pairing by
+    index made every later note look late by one note's interval)."""
+    through, k = [], 0
+    for when in scheduled:
+        while k < len(arrivals) and arrivals[k] < when - MS:  # (an arrival long before: not this note's)
+            k += 1
+        if k < len(arrivals) and arrivals[k] - when <= MATCH_NS:
+            through.append(arrivals[k] - when)
+            k += 1
+    return through
+
+
 def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns: int, mode: str = "solo",
                    in_port: str | None = None, control: str | None = None,
                    on_ready: Callable[[], None] | None = None) -> dict[str, float]:
@@ -254,13 +333,12 @@ def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns
     ons = [t for t, status, _ in arrivals if status & 0xF0 == 0x90]
     offs = [t for t, status, _ in arrivals if status & 0xF0 == 0x80]
     sent = len(stats.scheduled)
-    n = min(len(ons), sent)
-    through = [a - s for a, s in zip(ons[:n], stats.scheduled[:n], strict=True)]
+    through = through_jack(stats.scheduled, ons)
     period_ms = server.period_ms
     return {"exit_code": code, "notes": sent, "inside_p50": pct(stats.inside, 50),
             "inside_p99": pct(stats.inside, 99), "inside_max": max(stats.inside) / MS,
             "jack_p50": pct(through, 50), "jack_p99": pct(through, 99), "jack_max": max(through) / MS,
-            "period_ms": period_ms, "lost_note_ons": sent - len(ons), "lost_note_offs": sent - len(offs),
+            "period_ms": period_ms, "lost_note_ons": sent - len(through), "lost_note_offs": sent - len(offs),
             "decision_p50": stats.decision.percentile(50) / MS, "decision_p99": stats.decision.percentile(99) / MS,
             "cpu_percent": cpu_percent, "spin_ms": spin_ns / MS}
 
@@ -494,6 +572,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{on['p99'] / off['p99']:.2f}x")
         print(f"the memory's own part (the token and {m['heads']} heads): p50 {m['p50'] * 1000:.1f} µs, "
               f"p99 {m['p99'] * 1000:.1f} µs")
+        h = bench_heads(model_path)
+        if h is not None:
+            print(f"the heads' classes for the chosen token ({h['heads']} heads, memory {DEFAULT_MEMORY:g}): one pass "
+                  f"p50 {h['p50'] * 1000:.1f} µs, p99 {h['p99'] * 1000:.1f} µs; head by head (baseline) p50 "
+                  f"{h['base_p50'] * 1000:.1f} µs, p99 {h['base_p99'] * 1000:.1f} µs; ratio p50 "
+                  f"{h['p50'] / h['base_p50']:.2f}x, p99 {h['p99'] / h['base_p99']:.2f}x; same classes in "
+                  f"{h['same']:.1%} of draws")
         server = JackServer(period=args.period)
         server.start()
         try:
