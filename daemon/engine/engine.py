@@ -194,6 +194,11 @@ class Engine:
         self._reset_mode()
         self._changed("mode", mode)
 
+    def silence_output(self) -> None:
+        """CC 123 on the output channel (the output has just been opened): a mididuet that
+        died there without its note-offs may have left notes sounding at the synth."""
+        self.ledger.silence(self._out)
+
     def release_all(self) -> None:
         """End every open note (then CC 123 per channel used) and the answer under way.
 

@@ -171,6 +171,8 @@ class Runner:
         # The loop's first act is engine.begin(), so a solo's first note counts from the
         # loop's start, not from here.
         self.engine = self.new_engine(self.model, opts, primer)
+        if self.supervisor.out_link.playing:
+            self.engine.silence_output()
         if api.name == "jack":
             watch = ServerWatch(self._on_server_gone)
             if watch.start():
@@ -261,6 +263,8 @@ class Runner:
     def apply_port_changes(self, changes: list[PortChange]) -> None:
         assert self.engine is not None
         for change in changes:
+            if change.event != "lost" and change.link.kind == "output":
+                self.engine.silence_output()
             if change.event == "lost" and change.link.kind == "input":
                 # Keys held when the keyboard went cannot be released now: forget them, or
                 # a duet phrase would never end.

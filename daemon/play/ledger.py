@@ -84,6 +84,13 @@ class NoteLedger:
         for channel, note in [key for key, entry in self._open.items() if entry[0] == owner]:
             self.note_off(channel, note)
 
+    def silence(self, channel: int) -> None:
+        """CC 123 on ``channel``, whatever the ledger holds: what a run that died before its
+        note-offs left sounding there (a crash, SIGKILL) ends when the next one connects.
+        Never raises for a failing port."""
+        with contextlib.suppress(OSError):
+            self._send(mido.Message("control_change", channel=channel, control=ALL_NOTES_OFF, value=0))
+
     def release_all(self) -> None:
         """Note-off for every open note, then CC 123 on every channel used.
 

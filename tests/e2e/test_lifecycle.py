@@ -36,6 +36,24 @@ def test_stop_signal_mid_answer_releases_every_note_and_exits_0(start_daemon, pl
     assert "stats: notes in 3" in daemon.stderr and "stats at exit" in daemon.stderr
 
 
+def test_a_daemon_killed_mid_note_leaves_nothing_sounding_once_the_next_one_connects(
+        start_daemon, player: Player, monitor: Monitor) -> None:
+    """SIGKILL (as a segfault or the OOM killer would end it) gives the ledger no chance:
+    the synth keeps the notes. The next mididuet on that output (systemd's restart) sends
+    CC 123 on its channel as soon as the output is open, and they stop."""
+    daemon = start_daemon("--bpm", "60", "--answer-tokens", "20", "--phrase-gap", "150", "--channel", "2")
+    player.play([60, 62, 64])
+    assert poll(lambda: len(onset_groups(monitor.note_ons())) >= 2, 6)
+    time.sleep(0.2)
+    assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert hanging(monitor.messages, all_notes_off=True), "killed while a note sounds: nothing ended it"
+    heard = len(monitor.messages)
+    start_daemon("--channel", "2")
+    assert poll(lambda: not hanging(monitor.messages, all_notes_off=True), 2), "the next run ends them"
+    first = monitor.messages[heard][1]
+    assert (first.type, first.control, first.channel) == ("control_change", ALL_NOTES_OFF, 1)
+
+
 def test_record_writes_both_sides_on_two_tracks(start_daemon, player: Player, monitor: Monitor,
                                                 tmp_path: Path) -> None:
     daemon = start_daemon("--record", str(tmp_path), "--phrase-gap", "150", "--bpm", "400",
