@@ -28,7 +28,7 @@ LICENSE = ("The training data is the Classical Piano MIDI collection of piano-mi
 
 HEADS_TEXT = """Besides the next token, the model predicts how it is played: one head per attribute,
 each a softmax over classes, conditioned on the token it describes (the daemon samples
-the token first, then reads that token's row of each head). All are relative to the
+the token first, then adds that token's row to each head's logits). All are relative to the
 sequence's own recent past, so the daemon can measure them live:
 
 - **delay**: the time from the previous token, ÷ the *pulse* (the low median of the last
@@ -89,6 +89,8 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
                        f"outside this vocabulary dropped; {facts.get('pretrain_seconds')} s), then fine-tuned "
                        f"on the corpus at learning rate {facts.get('finetune_lr')}.")
     finetune = " (fine-tuning)" if facts.get("pretrain") else ""
+    graph_rewrites = (",\n  with the features' embeddings in one Gather, and with each head's softmax over every "
+                      "token\n  factored into its two terms") if head_rows else ""
     latency = facts.get("latency_us") or {}
     row = format_rows([quality_row(facts, latency.get("p99"))], with_commands=False)
     heads_section = ""
@@ -132,8 +134,7 @@ through onnxruntime, 1 thread, measured after training on a shared 2-core machin
 - Export: tf2onnx, checked against Keras on {int(check.get("windows", 0))} validation windows: max
   |Δprob| {check.get("max_abs_diff", float("nan")):.1e}, same argmax on {check.get("argmax_agreement", 0):.2%}.
   The graph has {graph_nodes(model_path)} ONNX nodes: without the negative-index guard tf2onnx writes
-  before each Embedding's Gather, with the features' embeddings in one Gather, and with each head's
-  softmax over every token factored into its two terms (`training/graph.py`; `mididuet-train simplify`
+  before each Embedding's Gather{graph_rewrites} (`training/graph.py`; `mididuet-train simplify`
   rewrites an older bundle).
 
 ## Data

@@ -75,7 +75,10 @@ def export_bundle(
         base = output.name.split(":")[0]
         if base in names and output.name != base:
             _rename_tensor(proto, output.name, base)
-    nodes = simplify(proto, heads)
+    try:
+        nodes = simplify(proto, heads)
+    except ValueError as err:
+        raise ExportError(f"the exported graph: {err}") from None
     names += [head + bundle.TABLE_SUFFIX for head in heads]
     order = {name: i for i, name in enumerate(names)}
     outputs = sorted(proto.graph.output, key=lambda o: order.get(o.name, len(order)))
@@ -158,7 +161,10 @@ def simplify_bundle(path: Path, out: Path | None = None, windows: int = MIN_CHEC
     info = bundle.parse_metadata(Path(path), dict(session.get_modelmeta().custom_metadata_map))
     proto = onnx.load(str(path))
     heads = info.expression.heads if info.expression else ()
-    nodes = simplify(proto, heads)
+    try:
+        nodes = simplify(proto, heads)
+    except ValueError as err:
+        raise ExportError(f"{path}: {err}; nothing written") from None
     figures = {k: float(v) for k, v in nodes.items()} | {"windows": 0.0, "max_abs_diff": 0.0}
     target = Path(out or path).resolve()
     if nodes["nodes_after"] == nodes["nodes_before"] and target == Path(path).resolve():

@@ -29,16 +29,23 @@ from mididuet.daemon.predict.bundle import FEATURES_NAME, TABLE_SUFFIX
 
 MIN_OPSET = 11  # where ONNX's Gather defines negative indices (counted from the end)
 REDUCE_AXES_OPSET = 13  # where Squeeze and ReduceSum take their axes as an input
+SOFTMAX_LAST_AXIS_OPSET = 13  # where Softmax's default axis became the last
 
 
 def simplify(proto: Any, heads: Sequence[str] = ()) -> dict[str, int]:
     """Apply every rewrite to ``proto`` (an ``onnx.ModelProto``) in place, the ``heads``
-    (output names) factored; the node counts before and after."""
+    (output names) factored; the node counts before and after. Raises ``ValueError``
+    naming the heads left in neither layout (not factored, and not factored already)."""
     before = len(proto.graph.node)
     unwrap_gather_indices(proto)
     merge_feature_embeddings(proto)
     factor_heads(proto, heads)
     drop_unused(proto)
+    names = {output.name for output in proto.graph.output}
+    left = [head for head in heads if head + TABLE_SUFFIX not in names]
+    if left:
+        raise ValueError(f"heads {left} are not Softmax(Unsqueeze(context, 1) + a constant [1, V, C] table), "
+                         "the form the export writes, and cannot be factored")
     return {"nodes_before": before, "nodes_after": len(proto.graph.node)}
 
 
@@ -87,7 +94,7 @@ def merge_feature_embeddings(proto: Any, source: str = FEATURES_NAME) -> int:
             return 0
         out, embedding = links[out]
         used.append(embedding)
-    tables = sorted(gathers[name] for name in used)
+    tables = sorted((gathers[name] for name in used), key=lambda item: item[0])
     if [column for column, _ in tables] != list(range(columns)) or len({t.shape[1:] for _, t in tables}) != 1:
         return 0
     sizes = [len(table) for _, table in tables]
@@ -156,12 +163,19 @@ def factor_heads(proto: Any, heads: Sequence[str]) -> list[str]:
     fed = {i.name for i in graph.input}
     constants = {init.name: init for init in graph.initializer if init.name not in fed}
     outputs = {output.name: output for output in graph.output}
-    done = []
+    done: list[str] = []
+    claimed: set[str] = set()
+    softmax_axis = -1 if _opset(proto) >= SOFTMAX_LAST_AXIS_OPSET else None  # before 13, axis 1 of a 2-D view
     for head in heads:
-        found = _softmax_of_sum(head, producer, constants) if head in outputs else None
+        found = _softmax_of_sum(head, producer, constants, softmax_axis) if head in outputs else None
         if found is None:
             continue
         context, table = found
+        # The context takes the head's name: it must be a node's own output, read by nothing
+        # the rewrite keeps, and a float32 table, as the daemon reads it.
+        if context not in producer or context in outputs or context in claimed or table.dtype != "float32":
+            continue
+        claimed.add(context)
         producer[head].output[:] = [f"{head}.unfactored"]  # the Softmax, left for drop_unused
         for node in graph.node:  # the context's tensor takes the head's name
             node.output[:] = [head if o == context else o for o in node.output]
@@ -178,15 +192,17 @@ def factor_heads(proto: Any, heads: Sequence[str]) -> list[str]:
     return done
 
 
-def _softmax_of_sum(name: str, producer: dict[str, Any], constants: dict[str, Any]) -> tuple[str, Any] | None:
+def _softmax_of_sum(name: str, producer: dict[str, Any], constants: dict[str, Any],
+                    default_axis: int | None) -> tuple[str, Any] | None:
     """``(context, T)`` when ``name`` is ``Softmax(Unsqueeze(context, axis 1) + T)`` over
-    the last axis with ``T`` a constant ``[1, V, C]`` or ``[V, C]`` (returned as ``[V, C]``)."""
+    the last axis with ``T`` a constant ``[1, V, C]`` or ``[V, C]`` (returned as ``[V, C]``);
+    ``default_axis``: the Softmax's when it names none (None: not the last)."""
     import onnx.numpy_helper
 
     softmax = producer.get(name)
     if softmax is None or softmax.op_type != "Softmax":
         return None
-    if next((a.i for a in softmax.attribute if a.name == "axis"), -1) not in (-1, 2):
+    if next((a.i for a in softmax.attribute if a.name == "axis"), default_axis) not in (-1, 2):
         return None
     add = producer.get(softmax.input[0])
     if add is None or add.op_type != "Add":

@@ -102,7 +102,8 @@ class Engine:
         self.head_memory = {name: NGramMemory(self.encoding.size(name)) for name in self.encoding.heads
                             if name in REMEMBERED_HEADS} if self.encoding is not None else {}
         self.sampler = Sampler(settings.sampling, settings.temperature, settings.top_p, settings.seed)
-        self.head_sampler = HeadSampler(self.encoding.heads, model.tables, RHYTHM_HEADS) if self.encoding else None
+        self.head_sampler = (HeadSampler(self.encoding.heads, model.tables, RHYTHM_HEADS)
+                             if self.encoding is not None else None)
         self.pulse = Pulse(settings.bpm, settings.follow_clock)
         self.phrase_gap_ns = ms_to_ns(settings.phrase_gap_ms)
         self._out = settings.channel - 1  # mido channels are 0-based

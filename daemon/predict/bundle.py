@@ -7,7 +7,7 @@ A bundle is a single ONNX file; ``metadata_props`` carry what the daemon needs t
   ``[batch, V]``, the softmax over the vocabulary.
 - **2** (expressive): ``tokens`` stays the first input and ``probs`` the first output. A
   second input ``features`` int32 ``[batch, 32, F]`` holds each window token's classes
-  (the same seven as the heads: class + 1, 0 unknown), and two more outputs per head
+  (one per head, in ``FEATURES`` order: class + 1, 0 unknown), and two more outputs per head
   ``h``: ``h`` float32 ``[batch, C]``, the window's logits over that head's classes, and
   ``h.by_token`` float32 ``[V, C]``, what each token adds to them. Should token ``t`` be
   the one played, the head's distribution is ``softmax(h + h.by_token[t])``
@@ -215,6 +215,11 @@ class ModelRunner:
             classes = self.info.expression.size(name)
             self._check_logits(name, logits, (classes,))
             self._check_logits(name + TABLE_SUFFIX, self.tables[name], (self.info.size, classes))
+            with np.errstate(over="ignore", invalid="ignore"):  # the overflow is what this looks for
+                finite = bool(np.isfinite(by_token(logits[None], self.tables[name])).all())
+            if not finite:
+                raise BundleError(f"{self.path}: head '{name}' plus its table overflows: no distribution for "
+                                  "some token (logits too large)")
 
     def _check_distribution(self, name: str, values: np.ndarray, shape: tuple[int, ...]) -> None:
         """An output the contract says is a softmax must be one: a model exported without it
@@ -259,6 +264,7 @@ class ModelRunner:
         if missing:
             raise BundleError(f"{self.path}: {META_EXPRESSION} declares heads {missing} that are not outputs {names}")
         shapes = {out.name: out.shape for out in outputs}
+        types = {out.name: out.type for out in outputs}
         width = shapes[OUTPUT_NAME][-1] if len(shapes[OUTPUT_NAME]) == 2 else None
         if isinstance(width, int) and width != self.info.size:
             raise BundleError(f"{self.path}: output '{OUTPUT_NAME}' has width {width} "
@@ -277,10 +283,12 @@ class ModelRunner:
                 raise BundleError(f"{self.path}: head '{head}' has no output '{head}{TABLE_SUFFIX}' (each token's "
                                   f"logits for it, [{self.info.size}, {classes}])")
             table = shapes[head + TABLE_SUFFIX]
-            if len(table) != 2 or any(isinstance(g, int) and g != w for g, w in zip(table, (self.info.size, classes),
-                                                                                    strict=True)):
+            if table != [self.info.size, classes]:  # fixed: fetched once, it cannot depend on the window
                 raise BundleError(f"{self.path}: output '{head}{TABLE_SUFFIX}' must have shape "
                                   f"[{self.info.size}, {classes}] (vocabulary × its classes), found {table}")
+            for name in (head, head + TABLE_SUFFIX):
+                if types[name] != "tensor(float)":
+                    raise BundleError(f"{self.path}: output '{name}' must be float32, found {types[name]}")
 
     @property
     def vocabulary(self) -> tuple[str, ...]:
@@ -294,6 +302,17 @@ class ModelRunner:
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.info.size):
             raise ValueError(f"token ids must be in range 0..{self.info.size - 1}")
 
+    def _check_features(self, features: np.ndarray) -> None:
+        """Offline callers' features must be classes of the bundle's encoding: the graph
+        gathers them from one stacked table, where a class out of range would read another
+        feature's row, not fail."""
+        assert self.info.expression is not None
+        highs = np.array([self.info.expression.feature_size(name) for name in FEATURES])
+        if features.shape[1:] != (self.info.window, len(FEATURES)) or features.min(initial=0) < 0 or \
+                (features.reshape(-1, len(FEATURES)) >= highs).any():
+            raise ValueError(f"features must have shape [batch, {self.info.window}, {len(FEATURES)}] with each "
+                             f"column below its feature's size {highs.tolist()}")
+
     def query(self, window: np.ndarray) -> np.ndarray:
         """Probabilities of the next token after ``window`` (32 ids). Blocks for one inference.
 
@@ -304,8 +323,9 @@ class ModelRunner:
         return self.predict(window, None).probs
 
     def predict(self, window: np.ndarray, features: np.ndarray | None) -> Prediction:
-        """The next token's probabilities and (format 2) each head's rows, after ``window``
-        (32 ids) with its ``features`` (``[32, F]`` classes + 1; None: all unknown)."""
+        """The next token's probabilities and (format 2) each head's logits, after ``window``
+        (32 ids) with its ``features`` (``[32, F]`` classes + 1, as the window derives them;
+        None: all unknown)."""
         if window.shape != (self.info.window,):
             raise ValueError(f"window must hold {self.info.window} token ids, got shape {window.shape}")
         self._check_ids(window)
@@ -335,6 +355,7 @@ class ModelRunner:
         if self.heads:
             feeds[FEATURES_NAME] = (np.zeros((*windows.shape, len(FEATURES)), np.int32) if features is None
                                     else np.ascontiguousarray(features, dtype=np.int32))
+            self._check_features(feeds[FEATURES_NAME])
         results = dict(zip(self._outputs, self._session.run(self._outputs, feeds), strict=True))
         return results | {name: by_token(results[name], self.tables[name]) for name in self.heads}
 

@@ -6,9 +6,9 @@ of its logits plus that token's row, mixed with the session memory for the heads
 sharpened or flattened for the rhythm heads (the rhythm temperature), and one class is
 drawn from it. Head by head that is a dozen small numpy calls each, and they were most of
 a decision's Python time; :class:`HeadSampler` lays the heads end to end in one vector and
-makes each call once for all of them. The draws are the ones head-by-head sampling makes:
-one uniform number per head, in the bundle's order of heads, from the token sampler's
-generator, and ``searchsorted`` on each head's cumulative row.
+makes each call once for all of them. The draws are the ones head-by-head sampling makes,
+up to rounding: one uniform number per head, in the bundle's order of heads, from the token
+sampler's generator, and ``searchsorted`` on each head's part of one cumulative sum.
 """
 
 from __future__ import annotations

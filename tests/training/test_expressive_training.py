@@ -119,3 +119,14 @@ def test_answers_compare_chopin_the_pulse_and_the_heads(expressive: Path, small_
                 "ioi_ratio_js", "trigram_reuse"} <= set(result[column])
     assert result["pulse"]["velocity_sd"] < 1, "the pulse rhythm plays one velocity"
     assert result["expressive"]["velocity_sd"] > result["pulse"]["velocity_sd"]
+
+
+def test_an_unconditioned_model_exports_in_the_factored_layout(small_corpus: Path, tmp_path: Path) -> None:
+    """``--unconditioned`` heads have an all-zero table: the export still writes it, so the
+    daemon reads every bundle one way."""
+    out = tmp_path / "unconditioned.onnx"
+    assert main(["--data", str(small_corpus), "--out", str(out), "--epochs", "1", "--min-count", "3",
+                 "--val-fraction", "0.4", "--arch", "wavenet", "--expressive", "--unconditioned"]) == 0
+    runner = bundle.load_bundle(out)
+    for head in HEADS:
+        assert not runner.tables[head].any(), head

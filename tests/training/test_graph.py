@@ -106,16 +106,16 @@ def feature_chain(columns: int = 3, used: tuple[int, ...] = (0, 1, 2), step: int
     inits = [numpy_helper.from_array(np.array([2], np.int64), "axis2"),
              numpy_helper.from_array(np.array([0, 1, 2], np.int64), "axes")]
     nodes, running = [], "x"
-    for k in used:
-        inits += [numpy_helper.from_array(rng.normal(size=(k + 3, 4)).astype(np.float32), f"table{k}"),
-                  numpy_helper.from_array(np.array([0, 0, k], np.int64), f"start{k}"),
-                  numpy_helper.from_array(np.array([2**31 - 1, 2**31 - 1, k + 1], np.int64), f"stop{k}"),
-                  numpy_helper.from_array(np.array([1, 1, step], np.int64), f"step{k}")]
-        nodes += [helper.make_node("Slice", ["f", f"start{k}", f"stop{k}", "axes", f"step{k}"], [f"s{k}"]),
-                  helper.make_node("Squeeze", [f"s{k}", "axis2"], [f"q{k}"]),
-                  helper.make_node("Gather", [f"table{k}", f"q{k}"], [f"e{k}"]),
-                  helper.make_node("Add", [running, f"e{k}"], [f"sum{k}"])]
-        running = f"sum{k}"
+    for i, k in enumerate(used):
+        inits += [numpy_helper.from_array(rng.normal(size=(k + 3, 4)).astype(np.float32), f"table{i}"),
+                  numpy_helper.from_array(np.array([0, 0, k], np.int64), f"start{i}"),
+                  numpy_helper.from_array(np.array([2**31 - 1, 2**31 - 1, k + 1], np.int64), f"stop{i}"),
+                  numpy_helper.from_array(np.array([1, 1, step], np.int64), f"step{i}")]
+        nodes += [helper.make_node("Slice", ["f", f"start{i}", f"stop{i}", "axes", f"step{i}"], [f"s{i}"]),
+                  helper.make_node("Squeeze", [f"s{i}", "axis2"], [f"q{i}"]),
+                  helper.make_node("Gather", [f"table{i}", f"q{i}"], [f"e{i}"]),
+                  helper.make_node("Add", [running, f"e{i}"], [f"sum{i}"])]
+        running = f"sum{i}"
     nodes.append(helper.make_node("Relu", [running], ["y"]))
     graph = helper.make_graph(nodes, "features", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 5, 4]),
                                                   helper.make_tensor_value_info("features", TensorProto.INT32,
@@ -145,6 +145,8 @@ def test_the_feature_embeddings_become_one_gather_and_a_sum() -> None:
 @pytest.mark.parametrize(("what", "model"), [
     ("a column left out", feature_chain(columns=3, used=(0, 2))),
     ("a slice with a step", feature_chain(step=2)),
+    ("a column twice, one left out", feature_chain(columns=3, used=(0, 1, 1))),
+    ("a column twice, every one there", feature_chain(columns=3, used=(0, 1, 1, 2))),
 ])
 def test_a_chain_that_is_not_every_column_is_left_alone(what: str, model: onnx.ModelProto) -> None:
     assert merge_feature_embeddings(model) == 0, what
@@ -176,17 +178,38 @@ def test_unfactored_heads_are_factored_and_give_the_same_distributions(tmp_path:
     np.testing.assert_allclose(window_prediction.head("length", 4), before["length"][7, 4], atol=1e-6)
 
 
-def test_a_softmax_over_another_axis_is_not_factored() -> None:
-    table = numpy_helper.from_array(np.ones((1, 4, 3), np.float32), "table")
+def conditioned_head(axis: int = -1, context: str = "c") -> onnx.ModelProto:
+    """``Softmax(Unsqueeze(context, 1) + T)``, ``T`` a constant ``[1, 4, 3]``; the context
+    is ``Relu(x)`` (``"c"``) or the input ``x`` itself."""
+    table = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(1, 4, 3) / 7, "table")
     axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
-    nodes = [helper.make_node("Unsqueeze", ["x", "axes"], ["x3"]), helper.make_node("Add", ["x3", "table"], ["s"]),
-             helper.make_node("Softmax", ["s"], ["head"], axis=1)]
+    nodes = [helper.make_node("Relu", ["x"], ["c"]), helper.make_node("Unsqueeze", [context, "axes"], ["x3"]),
+             helper.make_node("Add", ["x3", "table"], ["s"]), helper.make_node("Softmax", ["s"], ["head"], axis=axis)]
     graph = helper.make_graph(nodes, "h", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
                               [helper.make_tensor_value_info("head", TensorProto.FLOAT, [None, 4, 3])], [table, axes])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    assert factor_heads(model, ["head"]) == []
-    model.graph.node[2].attribute[0].i = -1
-    assert factor_heads(model, ["head"]) == ["head"]
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_head_is_factored_into_a_graph_that_runs() -> None:
+    model = conditioned_head()
+    x = np.array([[0.5, -1.0, 2.0], [1.0, 1.0, 0.0]], np.float32)
+    before = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    assert simplify(model, ["head"])["nodes_after"] == 1
+    onnx.checker.check_model(model)
+    session = ort.InferenceSession(model.SerializeToString())
+    results = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"x": x}), strict=True))
+    np.testing.assert_allclose(bundle.by_token(results["head"], results["head" + bundle.TABLE_SUFFIX]), before,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize(("what", "model"), [
+    ("a softmax over another axis", conditioned_head(axis=1)),
+    ("a context that is the graph's input: no node would produce the head", conditioned_head(context="x")),
+])
+def test_a_head_that_cannot_be_factored_is_left_and_simplify_names_it(what: str, model: onnx.ModelProto) -> None:
+    assert factor_heads(model, ["head"]) == [], what
+    with pytest.raises(ValueError, match=r"heads \['head'\] are not Softmax"):
+        simplify(model, ["head"])
 
 
 def older_bundle(path: Path) -> Path:

@@ -170,3 +170,63 @@ def test_a_head_table_that_is_not_finite_is_refused(tmp_path):
     onnx.save(model, str(path))
     with pytest.raises(BundleError, match=r"output 'spread.by_token' holds values that are not finite"):
         bundle.load_bundle(path)
+
+
+def _rewritten(path, change):
+    model = onnx.load(str(path))
+    change(model.graph)
+    onnx.save(model, str(path))
+    return path
+
+
+def _drop_table(graph):
+    kept = [o for o in graph.output if o.name != "octave" + bundle.TABLE_SUFFIX]
+    del graph.output[:]
+    graph.output.extend(kept)
+
+
+def _wider_table(graph):
+    table = next(i for i in graph.initializer if i.name == "bass" + bundle.TABLE_SUFFIX)
+    values = numpy_helper.to_array(table)
+    table.CopyFrom(numpy_helper.from_array(np.concatenate([values, values[:1]]), table.name))
+    output = next(o for o in graph.output if o.name == table.name)
+    output.type.tensor_type.shape.dim[0].dim_value = len(values) + 1
+
+
+def _huge_logits(graph):
+    """Each term finite, their sum not: float32's largest value in the table, and context
+    weights that make some logits as large."""
+    for name, scale in (("delay" + bundle.TABLE_SUFFIX, None), ("delay_context", 1e36)):
+        init = next(i for i in graph.initializer if i.name == name)
+        values = numpy_helper.to_array(init).copy()
+        values = np.full_like(values, np.finfo(np.float32).max) if scale is None else np.abs(values) * scale
+        init.CopyFrom(numpy_helper.from_array(values.astype(np.float32), init.name))
+    # With every feature unknown the window's pooled embedding points away from these weights:
+    # turn the embedding table over so the context comes out large and positive.
+    emb = next(i for i in graph.initializer if i.name == "emb")
+    emb.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(emb), "emb"))
+    for init in graph.initializer:
+        if init.name.startswith("feature_"):
+            init.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(init), init.name))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (_drop_table, "head 'octave' has no output 'octave.by_token'"),
+    (_wider_table, "output 'bass.by_token' must have shape [18, 6]"),
+    (_huge_logits, "head 'delay' plus its table overflows"),
+])
+def test_a_head_table_that_breaks_the_contract_is_refused(tmp_path, change, message):
+    path = _rewritten(make_bundle(tmp_path / "m.onnx", expressive=True), change)
+    with pytest.raises(BundleError) as caught:
+        bundle.load_bundle(path)
+    assert message in str(caught.value)
+
+
+def test_offline_features_out_of_range_are_refused(tmp_path):
+    runner = bundle.load_bundle(make_bundle(tmp_path / "m.onnx", expressive=True))
+    windows = np.zeros((2, 32), np.int32)
+    features = np.zeros((2, 32, len(FEATURES)), np.int32)
+    runner.predict_batch(windows, features)
+    features[1, 5, 2] = runner.info.expression.feature_size(FEATURES[2])
+    with pytest.raises(ValueError, match="each column below its feature's size"):
+        runner.predict_batch(windows, features)
