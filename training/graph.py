@@ -64,9 +64,7 @@ def merge_feature_embeddings(proto: Any, source: str = FEATURES_NAME) -> int:
         return 0
     dims = given.type.tensor_type.shape.dim
     columns = dims[-1].dim_value if len(dims) == 3 else 0
-    producer = {out: node for node in graph.node for out in node.output}
-    fed = {i.name for i in graph.input}
-    constants = {init.name: init for init in graph.initializer if init.name not in fed}
+    producer, constants = _producers_and_constants(graph)
     readers: dict[str, int] = {}
     for node in graph.node:
         for name in node.input:
@@ -119,8 +117,16 @@ def merge_feature_embeddings(proto: Any, source: str = FEATURES_NAME) -> int:
     return len(used)
 
 
-def _axis(node: Any) -> int:
-    return next((a.i for a in node.attribute if a.name == "axis"), 0)
+def _producers_and_constants(graph: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each tensor's producing node, and the initializers that are constants (one also
+    listed as an input can be fed another value)."""
+    fed = {i.name for i in graph.input}
+    return ({out: node for node in graph.node for out in node.output},
+            {init.name: init for init in graph.initializer if init.name not in fed})
+
+
+def _axis(node: Any, default: int = 0) -> int:
+    return next((a.i for a in node.attribute if a.name == "axis"), default)
 
 
 def _column_of(name: str, source: str, producer: dict[str, Any], constants: dict[str, Any]) -> int | None:
@@ -159,13 +165,11 @@ def factor_heads(proto: Any, heads: Sequence[str]) -> list[str]:
     import onnx.numpy_helper
 
     graph = proto.graph
-    producer = {out: node for node in graph.node for out in node.output}
-    fed = {i.name for i in graph.input}
-    constants = {init.name: init for init in graph.initializer if init.name not in fed}
+    producer, constants = _producers_and_constants(graph)
     outputs = {output.name: output for output in graph.output}
     done: list[str] = []
     claimed: set[str] = set()
-    softmax_axis = -1 if _opset(proto) >= SOFTMAX_LAST_AXIS_OPSET else None  # before 13, axis 1 of a 2-D view
+    softmax_axis = -1 if _opset(proto) >= SOFTMAX_LAST_AXIS_OPSET else 1  # before 13, axis 1 of a 2-D view
     for head in heads:
         found = _softmax_of_sum(head, producer, constants, softmax_axis) if head in outputs else None
         if found is None:
@@ -193,16 +197,16 @@ def factor_heads(proto: Any, heads: Sequence[str]) -> list[str]:
 
 
 def _softmax_of_sum(name: str, producer: dict[str, Any], constants: dict[str, Any],
-                    default_axis: int | None) -> tuple[str, Any] | None:
+                    default_axis: int) -> tuple[str, Any] | None:
     """``(context, T)`` when ``name`` is ``Softmax(Unsqueeze(context, axis 1) + T)`` over
     the last axis with ``T`` a constant ``[1, V, C]`` or ``[V, C]`` (returned as ``[V, C]``);
-    ``default_axis``: the Softmax's when it names none (None: not the last)."""
+    ``default_axis``: the Softmax's when it names none (the opset's)."""
     import onnx.numpy_helper
 
     softmax = producer.get(name)
     if softmax is None or softmax.op_type != "Softmax":
         return None
-    if next((a.i for a in softmax.attribute if a.name == "axis"), default_axis) not in (-1, 2):
+    if _axis(softmax, default_axis) not in (-1, 2):
         return None
     add = producer.get(softmax.input[0])
     if add is None or add.op_type != "Add":
@@ -231,14 +235,12 @@ def unwrap_gather_indices(proto: Any) -> int:
     if _opset(proto) < MIN_OPSET:
         return 0
     graph = proto.graph
-    producer = {out: node for node in graph.node for out in node.output}
-    fed = {i.name for i in graph.input}  # an initializer also listed as an input can be fed another value
-    constants = {init.name: init for init in graph.initializer if init.name not in fed}
+    producer, constants = _producers_and_constants(graph)
     rewired = 0
     for node in graph.node:
         if node.op_type != "Gather" or len(node.input) < 2 or node.input[0] not in constants:
             continue
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        axis = _axis(node)
         dims = list(constants[node.input[0]].dims)
         if not -len(dims) <= axis < len(dims):
             continue
