@@ -138,14 +138,15 @@ def bench_engine_decision(model_path: Path, memory: float, tokens: int = 3000) -
 
 def bench_heads(model_path: Path, samples: int = 3000) -> dict[str, float] | None:
     """Every head's class for a chosen token: :class:`HeadSampler`'s one pass against the
-    head-by-head loop it replaced (the baseline, kept here), interleaved on the same real
+    head-by-head loop it replaced (the baseline, ``tests.helpers.heads``), interleaved on the same real
     predictions (a seeded solo's windows) with the memory filled; None for a bundle without
     heads."""
     from mididuet.daemon.engine.engine import RHYTHM_HEADS, Engine
     from mididuet.daemon.engine.settings import EngineSettings
     from mididuet.daemon.predict.heads import HeadSampler
     from mididuet.daemon.predict.memory import REMEMBERED_HEADS, NGramMemory
-    from mididuet.daemon.predict.sampler import TINY, Sampler
+    from mididuet.daemon.predict.sampler import Sampler
+    from tests.helpers.heads import one_by_one
 
     model = ModelRunner(model_path)
     if not model.heads:
@@ -170,25 +171,12 @@ def bench_heads(model_path: Path, samples: int = 3000) -> dict[str, float] | Non
     one_pass = HeadSampler(model.heads, model.tables, RHYTHM_HEADS)
     a, b = Sampler(seed=1), Sampler(seed=1)
 
-    def head_by_head(prediction: Any, token_id: int) -> dict[str, int]:
-        classes = {}
-        for name in model.heads:
-            row = prediction.head(name, token_id)
-            if name in memories:
-                row = memories[name].mixed(row, DEFAULT_MEMORY)
-            t = 0.85 if name in RHYTHM_HEADS else 1.0
-            p = row if t == 1.0 else np.exp(np.log(np.maximum(row, TINY)) / t)
-            cumulative = np.cumsum(p)
-            pick = int(np.searchsorted(cumulative, b.rng.random() * cumulative[-1], side="right"))
-            classes[name] = min(pick, len(cumulative) - 1)
-        return classes
-
     base, times, same = [], [], 0
     clock = time.perf_counter_ns
     for k in range(samples + 200):  # the first 200 warm the caches
         prediction, token_id = predictions[k % len(predictions)]
         t0 = clock()
-        old = head_by_head(prediction, token_id)
+        old = one_by_one(prediction, token_id, b, memories, DEFAULT_MEMORY, 0.85)
         t1 = clock()
         new = one_pass.sample(prediction, token_id, a, memories, DEFAULT_MEMORY, 0.85)
         t2 = clock()

@@ -19,7 +19,7 @@ import numpy as np
 
 from .bundle import Prediction
 from .memory import NGramMemory
-from .sampler import TINY, Sampler
+from .sampler import Sampler, tempered
 
 
 class HeadSampler:
@@ -58,7 +58,7 @@ class HeadSampler:
         if sampler.method == "greedy":
             return {name: int(np.argmax(p[self.slices[name]])) for name in self.heads}
         if temperature != 1.0 and len(self.tempered):
-            p[self.tempered] = np.exp(np.log(np.maximum(p[self.tempered], TINY)) / temperature)
+            p[self.tempered] = tempered(p[self.tempered], temperature)
         cumulative = self._cumulative
         np.cumsum(p, out=cumulative[1:])
         before, after = cumulative[self.starts], cumulative[self.ends]

@@ -24,7 +24,7 @@ import numpy as np
 
 MAX_PATTERN = 4  # patterns of 1..4 tokens are guarded
 MAX_REPEATS = 4  # a pattern may repeat at most this many times back to back
-TINY = 1e-12
+_TINY = 1e-12
 
 
 def longest_loop(tokens: Sequence[object], max_pattern: int = MAX_PATTERN) -> tuple[int, int]:
@@ -61,10 +61,10 @@ def looping_ids(history: np.ndarray, max_pattern: int = MAX_PATTERN,
     return banned
 
 
-def _tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
+def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
     """``probs`` as float64 (a copy), sharpened (< 1) or flattened (> 1) by ``temperature``."""
     p = probs.astype(np.float64)
-    return p if temperature == 1.0 else np.exp(np.log(np.maximum(p, TINY)) / temperature)
+    return p if temperature == 1.0 else np.exp(np.log(np.maximum(p, _TINY)) / temperature)
 
 
 class Sampler:
@@ -83,7 +83,7 @@ class Sampler:
         """One id from ``probs`` (shape ``[V]``); ``history`` (recent ids) feeds the loop guard."""
         if self.method == "greedy":
             return int(np.argmax(probs))
-        p = _tempered(probs, self.temperature)  # a copy: the guard below writes into it
+        p = tempered(probs, self.temperature)  # a copy: the guard below writes into it
         banned = looping_ids(history) if history is not None else []
         for token_id in banned:
             p[token_id] = 0.0
@@ -91,13 +91,13 @@ class Sampler:
             order = np.argsort(p)[::-1]
             cumulative = np.cumsum(p[order])
             total = cumulative[-1]
-            if total <= TINY:
+            if total <= _TINY:
                 return self._fallback(probs, banned)
             keep = int(np.searchsorted(cumulative, self.top_p * total)) + 1
             pick = int(np.searchsorted(cumulative, self.rng.random() * cumulative[keep - 1], side="right"))
             return int(order[min(pick, keep - 1)])
         cumulative = np.cumsum(p)
-        if cumulative[-1] <= TINY:
+        if cumulative[-1] <= _TINY:
             return self._fallback(probs, banned)
         return self._draw(cumulative)
 

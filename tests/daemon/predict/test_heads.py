@@ -8,28 +8,10 @@ from mididuet.daemon.music.expression import DEFAULT
 from mididuet.daemon.predict.bundle import Prediction, softmax
 from mididuet.daemon.predict.heads import HeadSampler
 from mididuet.daemon.predict.memory import REMEMBERED_HEADS, NGramMemory
-from mididuet.daemon.predict.sampler import TINY, Sampler
+from mididuet.daemon.predict.sampler import Sampler
+from tests.helpers.heads import one_by_one
 
 VOCABULARY = 20
-
-
-def one_by_one(prediction: Prediction, token_id: int, sampler: Sampler, memories: dict[str, NGramMemory],
-               weight: float, temperature: float) -> dict[str, int]:
-    """The reference: each head on its own, in the bundle's order, one draw each."""
-    classes = {}
-    for name in DEFAULT.heads:
-        row = prediction.head(name, token_id)
-        if name in memories:
-            row = memories[name].mixed(row, weight)
-        if sampler.method == "greedy":
-            classes[name] = int(np.argmax(row))
-            continue
-        t = temperature if name in RHYTHM_HEADS else 1.0
-        p = row if t == 1.0 else np.exp(np.log(np.maximum(row, TINY)) / t)
-        cumulative = np.cumsum(p)
-        pick = int(np.searchsorted(cumulative, sampler.rng.random() * cumulative[-1], side="right"))
-        classes[name] = min(pick, len(cumulative) - 1)
-    return classes
 
 
 def random_prediction(rng: np.random.Generator, sharpness: float) -> Prediction:
