@@ -40,10 +40,6 @@ def test_without_thru_the_players_notes_are_not_forwarded(start_daemon, player: 
     assert [(m.type, m.control) for _, m in monitor.messages] == [("control_change", 123)]
 
 
-def _answer_tokens(daemon, since: int) -> list[str]:
-    return [line.rsplit(" ", 1)[1] for line in daemon.lines[since:] if "play token" in line]
-
-
 @pytest.fixture(scope="module")
 def varied_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Measured for this bundle over 24-token answers and 8 seeds: 9-16 distinct tokens at
@@ -62,9 +58,9 @@ def test_temperature_cc_changes_how_varied_the_answer_is(start_daemon, player: P
             player.send(mido.Message("control_change", control=CC.cc_temperature, value=cc_value))
         mark = len(daemon.lines)
         player.play([60, 64, 67])
-        assert poll(lambda m=mark: len(_answer_tokens(daemon, m)) >= 24, 10), daemon.stderr
+        assert poll(lambda m=mark: len(daemon.played_tokens(m)) >= 24, 10), daemon.stderr
         assert quiet_for(monitor, 0.3, 5)
-        distinct.append(len(set(_answer_tokens(daemon, mark))))
+        distinct.append(len(set(daemon.played_tokens(mark))))
     hot, cold = distinct
     assert hot >= 8 and cold <= 4, f"distinct tokens: {distinct}"
 

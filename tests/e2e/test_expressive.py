@@ -64,8 +64,8 @@ def answer(daemon: DaemonProcess, player: Player, monitor: Monitor, call: Phrase
     mark = time.monotonic_ns()
 
     def answered() -> bool:
-        lengths = [int(line.split("answer of ")[1].split()[0]) for line in daemon.lines if "answer of " in line]
-        return bool(lengths) and sum("play token" in line for line in daemon.lines) >= lengths[0]
+        lengths = daemon.answer_lengths()
+        return bool(lengths) and len(daemon.played_tokens()) >= lengths[0]
 
     assert poll(answered, 30), f"no full answer:\n{daemon.stderr}"
     assert poll(lambda: not hanging(monitor.messages), MAX_NOTE_NS / NS_PER_S + 2), "a note was left hanging"

@@ -33,11 +33,10 @@ def session(start_daemon, player: Player, monitor: Monitor, memory: str) -> list
     """Three calls of the motif, each answered in full; the answers' tokens."""
     daemon = start_daemon("--model", str(shipped_model_path()), "--phrase-gap", "400", "--seed", "5",
                           "--memory", memory, "--log-level", "debug")
-    def played() -> list[str]:
-        return [line.rsplit(" ", 1)[1] for line in daemon.lines if "play token" in line]
+    played = daemon.played_tokens
 
     def asked(calls: int) -> int:  # the answer's length, as the daemon counted the call's tokens
-        lengths = [int(line.split("answer of ")[1].split()[0]) for line in daemon.lines if "answer of " in line]
+        lengths = daemon.answer_lengths()
         return lengths[calls - 1] if len(lengths) >= calls else CALL_TOKENS
 
     answers = []

@@ -67,10 +67,10 @@ def test_notes_within_the_chord_window_make_one_token(start_daemon, player: Play
     player.chord([60, 64, 67], spread=0.005)
     assert poll(lambda: monitor.note_ons(), 3)
     assert quiet_for(monitor, 0.4, 3)
-    chord_answer = len([line for line in daemon.lines if "play token" in line])
+    chord_answer = len(daemon.played_tokens())
     mark = time.monotonic_ns()
     player.play([60, 64, 67], step=0.12)
     assert poll(lambda: len(onset_groups(monitor.note_ons(since=mark))) >= 3, 3)
     assert quiet_for(monitor, 0.4, 3)
-    melody_answer = len([line for line in daemon.lines if "play token" in line]) - chord_answer
+    melody_answer = len(daemon.played_tokens()) - chord_answer
     assert (chord_answer, melody_answer) == (1, 3)

@@ -257,6 +257,15 @@ class DaemonProcess:
     def wait_ready(self, timeout: float = 10.0) -> str:
         return self.wait_for_line("ready", timeout)
 
+    def played_tokens(self, since: int = 0) -> list[str]:
+        """The tokens it played, from stderr line ``since`` on (``--log-level debug`` logs
+        each: "play token X")."""
+        return [line.rsplit(" ", 1)[1] for line in self.lines[since:] if "play token" in line]
+
+    def answer_lengths(self) -> list[int]:
+        """Each answer's length as the engine decided it, in tokens (debug: "answer of N tokens")."""
+        return [int(line.split("answer of ")[1].split()[0]) for line in list(self.lines) if "answer of " in line]
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
         """Send ``sig`` and wait for the exit code (killed, and -9 returned, after ``timeout``)."""
         if self.process.poll() is None:
