@@ -3,8 +3,8 @@
 For each held-out piece of a bundle's split, phrases of :data:`PHRASE_TOKENS` tokens are
 cut from the performance (notes, velocities and the sustain pedal, in real time). Each is
 played to the real engine as a duet call, in simulated time, once with the pulse rhythm
-and once expressive (same seed), and the answer is measured beside the tokens that really
-come next in the piece. Everything is measured the same way, by the daemon's own
+and once expressive (each phrase with its own seed, the same for both), and the answer is
+measured beside the tokens that really come next in the piece. Everything is measured the same way, by the daemon's own
 :class:`~mididuet.daemon.listen.listener.Listener` run over the notes (onsets grouped into
 tokens, lengths with the pedal applied):
 
@@ -193,6 +193,14 @@ def answer(model: ModelRunner, settings: EngineSettings, phrase: Phrase) -> Exce
     return measure(performance.answer) if performance.answer else Excerpt()
 
 
+def phrase_settings(settings: EngineSettings, index: int) -> EngineSettings:
+    """The settings phrase ``index`` is answered with: its own seed (``seed`` + index).
+    One seed for every phrase would give every answer the same random draws, token by
+    token, so the figures would measure one sequence of draws, not the sampling; the
+    daemon's own generator runs on from one answer to the next."""
+    return settings if settings.seed is None else dataclasses.replace(settings, seed=settings.seed + index)
+
+
 def summary(excerpts: Sequence[Excerpt], reference: Sequence[Excerpt]) -> dict[str, float]:
     ratios = [r for e in excerpts for r in ratios_of(e)]
     ref = [r for e in reference for r in ratios_of(e)]
@@ -215,7 +223,8 @@ def evaluate_answers(model_path: Path, data: Path, settings: EngineSettings | No
     real = [p.continuation for p in found]
     calls = [p.call for p in found]
     columns = {"pulse": dataclasses.replace(base, rhythm="pulse"), "expressive": base}
-    answers = {name: [answer(model, s, p) for p in found] for name, s in columns.items()}
+    answers = {name: [answer(model, phrase_settings(s, i), p) for i, p in enumerate(found)]
+               for name, s in columns.items()}
     half = len(real) // 2
     result: dict[str, Any] = {"pieces": len(names), "phrases": len(found), "phrase_tokens": PHRASE_TOKENS,
                               "expressive_bundle": model.expressive,
