@@ -6,7 +6,7 @@ import dataclasses
 
 from mididuet.daemon.engine.settings import EngineSettings
 from mididuet.daemon.predict.bundle import ModelRunner, shipped_model_path
-from mididuet.training.answers import answer, phrase_settings, phrases
+from mididuet.training.answers import Excerpt, answer, ioi_ratio_distance, phrase_settings, phrases, ratios_of
 
 from .conftest import CHOPIN
 
@@ -23,3 +23,13 @@ def test_each_phrase_is_answered_with_its_own_draws() -> None:
     assert [phrase_settings(settings, i).seed for i in range(3)] == [1, 2, 3]
     unseeded = dataclasses.replace(settings, seed=None)
     assert phrase_settings(unseeded, 5) is unseeded  # no seed: the engine's own entropy
+
+
+def test_a_rubato_no_one_hears_is_binned_with_the_equal_ratio() -> None:
+    """Chopin's near-equal IOIs stray a median 0.4% either way; the grid's repeat exactly.
+    Their IOI-ratio histograms must not tell them apart; a real change of value must."""
+    steady = Excerpt(onsets=[0.0, 0.5, 1.0, 1.5, 2.0])
+    rubato = Excerpt(onsets=[0.0, 0.5, 0.998, 1.494, 1.992])  # each IOI a little shorter
+    dotted = Excerpt(onsets=[0.0, 0.75, 1.0, 1.75, 2.0])
+    assert ioi_ratio_distance(ratios_of(steady), ratios_of(rubato)) < 1e-3
+    assert ioi_ratio_distance(ratios_of(steady), ratios_of(dotted)) > 0.9
