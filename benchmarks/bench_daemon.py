@@ -47,7 +47,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.helpers (mididuet itself is installed)
 
-from mididuet.daemon.engine.settings import DEFAULT_MEMORY  # noqa: E402
+from mididuet.daemon.engine.settings import DEFAULT_MEMORY, DEFAULT_RHYTHM_TEMPERATURE  # noqa: E402
 from mididuet.daemon.engine.stats import Stats  # noqa: E402
 from mididuet.daemon.live import runner  # noqa: E402
 from mididuet.daemon.music.units import NS_PER_MS as MS  # noqa: E402
@@ -138,9 +138,9 @@ def bench_engine_decision(model_path: Path, memory: float, tokens: int = 3000) -
 
 def bench_heads(model_path: Path, samples: int = 3000) -> dict[str, float] | None:
     """Every head's class for a chosen token: :class:`HeadSampler`'s one pass against the
-    head-by-head loop it replaced (the baseline, ``tests.helpers.heads``), interleaved on the same real
-    predictions (a seeded solo's windows) with the memory filled; None for a bundle without
-    heads."""
+    head-by-head loop it replaced (the baseline, ``tests.helpers.heads``), interleaved on
+    the same real predictions (a seeded solo's windows) with the memory filled, at the
+    default rhythm temperature; None for a bundle without heads."""
     from mididuet.daemon.engine.engine import RHYTHM_HEADS, Engine
     from mididuet.daemon.engine.settings import EngineSettings
     from mididuet.daemon.predict.heads import HeadSampler
@@ -176,9 +176,9 @@ def bench_heads(model_path: Path, samples: int = 3000) -> dict[str, float] | Non
     for k in range(samples + 200):  # the first 200 warm the caches
         prediction, token_id = predictions[k % len(predictions)]
         t0 = clock()
-        old = one_by_one(prediction, token_id, b, memories, DEFAULT_MEMORY, 0.85)
+        old = one_by_one(prediction, token_id, b, memories, DEFAULT_MEMORY, DEFAULT_RHYTHM_TEMPERATURE)
         t1 = clock()
-        new = one_pass.sample(prediction, token_id, a, memories, DEFAULT_MEMORY, 0.85)
+        new = one_pass.sample(prediction, token_id, a, memories, DEFAULT_MEMORY, DEFAULT_RHYTHM_TEMPERATURE)
         t2 = clock()
         if k >= 200:
             base.append(t1 - t0)

@@ -4,9 +4,9 @@ For each held-out piece of a bundle's split, phrases of :data:`PHRASE_TOKENS` to
 cut from the performance (notes, velocities and the sustain pedal, in real time). Each is
 played to the real engine as a duet call, in simulated time, once with the pulse rhythm
 and once expressive (each phrase with its own seed, the same for both), and the answer is
-measured beside the tokens that really come next in the piece. Everything is measured the same way, by the daemon's own
-:class:`~mididuet.daemon.listen.listener.Listener` run over the notes (onsets grouped into
-tokens, lengths with the pedal applied):
+measured beside the tokens that really come next in the piece. Everything is measured the
+same way, by the daemon's own :class:`~mididuet.daemon.listen.listener.Listener` run over
+the notes (onsets grouped into tokens, lengths with the pedal applied):
 
 - **IOI-ratio histogram distance**: the Jensen–Shannon distance (base 2) between the
   histogram of successive IOI ratios (log2, in bins centred on the equal ratio) and

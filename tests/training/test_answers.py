@@ -7,8 +7,7 @@ import dataclasses
 from mididuet.daemon.engine.settings import EngineSettings
 from mididuet.daemon.predict.bundle import ModelRunner, shipped_model_path
 from mididuet.training.answers import Excerpt, answer, ioi_ratio_distance, phrase_settings, phrases, ratios_of
-
-from .conftest import CHOPIN
+from tests.training.conftest import CHOPIN
 
 
 def test_each_phrase_is_answered_with_its_own_draws() -> None:
