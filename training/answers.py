@@ -20,7 +20,10 @@ the notes (onsets grouped into tokens, lengths with the pedal applied):
   5-fold cross-validated accuracy (0.5: indistinguishable). Real against real (the calls,
   which are Chopin too, against the continuations) shows the floor.
 - **motif reuse**: the share of the answer's token 3-grams that occur in its call, beside
-  Chopin's own rate between a phrase and the next.
+  Chopin's own rate between a phrase and the next;
+- **tempo against the call**: the share of IOIs longer than 4 × the call's median IOI, and
+  the mean sounding length ÷ that median. Articulation is a length over an IOI; these two
+  say which of the two parts falls short.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from .distance import js_distance
 PHRASE_TOKENS = 16
 STEP_TOKENS = 32  # a phrase every this many tokens of a piece
 MAX_ARTICULATION = 4.0
+SLOW_IOI = 4  # an IOI this many times the call's median is a long wait (a rest, a fermata)
 # log2 IOI ratios from 1/8 to 8, in quarter-octave bins centred on 0, ±1/4, …: a bin edge
 # at 0 split Chopin's near-equal IOIs (the tempo map's rubato: a median 0.4% either way)
 # from the grid's exact repeats, a difference no one hears, and the test told them by it.
@@ -205,14 +209,25 @@ def phrase_settings(settings: EngineSettings, index: int) -> EngineSettings:
     return settings if settings.seed is None else dataclasses.replace(settings, seed=settings.seed + index)
 
 
-def summary(excerpts: Sequence[Excerpt], reference: Sequence[Excerpt]) -> dict[str, float]:
+def call_pulse(call: Excerpt) -> float | None:
+    """The call's median IOI (s), what its answer's and continuation's time is held to."""
+    iois = [i for i in iois_of(call) if i > 0]
+    return float(np.median(iois)) if iois else None
+
+
+def summary(excerpts: Sequence[Excerpt], reference: Sequence[Excerpt],
+            calls: Sequence[Excerpt]) -> dict[str, float]:
+    """The figures of ``excerpts`` (each following the call beside it) against ``reference``."""
     ratios = [r for e in excerpts for r in ratios_of(e)]
     ref = [r for e in reference for r in ratios_of(e)]
+    held = [(e, pulse) for e, c in zip(excerpts, calls, strict=True) if (pulse := call_pulse(c))]
     return {"ioi_ratio_js": ioi_ratio_distance(ratios, ref),
             "npvi": float(np.mean([npvi(iois_of(e)) for e in excerpts])),
             "velocity_sd": float(np.mean([np.std(e.velocities) for e in excerpts if e.velocities])),
             "articulation": float(np.mean([a for e in excerpts for a in articulation_of(e)])),
-            "notes_per_onset": float(np.mean([n for e in excerpts for n in e.notes]))}
+            "notes_per_onset": float(np.mean([n for e in excerpts for n in e.notes])),
+            "slow_iois": float(np.mean([i > SLOW_IOI * pulse for e, pulse in held for i in iois_of(e)])),
+            "length_per_call_pulse": float(np.mean([n / pulse for e, pulse in held for n in e.lengths]))}
 
 
 def evaluate_answers(model_path: Path, data: Path, settings: EngineSettings | None = None,
@@ -233,11 +248,11 @@ def evaluate_answers(model_path: Path, data: Path, settings: EngineSettings | No
     result: dict[str, Any] = {"pieces": len(names), "phrases": len(found), "phrase_tokens": PHRASE_TOKENS,
                               "expressive_bundle": model.expressive,
                               "settings": {k: getattr(base, k) for k in ANSWER_SETTINGS},
-                              "chopin": {**summary(real, real), "ioi_ratio_js": ioi_ratio_distance(
+                              "chopin": {**summary(real, real, calls), "ioi_ratio_js": ioi_ratio_distance(
                                   [r for e in real[:half] for r in ratios_of(e)],
                                   [r for e in real[half:] for r in ratios_of(e)])}}
     for name, excerpts in answers.items():
-        result[name] = {**summary(excerpts, real), "two_sample_accuracy": two_sample_accuracy(real, excerpts),
+        result[name] = {**summary(excerpts, real, calls), "two_sample_accuracy": two_sample_accuracy(real, excerpts),
                         "trigram_reuse": float(np.mean([trigram_reuse(e.tokens, p.call.tokens)
                                                         for e, p in zip(excerpts, found, strict=True)]))}
     result["chopin"]["two_sample_accuracy"] = two_sample_accuracy(real, calls)
@@ -251,7 +266,9 @@ ROWS = (("IOI-ratio histogram distance (JS, base 2; lower is closer to Chopin)",
         ("mean articulation (sounding ÷ IOI, ≤ 4)", "articulation", "{:.2f}"),
         ("notes per onset", "notes_per_onset", "{:.2f}"),
         ("two-sample accuracy against real continuations (0.5: indistinguishable)", "two_sample_accuracy", "{:.3f}"),
-        ("token 3-grams of the answer found in its call", "trigram_reuse", "{:.1%}"))
+        ("token 3-grams of the answer found in its call", "trigram_reuse", "{:.1%}"),
+        (f"IOIs longer than {SLOW_IOI} × the call's median IOI", "slow_iois", "{:.1%}"),
+        ("mean sounding length ÷ the call's median IOI", "length_per_call_pulse", "{:.2f}"))
 
 
 def format_answers(result: dict[str, Any]) -> str:
@@ -259,6 +276,8 @@ def format_answers(result: dict[str, Any]) -> str:
     lines = ["| measure | Chopin (real continuations) | mididuet, pulse rhythm | mididuet, expressive |",
              "|---|---:|---:|---:|"]
     for label, key, fmt in ROWS:
+        if key not in result["chopin"]:  # figures stored by an older mididuet-train
+            continue
         lines.append(f"| {label} | " + " | ".join(fmt.format(result[col][key])
                                                    for col in ("chopin", "pulse", "expressive")) + " |")
     lines.append("")

@@ -6,7 +6,15 @@ import dataclasses
 
 from mididuet.daemon.engine.settings import EngineSettings
 from mididuet.daemon.predict.bundle import ModelRunner, shipped_model_path
-from mididuet.training.answers import Excerpt, answer, ioi_ratio_distance, phrase_settings, phrases, ratios_of
+from mididuet.training.answers import (
+    Excerpt,
+    answer,
+    ioi_ratio_distance,
+    phrase_settings,
+    phrases,
+    ratios_of,
+    summary,
+)
 from tests.training.conftest import CHOPIN
 
 
@@ -32,3 +40,14 @@ def test_a_rubato_no_one_hears_is_binned_with_the_equal_ratio() -> None:
     dotted = Excerpt(onsets=[0.0, 0.75, 1.0, 1.75, 2.0])
     assert ioi_ratio_distance(ratios_of(steady), ratios_of(rubato)) < 1e-3
     assert ioi_ratio_distance(ratios_of(steady), ratios_of(dotted)) > 0.9
+
+
+def test_the_tempo_figures_are_held_to_the_call() -> None:
+    """The long waits and the lengths are counted in the call's median IOI, not the
+    excerpt's own, which a slow answer would carry with it."""
+    call = Excerpt(onsets=[0.0, 0.25, 0.5, 0.75, 1.0])  # a median IOI of 0.25 s
+    answer = Excerpt(onsets=[1.5, 1.75, 3.0, 3.25], lengths=[0.5, 0.25, 0.75, 0.5], velocities=[64] * 4,
+                     notes=[1] * 4)
+    figures = summary([answer], [answer], [call])
+    assert figures["slow_iois"] == 1 / 3  # 1.25 s is five of the call's IOIs; 0.25 s is one
+    assert figures["length_per_call_pulse"] == 2.0  # (2 + 1 + 3 + 2) / 4
