@@ -21,7 +21,10 @@ from ..predict.bundle import load_bundle
 from .generate import Performance, events_from_midi, perform, write_performance
 from .render import HOW_TO_GET, RenderError, find_soundfont, render_wav
 
-DEFAULT_SEED = 1  # a demo should sound the same every time unless asked otherwise
+# A demo should sound the same every time unless asked otherwise. Its call is on the grid,
+# and over seeds 1-10 the answers to it keep 1 to 5 distinct IOIs at the default rhythm
+# temperature; seed 1's happens to keep one, seed 5's shows the timing the model varies.
+DEFAULT_SEED = 5
 BEAT_MS = 625  # 96 BPM
 
 # Four bars in C minor, melody over chords, as a pianist shapes them: (beat, notes, length
