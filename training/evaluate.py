@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -47,23 +47,31 @@ def score(name: str, probs: np.ndarray, targets: np.ndarray) -> Metrics:
 
 
 class NGram:
-    """An order-``n`` model, Witten-Bell interpolated down to an add-one unigram.
+    """An order-``n`` model, Witten-Bell interpolated down to an add-one unigram."""
 
-    ``skip``: how many of the latest symbols the context leaves out (1: the next symbol
-    from those before the last, for a value not yet known when the next is predicted)."""
+    def __init__(self, order: int, vocab_size: int, sequences: Sequence[np.ndarray]) -> None:
+        self._fit(order, vocab_size, ((ids[max(i - order + 1, 0):i], token)
+                                      for ids in (seq.tolist() for seq in sequences) for i, token in enumerate(ids)))
 
-    def __init__(self, order: int, vocab_size: int, sequences: Sequence[np.ndarray], skip: int = 0) -> None:
+    @classmethod
+    def from_contexts(cls, order: int, vocab_size: int, examples: Iterable[tuple[Sequence[int], int]]) -> NGram:
+        """An n-gram counted from (context, next symbol) pairs, for a history that is not
+        simply the symbols before (context symbols may lie outside ``vocab_size``)."""
+        model = cls.__new__(cls)
+        model._fit(order, vocab_size, examples)
+        return model
+
+    def _fit(self, order: int, vocab_size: int, examples: Iterable[tuple[Sequence[int], int]]) -> None:
         if order < 1:
             raise ValueError(f"n-gram order must be at least 1, got {order}")
         self.order = order
         self.vocab_size = vocab_size
         # counts[k][context of length k] -> Counter of next ids
         self._counts: list[dict[tuple[int, ...], Counter[int]]] = [defaultdict(Counter) for _ in range(order)]
-        for seq in sequences:
-            ids = seq.tolist()
-            for i, token in enumerate(ids):
-                for k in range(min(order, max(i + 1 - skip, 1))):
-                    self._counts[k][tuple(ids[i - skip - k:i - skip])][token] += 1
+        for context, token in examples:
+            key = tuple(context[max(len(context) - (order - 1), 0):])
+            for k in range(min(order, len(key) + 1)):
+                self._counts[k][key[len(key) - k:]][token] += 1
         unigram = np.ones(vocab_size)
         for token, n in self._counts[0][()].items():
             unigram[token] += n

@@ -9,9 +9,11 @@ Baselines for each head, trained on the training pieces' own values of that attr
 - **unigram**: how often each class occurs (add-one);
 - **n-grams** over the attribute's own history: the previous 1–3 values of the same
   attribute in the piece (for voicing, the previous chords'), Witten–Bell interpolated
-  down to the unigram (:class:`.evaluate.NGram`). For the length, the values known when
-  the next token is decided: those before the last token's, whose keys may still be down
-  (the model reads the lengths by the same rule, :mod:`.expression`).
+  down to the unigram (:class:`.evaluate.NGram`). For the length, the history as it is
+  known when the next token is decided (:func:`known_history`): not the last token's
+  (its keys are still down), and of those before it, a length whose notes still sound
+  (under the pedal, most) only as "still sounding". The model reads less: each token's
+  length only if it had stopped by the next onset, else "held" (:mod:`.expression`).
 
 A head is worth having when its NLL is well below the best of these.
 """
@@ -30,6 +32,7 @@ from .evaluate import PROB_FLOOR, NGram, ngram_name
 from .expression import IGNORE, Expression
 
 BASELINE_ORDERS = (1, 2, 3, 4)
+STILL_SOUNDING = -2  # the history's symbol for a length not yet known: its notes still sound
 
 
 @dataclass(frozen=True)
@@ -61,23 +64,46 @@ def skipped(head: str) -> int:
     return 1 if head == "length" else 0
 
 
+def known_history(piece: Expression, head: str, j: int, order: int) -> list[int]:
+    """The last ``order - 1`` values of ``head`` known when token ``j`` of ``piece`` is
+    decided, oldest first. For the length, that is as the token before ``j`` is played
+    (the daemon decides the next token then): its own length is unknown, and of the
+    tokens before it, a length counts once its notes had stopped by that onset; the
+    others are :data:`STILL_SOUNDING` (so at least that long)."""
+    values = piece.targets[head]
+    skip = skipped(head)
+    stopped = piece.stopped if skip and piece.stopped is not None else None
+    context: list[int] = []
+    k = j - 1 - skip
+    while k >= 0 and len(context) < order - 1:
+        if values[k] != IGNORE:
+            context.append(int(values[k]) if stopped is None or stopped[k] <= j - 1 else STILL_SOUNDING)
+        k -= 1
+    return context[::-1]
+
+
 def held_out_targets(pieces: Sequence[Expression], head: str, order: int,
                      window: int = WINDOW) -> tuple[np.ndarray, list[list[int]]]:
     """Each last-position target of ``head`` (IGNORE kept, as :func:`.dataset.expressive_windows`
-    orders them) and the attribute's previous ``order - 1`` known values before it in its piece."""
+    orders them) and the attribute's previous ``order - 1`` known values before it in its
+    piece (:func:`known_history`)."""
     targets: list[int] = []
     contexts: list[list[int]] = []
-    skip = skipped(head)
     for piece in pieces:
         values = piece.targets[head]
-        seen: list[int] = [int(v) for v in values[:window] if v != IGNORE]
         for j in range(window, len(piece)):
             targets.append(int(values[j]))
-            known = seen[:len(seen) - skip]
-            contexts.append(known[max(len(known) - (order - 1), 0):] if order > 1 else [])
-            if values[j] != IGNORE:
-                seen.append(int(values[j]))
+            contexts.append(known_history(piece, head, j, order))
     return np.asarray(targets, dtype=np.int64), contexts
+
+
+def baseline(head: str, order: int, size: int, train: Sequence[Expression]) -> NGram:
+    """The order-``order`` n-gram of ``head`` over the training pieces, from what is known
+    when each value is predicted."""
+    if not skipped(head):
+        return NGram(order, size, [np.asarray(_history(p.targets[head]), dtype=np.int64) for p in train])
+    return NGram.from_contexts(order, size, ((known_history(p, head, j, order), int(p.targets[head][j]))
+                                             for p in train for j in range(len(p)) if p.targets[head][j] != IGNORE))
 
 
 def evaluate_heads(head_probs: dict[str, np.ndarray], val: Sequence[Expression], train: Sequence[Expression],
@@ -94,10 +120,9 @@ def evaluate_heads(head_probs: dict[str, np.ndarray], val: Sequence[Expression],
         picked = probs[np.flatnonzero(keep), targets[keep]]
         nll = float(-np.mean(np.log(np.maximum(picked, PROB_FLOOR))))
         top1 = float(np.mean(probs[keep].argmax(axis=1) == targets[keep]))
-        sequences = [np.asarray(_history(p.targets[head]), dtype=np.int64) for p in train]
         baselines = {}
         for order in BASELINE_ORDERS:
-            model = NGram(order, size, sequences, skip=skipped(head))
+            model = baseline(head, order, size, train)
             _, contexts = held_out_targets(val, head, order)
             dist = np.stack([model.distribution(contexts[i]) for i in np.flatnonzero(keep)])
             chosen = dist[np.arange(len(dist)), targets[keep]]

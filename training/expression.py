@@ -18,6 +18,7 @@ velocities (:mod:`mididuet.daemon.predict.window`), so the model sees what it sa
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -42,11 +43,14 @@ EPSILON = 1e-6  # beats: a note released exactly as the next begins has stopped
 
 @dataclass
 class Expression:
-    """A piece's ids, features ``[n, 3]`` and head targets ``{head: [n]}``, aligned."""
+    """A piece's ids, features ``[n, 8]`` and head targets ``{head: [n]}``, aligned, and
+    ``stopped``: for each token, the first token at whose onset all its notes had stopped
+    (``n`` if none did), which says when its length is known live (None: each by the next)."""
 
     ids: np.ndarray
     features: np.ndarray
     targets: dict[str, np.ndarray]
+    stopped: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -84,5 +88,6 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
             for head in VOICING_HEADS:
                 targets[head][i] = features[i][FEATURES.index(head)] - 1
     ids = np.asarray([vocabulary[r.token] for r in kept], dtype=np.int32)
-    return Expression(ids, features, targets)
+    stopped = [max(bisect_left(onsets, r.onset + r.length - EPSILON), k + 1) for k, r in enumerate(kept)]
+    return Expression(ids, features, targets, np.asarray(stopped, dtype=np.int32))
 

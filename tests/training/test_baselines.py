@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mididuet.daemon.music.midi_reader import TokenRecord
 from mididuet.training.evaluate import NGram
-from mididuet.training.evaluate_heads import held_out_targets, skipped
-from mididuet.training.expression import IGNORE, Expression
+from mididuet.training.evaluate_heads import STILL_SOUNDING, held_out_targets, known_history, skipped
+from mididuet.training.expression import IGNORE, Expression, encode_records
 
 
 def test_an_ngram_learns_what_follows_its_context() -> None:
@@ -23,12 +24,13 @@ def test_a_context_shorter_than_the_order_is_used_whole() -> None:
     assert NGram(4, 3, [sequence]).distribution([0, 1]) == pytest.approx(NGram(3, 3, [sequence]).distribution([0, 1]))
 
 
-def test_a_skipping_ngram_predicts_from_the_values_before_the_last() -> None:
-    # 5 always comes two after a 3; what comes right after a 3 is noise.
-    sequence = np.array([3, 0, 5, 3, 1, 5, 3, 2, 5, 3, 0, 5, 3, 1, 5])
-    skipping = NGram(2, 6, [sequence], skip=1)
-    assert skipping.distribution([3]).argmax() == 5
-    assert NGram(2, 6, [sequence]).distribution([3]).argmax() != 5
+def test_an_ngram_counted_from_contexts_is_the_one_counted_from_the_sequence() -> None:
+    sequence = np.array([0, 1, 2, 0, 1, 0, 0, 1, 2, 2, 1, 0])
+    ids = sequence.tolist()
+    pairs = [(ids[max(i - 2, 0):i], token) for i, token in enumerate(ids)]
+    for context in ([], [0], [0, 1], [2, 2]):
+        assert NGram.from_contexts(3, 3, pairs).distribution(context) == pytest.approx(
+            NGram(3, 3, [sequence]).distribution(context))
 
 
 def test_the_length_baseline_sees_only_the_lengths_known_when_the_next_is_decided() -> None:
@@ -42,6 +44,27 @@ def test_the_length_baseline_sees_only_the_lengths_known_when_the_next_is_decide
     assert lengths[0] == [int(values[29]), int(values[30])]  # not the 32nd value, the last one's
     assert velocities[0] == [int(values[30]), int(values[31])]
     assert velocities[3] == [int(values[32]), int(values[34])]  # the ignored 33rd is no history
+
+
+def test_a_length_still_sounding_is_not_known_to_the_baseline() -> None:
+    # Token 29 rings (the pedal) until token 33's onset: deciding token 32 (as token 31 is
+    # played) its length is not known yet, deciding token 34 it is.
+    values = np.arange(40, dtype=np.int32) % 7
+    stopped = np.arange(1, 41, dtype=np.int32)
+    stopped[29] = 33
+    piece = Expression(np.zeros(40, np.int32), np.zeros((40, 8), np.int32), {"length": values}, stopped)
+    assert known_history(piece, "length", 32, 3) == [STILL_SOUNDING, int(values[30])]
+    assert known_history(piece, "length", 33, 4) == [STILL_SOUNDING, int(values[30]), int(values[31])]
+    assert known_history(piece, "length", 34, 5) == [int(v) for v in values[29:33]]
+
+
+def test_a_piece_knows_when_each_token_s_notes_had_stopped() -> None:
+    # Four tokens a beat apart: the first rings 2.5 beats, the second stops early, the
+    # third exactly at the next onset, the last never meets another onset.
+    records = [TokenRecord("C4", onset=float(i), length=length, velocity=64, lowest=60, highest=60, notes=1,
+                           onset_s=0.5 * i) for i, length in enumerate((2.5, 0.5, 1.0, 4.0))]
+    piece = encode_records(records, {"C4": 0})
+    assert piece.stopped.tolist() == [3, 2, 3, 4]
 
 
 def test_a_context_shorter_than_the_order_keeps_every_known_value() -> None:
