@@ -59,8 +59,9 @@ from .stats import Stats
 # would make that note late (benchmarks/RESULTS.md, the flood rows).
 KEEP_DECIDED_NS = 3_000_000
 ANSWER, THRU = "answer", "thru"  # the ledger's owners
-# The heads the rhythm temperature ("steadiness") applies to: when and how long.
-RHYTHM_HEADS = ("delay", "timing", "length")
+# The heads the rhythm temperature ("steadiness") applies to: when. The length is drawn as
+# predicted: sharpening its right-skewed classes shortened the answers (docs/model-quality.md).
+RHYTHM_HEADS = ("delay", "timing")
 log = logging.getLogger("mididuet.engine")
 
 

@@ -196,8 +196,8 @@ class EngineSettings:
                           "at your velocity, chords close to your hand (a model without the expressive heads "
                           "always plays the pulse)", str, choices=RHYTHMS)
     rhythm_temperature: float = setting(DEFAULT_RHYTHM_TEMPERATURE, "--rhythm-temperature", "how freely the "
-                                        "rhythm and the lengths vary: lower keeps to the likeliest (steadier), "
-                                        "higher is looser", float, check=in_range(0.05, 5.0), metavar="T")
+                                        "timing varies: lower keeps to the likeliest rhythm (steadier), higher "
+                                        "is looser", float, check=in_range(0.05, 5.0), metavar="T")
     memory: float = setting(DEFAULT_MEMORY, "--memory", "how much the session memory (what this session played, "
                             "yours and its own) weighs beside the model, times the memory's confidence: 0 leaves "
                             "it out", float, check=in_range(0.0, 1.0), metavar="W")
