@@ -68,6 +68,10 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
     targets = {head: np.full(n, IGNORE, dtype=np.int32) for head in HEADS}
     features = np.zeros((n, len(FEATURES)), dtype=np.int32)
     lengths: list[int | None] = []
+    # The first token at whose onset each token's notes had all stopped: the length feature
+    # says whether that is the very next one, the baselines when the length is known.
+    stopped = [max(bisect_left(onsets, r.onset + r.length, key=lambda o: o + EPSILON), k + 1)
+               for k, r in enumerate(kept)]
     for i, r in enumerate(kept):
         # The pulse and level before this token: what the daemon knows when deciding it.
         pulse = running_median(iois[1:i], i - 1, encoding.history) if i >= 2 else None
@@ -77,8 +81,7 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
         timing = encoding.timing_class(seconds[i], delay, pulse_s) if seconds[i] > 0 else None
         length = encoding.length_class(r.length, pulse)
         velocity = encoding.velocity_class(r.velocity, level)
-        previous = encoding.previous_length(lengths[-1], kept[i - 1].onset + kept[i - 1].length <= r.onset + EPSILON
-                                            ) if i else UNKNOWN
+        previous = encoding.previous_length(lengths[-1], stopped[i - 1] <= i) if i else UNKNOWN
         lengths.append(length)
         features[i] = encoding.played(r.token, delay, timing, previous, velocity, r.lowest, r.highest, r.notes)
         for head, value in (("delay", delay), ("timing", timing), ("length", length), ("velocity", velocity)):
@@ -88,6 +91,5 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
             for head in VOICING_HEADS:
                 targets[head][i] = features[i][FEATURES.index(head)] - 1
     ids = np.asarray([vocabulary[r.token] for r in kept], dtype=np.int32)
-    stopped = [max(bisect_left(onsets, r.onset + r.length - EPSILON), k + 1) for k, r in enumerate(kept)]
     return Expression(ids, features, targets, np.asarray(stopped, dtype=np.int32))
 
