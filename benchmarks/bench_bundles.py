@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mididuet.daemon.music.expression import FEATURES
 from mididuet.daemon.predict.bundle import ModelRunner
 
 
@@ -27,7 +26,7 @@ def main() -> int:
     args = parser.parse_args()
     runners = [ModelRunner(path) for path in args.bundles]
     windows = [np.arange(r.info.window, dtype=np.int32) % r.info.size for r in runners]
-    features = [np.ones((r.info.window, len(FEATURES)), np.int32) if r.expressive else None for r in runners]
+    features = [np.ones((r.info.window, len(r.features)), np.int32) if r.expressive else None for r in runners]
     times: list[list[int]] = [[] for _ in runners]
     for i in range(args.queries + 200):  # the first 200 warm the caches
         for k, runner in enumerate(runners):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mididuet.daemon.music.expression import DEFAULT, Encoding
 from mididuet.daemon.music.tokens import encode
 from mididuet.daemon.predict.bundle import WINDOW
 
@@ -116,6 +117,7 @@ def build_dataset(
     vocabulary: Sequence[str] | None = None,
     transpose: int = 0,
     expressive: bool = False,
+    encoding: Encoding = DEFAULT,
 ) -> Dataset:
     """Vocabulary from the training pieces, then windows on both sides of the split.
 
@@ -123,7 +125,8 @@ def build_dataset(
     (after the vocabulary is chosen from the untransposed pieces, so the vocabulary and the
     n-gram baselines do not change with K). Validation pieces are never transposed.
     ``expressive`` also derives each piece's features and head targets from its records
-    (the mido reader keeps them); it needs the split by pieces.
+    (the mido reader keeps them), as ``encoding`` reads them (a bundle's, to evaluate it);
+    it needs the split by pieces.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -139,9 +142,10 @@ def build_dataset(
         ds = Dataset(vocab, x_train, y_train, x_val, y_val, split,
                      [p.name for p in train], [p.name for p in val], train_seqs, val_seqs, fit_seqs)
         if expressive:
-            ds.fit_expression = expressions(augment_pieces(train, transpose) if transpose else train, vocab)
-            ds.train_expression = expressions(train, vocab)
-            ds.val_expression = expressions(val, vocab)
+            ds.fit_expression = expressions(augment_pieces(train, transpose) if transpose else train, vocab,
+                                            encoding)
+            ds.train_expression = expressions(train, vocab, encoding)
+            ds.val_expression = expressions(val, vocab, encoding)
         return ds
 
     if expressive:
@@ -162,7 +166,7 @@ def build_dataset(
     return Dataset(vocab, x_train, y_train, x_val, y_val, split, names, [], seqs, [], seqs)
 
 
-def expressions(pieces: Sequence[Piece], vocabulary: Sequence[str]) -> list[Expression]:
+def expressions(pieces: Sequence[Piece], vocabulary: Sequence[str], encoding: Encoding = DEFAULT) -> list[Expression]:
     """Each piece's ids, features and head targets. Raises ``ValueError`` for a piece read
     without its records (the music21 reader keeps none)."""
     ids = {t: i for i, t in enumerate(vocabulary)}
@@ -170,7 +174,7 @@ def expressions(pieces: Sequence[Piece], vocabulary: Sequence[str]) -> list[Expr
     if missing:
         raise ValueError(f"the expressive heads need how each token was played, which the music21 reader "
                          f"does not keep ({missing[0]}...); use --reader mido")
-    return [encode_records(p.records or (), ids) for p in pieces]
+    return [encode_records(p.records or (), ids, encoding) for p in pieces]
 
 
 def expressive_windows(pieces: Sequence[Expression], per_position: bool, window: int = WINDOW,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mididuet.daemon.engine.settings import DEFAULT_MEMORY
-from mididuet.daemon.music.expression import FEATURES
+from mididuet.daemon.music.expression import DEFAULT, FEATURES
 from mididuet.daemon.predict import bundle
 
 from .evaluate import format_table
@@ -39,7 +39,8 @@ def _dataset(runner: bundle.ModelRunner, data: Path) -> Any:
         log("warning: this corpus differs from the one the model was trained on; "
             "the numbers are not comparable with its card")
     ds = build_dataset(corpus.pieces, split=facts["split"], val_fraction=facts["val_fraction"],
-                       seed=facts["seed"], vocabulary=runner.vocabulary, expressive=runner.expressive)
+                       seed=facts["seed"], vocabulary=runner.vocabulary, expressive=runner.expressive,
+                       encoding=runner.info.expression or DEFAULT)
     if facts.get("val_pieces") and sorted(facts["val_pieces"]) != sorted(ds.val_pieces):
         log("warning: the held-out pieces differ from those recorded at training")
     return ds
@@ -59,7 +60,7 @@ def run_evaluate(model: Path, data: Path, card: Path | None, memory: float = DEF
 
         ds = _dataset(runner, train_data or data)  # only for the baselines' training pieces
         pieces = load_corpus(data, runner.info.training.get("reader", "mido")).pieces
-        music = expressions(pieces, runner.vocabulary) if runner.expressive else \
+        music = expressions(pieces, runner.vocabulary, runner.info.expression) if runner.info.expression else \
             _plain(encode_pieces(pieces, runner.vocabulary))
         report["mode"] = f"unseen: every file under {data}"
         rows, head_rows = [], []

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from mididuet.daemon.errors import MididuetError
-from mididuet.daemon.music.expression import FEATURES, Encoding
+from mididuet.daemon.music.expression import Encoding
 from mididuet.daemon.predict import bundle
 
 from .graph import simplify
@@ -56,7 +56,7 @@ def export_bundle(
 
     spec = [tf.TensorSpec((None, bundle.WINDOW), tf.int32, name=bundle.INPUT_NAME)]
     if encoding is not None:
-        spec.append(tf.TensorSpec((None, bundle.WINDOW, len(FEATURES)), tf.int32, name=bundle.FEATURES_NAME))
+        spec.append(tf.TensorSpec((None, bundle.WINDOW, len(encoding.features)), tf.int32, name=bundle.FEATURES_NAME))
 
         @tf.function(input_signature=spec)
         def serve(tokens: tf.Tensor, features: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -179,7 +179,7 @@ def simplify_bundle(path: Path, out: Path | None = None, windows: int = MIN_CHEC
         ids = rng.integers(0, info.size, (windows, info.window), dtype=np.int32)
         features = None
         if info.expression is not None:
-            highs = [info.expression.feature_size(name) for name in FEATURES]
+            highs = [info.expression.feature_size(name) for name in info.expression.features]
             features = np.stack([rng.integers(0, high, (windows, info.window)) for high in highs], -1)
         expected, actual = every_distribution(session, ids, features), new.predict_batch(ids, features)
         diffs, worst = largest_differences(expected, actual)

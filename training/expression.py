@@ -10,7 +10,9 @@ daemon's window drops them), with the encoding of
 - the **features** the trunk reads with each token: the same eight classes
   (:meth:`~mididuet.daemon.music.expression.Encoding.played`), as class + 1 (0: unknown),
   except the length, which is the previous token's (or "held", when it was still
-  sounding as this one began): only that is known when the next token is decided.
+  sounding as this one began): only that is known when the next token is decided; and
+  (version 3) how long the oldest token still sounding at its onset has sounded
+  (:func:`sounding_ages`).
 
 The daemon computes the same features of the player's tokens live from their onsets and
 velocities (:mod:`mididuet.daemon.predict.window`), so the model sees what it saw here.
@@ -27,8 +29,8 @@ import numpy as np
 
 from mididuet.daemon.music.expression import (
     DEFAULT,
-    FEATURES,
     HEADS,
+    SOUNDING_LOOKBACK,
     UNKNOWN,
     VOICING_HEADS,
     Encoding,
@@ -66,7 +68,8 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
     iois = [0.0] + [b - a for a, b in pairwise(onsets)]
     seconds = [0.0] + [b.onset_s - a.onset_s for a, b in pairwise(kept)]  # as played: the rubato too
     targets = {head: np.full(n, IGNORE, dtype=np.int32) for head in HEADS}
-    features = np.zeros((n, len(FEATURES)), dtype=np.int32)
+    features = np.zeros((n, len(encoding.features)), dtype=np.int32)
+    ages = sounding_ages(np.asarray(onsets), np.asarray([r.length for r in kept]))
     lengths: list[int | None] = []
     # The first token at whose onset each token's notes had all stopped: the length feature
     # says whether that is the very next one, the baselines when the length is known.
@@ -83,13 +86,27 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
         velocity = encoding.velocity_class(r.velocity, level)
         previous = encoding.previous_length(lengths[-1], stopped[i - 1] <= i) if i else UNKNOWN
         lengths.append(length)
-        features[i] = encoding.played(r.token, delay, timing, previous, velocity, r.lowest, r.highest, r.notes)
+        sounding = encoding.sounding_feature(None if np.isnan(ages[i]) else float(ages[i]), pulse)
+        features[i] = encoding.played(r.token, delay, timing, previous, velocity, r.lowest, r.highest, r.notes,
+                                      sounding)
         for head, value in (("delay", delay), ("timing", timing), ("length", length), ("velocity", velocity)):
             if value is not None:
                 targets[head][i] = value
         if is_chord(r.token):  # a single note's voicing is its token's: nothing to predict
             for head in VOICING_HEADS:
-                targets[head][i] = features[i][FEATURES.index(head)] - 1
+                targets[head][i] = features[i][encoding.features.index(head)] - 1
     ids = np.asarray([vocabulary[r.token] for r in kept], dtype=np.int32)
     return Expression(ids, features, targets, np.asarray(stopped, dtype=np.int32))
+
+
+def sounding_ages(onsets: np.ndarray, lengths: np.ndarray, lookback: int = SOUNDING_LOOKBACK) -> np.ndarray:
+    """For each token, how long the oldest of the ``lookback`` tokens before it that still
+    sounds at its onset has sounded (NaN: none does), in the onsets' unit."""
+    ends = onsets + lengths
+    ages = np.full(len(onsets), np.nan)
+    for lag in range(1, min(lookback, len(onsets) - 1) + 1):  # the oldest, the longest lag, writes last
+        later, earlier = onsets[lag:], slice(0, len(onsets) - lag)
+        still = ends[earlier] > later + EPSILON
+        ages[lag:] = np.where(still, later - onsets[earlier], ages[lag:])
+    return ages
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import keras
 
-from mididuet.daemon.music.expression import FEATURES, Encoding
+from mididuet.daemon.music.expression import Encoding
 
 from .expression import IGNORE
 
@@ -32,7 +32,7 @@ HEAD_LOSS_WEIGHT = 0.5  # each head's share of the loss beside the token's 1.0 (
 
 def feature_sizes(encoding: Encoding) -> dict[str, int]:
     """Each input feature's vocabulary: its classes, the unknown index 0 (and held)."""
-    return {name: encoding.feature_size(name) for name in FEATURES}
+    return {name: encoding.feature_size(name) for name in encoding.features}
 
 
 def add_features(x: Any, features: Any, encoding: Encoding, width: int) -> Any:
@@ -86,10 +86,10 @@ def export_heads(h: Any, fit: keras.Model, encoding: Encoding) -> dict[str, Any]
     return outputs
 
 
-def copy_features(model: keras.Model, fit: keras.Model, fold: Any = None) -> None:
+def copy_features(model: keras.Model, fit: keras.Model, encoding: Encoding, fold: Any = None) -> None:
     """Give ``model``'s feature embeddings the trained ones (``fold``: a matrix each is
     multiplied by, as the wavenet's export folds its input projection into the tables)."""
-    for name in FEATURES:
+    for name in encoding.features:
         (table,) = fit.get_layer(f"feature_{name}").get_weights()
         model.get_layer(f"feature_{name}").set_weights([table if fold is None else table @ fold])
 

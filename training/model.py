@@ -23,7 +23,7 @@ from typing import Any
 
 import keras
 
-from mididuet.daemon.music.expression import FEATURES, Encoding
+from mididuet.daemon.music.expression import Encoding
 from mididuet.daemon.predict.bundle import WINDOW
 
 from . import ARCHITECTURES
@@ -103,7 +103,7 @@ def build_expressive_seed(vocab_size: int, encoding: Encoding, conditioned: bool
     """The seed's network, reading the window's features and with the heads on its Dense 256."""
     layers = keras.layers
     tokens = keras.Input(shape=(window,), dtype="int32", name="tokens")
-    features = keras.Input(shape=(window, len(FEATURES)), dtype="int32", name="features")
+    features = keras.Input(shape=(window, len(encoding.features)), dtype="int32", name="features")
     next_token = keras.Input(shape=(), dtype="int32", name="next_tokens")
     trunk = _seed_trunk(hidden="hidden")
     embedding = layers.Embedding(vocab_size, 100, name="embedding")
@@ -124,9 +124,9 @@ def _seed_export(fit: keras.Model, trunk: list, embedding: keras.layers.Layer, e
                  window: int) -> keras.Model:
     """The trained seed with every token's head rows: (tokens, features) → probs, heads."""
     tokens = keras.Input(shape=(window,), dtype="int32", name="tokens")
-    features = keras.Input(shape=(window, len(FEATURES)), dtype="int32", name="features")
+    features = keras.Input(shape=(window, len(encoding.features)), dtype="int32", name="features")
     x = embedding(tokens)
-    for k, name in enumerate(FEATURES):
+    for k, name in enumerate(encoding.features):
         x = x + fit.get_layer(f"feature_{name}")(features[:, :, k])
     for layer in trunk:
         x = layer(x)
@@ -188,7 +188,7 @@ def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | No
     inputs = [tokens]
     x = layers.Embedding(vocab_size, WAVENET_EMBEDDING, name="embedding")(tokens)
     if encoding is not None:
-        features = keras.Input(shape=(window, len(FEATURES)), dtype="int32", name="features")
+        features = keras.Input(shape=(window, len(encoding.features)), dtype="int32", name="features")
         inputs.append(features)
         x = add_features(x, features, encoding, WAVENET_EMBEDDING)
     probs = layers.Dense(vocab_size, activation="softmax", name="probs")(_stack(x, TRUNK))
@@ -266,7 +266,7 @@ def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int,
         model = keras.Model(tokens, layers.Dense(vocab_size, activation="softmax", name="probs")(h), name="wavenet")
         embedding.set_weights([emb @ proj_w + proj_b])
     else:
-        features = keras.Input(shape=(window, len(FEATURES)), dtype="int32", name="features")
+        features = keras.Input(shape=(window, len(encoding.features)), dtype="int32", name="features")
         embedding = layers.Embedding(vocab_size, WAVENET_EMBEDDING, name="embedding")
         embedded = add_features(embedding(tokens), features, encoding, WAVENET_EMBEDDING)
         x = keras.ops.reshape(embedded, (-1, WAVENET_EMBEDDING))
@@ -276,7 +276,7 @@ def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int,
         model = keras.Model([tokens, features], {"probs": probs, **export_heads(h_expression, fit, encoding)},
                             name="wavenet")
         embedding.set_weights([emb])
-        copy_features(model, fit)
+        copy_features(model, fit, encoding)
     for name, values in weights.items():
         model.get_layer(name).set_weights(values)
     return model

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mididuet.daemon.music.expression import FEATURES, UNKNOWN
+from mididuet.daemon.music.expression import UNKNOWN
 from mididuet.daemon.predict.bundle import WINDOW, ModelRunner
 from mididuet.daemon.predict.memory import REMEMBERED_HEADS, NGramMemory
 from mididuet.daemon.predict.window import primer_ids
@@ -49,7 +49,8 @@ def _windows(model: ModelRunner, piece: Expression) -> tuple[np.ndarray, np.ndar
     """The window before each token of ``piece``: the primer, then the piece so far."""
     primer = np.asarray(primer_ids(model.info.token_ids()), dtype=np.int32)
     ids = np.concatenate([primer, piece.ids])
-    features = np.concatenate([np.full((WINDOW, len(FEATURES)), UNKNOWN, np.int32), piece.features])
+    width = piece.features.shape[1]
+    features = np.concatenate([np.full((WINDOW, width), UNKNOWN, np.int32), piece.features])
     view = np.lib.stride_tricks.sliding_window_view
     return view(ids, WINDOW)[:len(piece)], np.moveaxis(view(features, WINDOW, axis=0), -1, 1)[:len(piece)]
 
@@ -102,7 +103,7 @@ def stream(model: ModelRunner, pieces: Sequence[Expression], weight: float,
                         if before != IGNORE:
                             head_memory[head].observe(before)
                         continue
-                    known = int(piece.features[i, FEATURES.index(head)])
+                    known = int(piece.features[i, model.features.index(head)])
                     if known > 0:  # as the engine remembers it: the class the token's features hold
                         head_memory[head].observe(known - 1)
                 memory.observe(target)

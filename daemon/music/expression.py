@@ -29,12 +29,21 @@ needs to be known.
   semitone bands), and how many notes double a pitch class (a chord token keeps only the
   classes).
 
+- **sounding** (a feature only, version 3): how long the oldest token still sounding at
+  this token's onset has been sounding ÷ the pulse, on the length's grid, or "nothing
+  sounding". Under the pedal every token since the last pedal change still sounds, so
+  this says where the token falls in the pedal's (the harmony's) span, which is what a
+  length mostly depends on; and it is known at the onset, live as in the corpus (the
+  player's keys and pedal, mididuet's own scheduled note-offs). Only the
+  :data:`SOUNDING_LOOKBACK` tokens before count.
+
 The model reads the same eight classes of every window token as its input features
-(a single note's voicing is its own: bass 0, spread 0, nothing doubled), as class + 1,
-with 0 for "unknown" (the primer; a first token with no history) and, for the length,
-one more value for "held" (:meth:`Encoding.feature_size`). The classes travel in each
-bundle's metadata (:meth:`Encoding.as_metadata`), so a bundle is read with the grid it
-was trained on.
+(a single note's voicing is its own: bass 0, spread 0, nothing doubled), then the
+sounding class, as class + 1, with 0 for "unknown" (the primer; a first token with no
+history) and one more value for the length's "held" and the sounding's "nothing"
+(:meth:`Encoding.feature_size`). The classes travel in each bundle's metadata
+(:meth:`Encoding.as_metadata`), so a bundle is read with the grid it was trained on; a
+version-2 bundle reads the first eight features only.
 """
 
 from __future__ import annotations
@@ -48,10 +57,15 @@ from typing import Any
 from .tokens import token_pitch_classes
 
 HISTORY = 16
-VERSION = 2  # 2: the length feature is the previous token's, known live (1 leaked the future)
+# 2: the length feature is the previous token's, known live (1 leaked the future);
+# 3: a ninth feature, what still sounds at the onset
+VERSION = 3
+READABLE_VERSIONS = (2, 3)
 UNKNOWN = 0  # the feature index of an unknown value
 HEADS = ("delay", "timing", "length", "velocity", "octave", "bass", "spread", "doubled")  # what it predicts
-FEATURES = HEADS  # what it reads of each window token
+FEATURES = (*HEADS, "sounding")  # what it reads of each window token (version 3)
+FEATURES_BY_VERSION = {2: HEADS, 3: FEATURES}
+SOUNDING_LOOKBACK = 32  # tokens: how far back the sounding feature looks for a token still sounding
 VOICING_HEADS = ("octave", "bass", "spread", "doubled")  # meaningful for chord tokens only
 
 
@@ -71,13 +85,19 @@ class Encoding:
     doubled: tuple[int, ...] = (0, 1, 2, 3)
     history: int = HISTORY
     heads: tuple[str, ...] = field(default=HEADS)
+    features: tuple[str, ...] = field(default=FEATURES)
+
+    @property
+    def version(self) -> int:
+        return 3 if "sounding" in self.features else 2
 
     def size(self, head: str) -> int:
-        return len(getattr(self, head))
+        return len(getattr(self, "length" if head == "sounding" else head))
 
     def feature_size(self, name: str) -> int:
-        """How many values a feature takes: unknown, each class, and for the length, held."""
-        return self.size(name) + (2 if name == "length" else 1)
+        """How many values a feature takes: unknown, each class, and for the length, held,
+        for the sounding, nothing."""
+        return self.size(name) + (2 if name in ("length", "sounding") else 1)
 
     @property
     def longest_delay(self) -> float:
@@ -88,6 +108,18 @@ class Encoding:
     def held(self) -> int:
         """The length feature of a token that was still sounding when the next began."""
         return self.size("length") + 1
+
+    @property
+    def nothing_sounding(self) -> int:
+        """The sounding feature of a token at whose onset nothing before it still sounded."""
+        return self.size("sounding") + 1
+
+    def sounding_feature(self, age: float | None, pulse: float | None) -> int:
+        """The sounding feature of a token: ``age``, how long the oldest token still sounding
+        at its onset has sounded (None: nothing sounds), on the length's grid in pulses."""
+        if not pulse:
+            return UNKNOWN
+        return self.nothing_sounding if age is None else feature(_nearest_log(max(age, 1e-9) / pulse, self.length))
 
     def previous_length(self, previous_length: int | None, ended: bool | None) -> int:
         """The length feature the next token carries: the previous token's length class once
@@ -122,19 +154,22 @@ class Encoding:
         return min(pcs.index(lowest % 12) if lowest % 12 in pcs else 0, len(self.bass) - 1)
 
     def played(self, token: str, delay: int | None, timing: int | None, length: int, velocity: int | None,
-               lowest: int, highest: int, notes: int) -> tuple[int, ...]:
-        """A token's features, in :data:`FEATURES` order, from its classes and pitches;
-        ``length`` is already a feature (:meth:`previous_length`)."""
+               lowest: int, highest: int, notes: int, sounding: int = UNKNOWN) -> tuple[int, ...]:
+        """A token's features, in :attr:`features` order, from its classes and pitches;
+        ``length`` and ``sounding`` are already features (:meth:`previous_length`,
+        :meth:`sounding_feature`)."""
         voicing = (self.octave_class(lowest), self.bass_class(token, lowest), self.spread_class(highest - lowest),
                    self.doubled_class(notes, token))
-        return (feature(delay), feature(timing), length, *(feature(c) for c in (velocity, *voicing)))
+        played = (feature(delay), feature(timing), length, *(feature(c) for c in (velocity, *voicing)))
+        return (*played, sounding) if self.version >= 3 else played
 
     def doubled_class(self, notes: int, token: str) -> int:
         return min(max(notes - len(set(token_pitch_classes(token))), 0), len(self.doubled) - 1)
 
     # --- the bundle's metadata --------------------------------------------------------------
     def as_metadata(self) -> dict[str, Any]:
-        return {"version": VERSION, "history": self.history, "features": list(FEATURES), "heads": list(self.heads),
+        return {"version": self.version, "history": self.history, "features": list(self.features),
+                "heads": list(self.heads),
                 "classes": {"delay": list(self.delay), "timing": list(self.timing), "length": list(self.length),
                             "velocity": list(self.velocity),
                             "octave": list(self.octave), "bass": list(self.bass), "spread": list(self.spread),
@@ -143,15 +178,20 @@ class Encoding:
                           "length": "pulse (as a feature: the previous token's, or held)",
                           "velocity": "offset from the running level",
                           "octave": "octave of the lowest note", "bass": "index in normal order",
-                          "spread": "semitones, lowest to highest", "doubled": "notes beyond the pitch classes"}}
+                          "spread": "semitones, lowest to highest", "doubled": "notes beyond the pitch classes",
+                          **({"sounding": "pulse: how long the oldest token still sounding at the onset has "
+                                          "sounded (as a feature only), or nothing"} if self.version >= 3 else {})}}
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any]) -> Encoding:
         """The encoding a bundle declares. Raises ``ValueError`` naming what is wrong."""
-        if meta.get("version") != VERSION:
-            raise ValueError(f"expression encoding version {meta.get('version')!r}, this mididuet reads {VERSION}")
-        if list(meta.get("features", ())) != list(FEATURES):
-            raise ValueError(f"features must be {list(FEATURES)}, got {meta.get('features')!r}")
+        version = meta.get("version")
+        if version not in READABLE_VERSIONS:
+            raise ValueError(f"expression encoding version {version!r}, this mididuet reads "
+                             f"{' and '.join(map(str, READABLE_VERSIONS))}")
+        features = FEATURES_BY_VERSION[version]
+        if list(meta.get("features", ())) != list(features):
+            raise ValueError(f"features must be {list(features)} (version {version}), got {meta.get('features')!r}")
         heads = tuple(meta.get("heads", ()))
         if heads != HEADS:  # the daemon plays every one of them
             raise ValueError(f"heads must be {list(HEADS)}, got {list(heads)}")
@@ -171,7 +211,7 @@ class Encoding:
         history = meta.get("history")
         if not isinstance(history, int) or history < 1:
             raise ValueError(f"history must be a positive integer, got {history!r}")
-        return cls(**values, history=history, heads=heads)  # type: ignore[arg-type]
+        return cls(**values, history=history, heads=heads, features=features)  # type: ignore[arg-type]
 
 
 def _nearest_log(ratio: float, grid: Sequence[float]) -> int:

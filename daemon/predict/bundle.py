@@ -7,7 +7,8 @@ A bundle is a single ONNX file; ``metadata_props`` carry what the daemon needs t
   ``[batch, V]``, the softmax over the vocabulary.
 - **2** (expressive): ``tokens`` stays the first input and ``probs`` the first output. A
   second input ``features`` int32 ``[batch, 32, F]`` holds each window token's classes
-  (one per head, in ``FEATURES`` order: class + 1, 0 unknown), and two more outputs per head
+  (one per head, then (version 3) what sounds at its onset, in the order the metadata
+  declares: class + 1, 0 unknown), and two more outputs per head
   ``h``: ``h`` float32 ``[batch, C]``, the window's logits over that head's classes, and
   ``h.by_token`` float32 ``[V, C]``, what each token adds to them. Should token ``t`` be
   the one played, the head's distribution is ``softmax(h + h.by_token[t])``
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MididuetError
-from ..music.expression import FEATURES, Encoding
+from ..music.expression import Encoding
 
 FORMAT_VERSIONS = (1, 2)
 EXPRESSIVE_FORMAT = 2
@@ -199,9 +200,10 @@ class ModelRunner:
         meta = dict(self._session.get_modelmeta().custom_metadata_map)
         self.info = parse_metadata(self.path, meta)
         self.heads: tuple[str, ...] = self.info.expression.heads if self.info.expression else ()
+        self.features: tuple[str, ...] = self.info.expression.features if self.info.expression else ()
         self._check_signature()
         self._input = np.zeros((1, self.info.window), dtype=np.int32)
-        self._features = np.zeros((1, self.info.window, len(FEATURES)), dtype=np.int32)
+        self._features = np.zeros((1, self.info.window, len(self.features)), dtype=np.int32)
         self._outputs = [OUTPUT_NAME, *self.heads]
         self.tables: dict[str, np.ndarray] = {}
         if self.heads:
@@ -250,7 +252,7 @@ class ModelRunner:
             names = [i.name for i in inputs]
             what = f"inputs named {expected}" if self.heads else f"one input named '{INPUT_NAME}'"
             raise BundleError(f"{self.path}: expected {what} (format {self.info.format_version}), found {names}")
-        for given, rank, extra in zip(inputs, (2, 3), ([], [len(FEATURES)]), strict=False):
+        for given, rank, extra in zip(inputs, (2, 3), ([], [len(self.features)]), strict=False):
             if given.type != "tensor(int32)":
                 raise BundleError(f"{self.path}: input '{given.name}' must be int32, found {given.type}")
             shape = given.shape
@@ -307,10 +309,11 @@ class ModelRunner:
         gathers them from one stacked table, where a class out of range would read another
         feature's row, not fail."""
         assert self.info.expression is not None
-        highs = np.array([self.info.expression.feature_size(name) for name in FEATURES])
-        if features.shape[1:] != (self.info.window, len(FEATURES)) or features.min(initial=0) < 0 or \
-                (features.reshape(-1, len(FEATURES)) >= highs).any():
-            raise ValueError(f"features must have shape [batch, {self.info.window}, {len(FEATURES)}] with each "
+        width = len(self.features)
+        highs = np.array([self.info.expression.feature_size(name) for name in self.features])
+        if features.shape[1:] != (self.info.window, width) or features.min(initial=0) < 0 or \
+                (features.reshape(-1, width) >= highs).any():
+            raise ValueError(f"features must have shape [batch, {self.info.window}, {width}] with each "
                              f"column below its feature's size {highs.tolist()}")
 
     def query(self, window: np.ndarray) -> np.ndarray:
@@ -353,7 +356,7 @@ class ModelRunner:
         self._check_ids(windows)
         feeds = {INPUT_NAME: windows}
         if self.heads:
-            feeds[FEATURES_NAME] = (np.zeros((*windows.shape, len(FEATURES)), np.int32) if features is None
+            feeds[FEATURES_NAME] = (np.zeros((*windows.shape, len(self.features)), np.int32) if features is None
                                     else np.ascontiguousarray(features, dtype=np.int32))
             self._check_features(feeds[FEATURES_NAME])
         results = dict(zip(self._outputs, self._session.run(self._outputs, feeds), strict=True))

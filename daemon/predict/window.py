@@ -14,8 +14,9 @@ pitches, the player's and mididuet's own alike: the window keeps the *pulse* (th
 of the last IOIs) and the *level* (the median of the last velocities) they give, and,
 for an expressive bundle, each token's feature classes as the trainer derived them
 (:mod:`..music.expression`: delay and velocity against the pulse and level before it,
-voicing from its pitches, and the length of the token before it if that one had stopped
-sounding, :meth:`Window.set_length`). A token's features never change once it is pushed:
+voicing from its pitches, the length of the token before it if that one had stopped
+sounding, :meth:`Window.set_length`, and how long the oldest token still sounding at its
+onset has sounded). A token's features never change once it is pushed:
 what the model reads is what was known then, as in training. Primer tokens have unknown
 features.
 
@@ -33,6 +34,7 @@ from ..music.expression import FEATURES, HISTORY, UNKNOWN, Encoding, running_med
 from .bundle import WINDOW
 
 NO_ONSET = -1
+SOUNDING = np.iinfo(np.int64).max  # the end of a token whose notes have not all stopped yet
 
 
 def primer_ids(vocabulary: Mapping[str, int], primer: Sequence[str] | None = None,
@@ -53,7 +55,7 @@ class Window:
         self.encoding = encoding
         self._index = {token: i for i, token in enumerate(self.vocabulary)}
         self.ids = np.array(primer_ids(self._index, primer, size), dtype=np.int32)
-        self.features = np.full((size, len(FEATURES)), UNKNOWN, dtype=np.int32)
+        self.features = np.full((size, len(encoding.features if encoding else FEATURES)), UNKNOWN, dtype=np.int32)
         history = encoding.history if encoding is not None else HISTORY
         self._iois: deque[int] = deque(maxlen=history)
         self._velocities: deque[int] = deque(maxlen=history)
@@ -62,9 +64,11 @@ class Window:
         # The running pulse and level, which only push_played moves: worked out there, once.
         self._pulse: float | None = None
         self._level: float | None = None
-        # Per position: its onset (to find it again for set_length) and the pulse before it.
+        # Per position: its onset (to find it again for set_length), the pulse before it, and
+        # when its notes stopped (SOUNDING until known).
         self._onsets = np.full(size, NO_ONSET, dtype=np.int64)
         self._pulses = np.zeros(size, dtype=np.float64)
+        self._ends = np.full(size, SOUNDING, dtype=np.int64)
 
     def token_id(self, token: str) -> int | None:
         return self._index.get(token)
@@ -86,21 +90,27 @@ class Window:
         self.ids[-1] = token_id
 
     def push_played(self, token_id: int, onset_ns: int, velocity: int, lowest: int, highest: int, notes: int,
-                    length_ns: int | None = None) -> None:
+                    length_ns: int | None = None, after_a_pause: bool = False) -> None:
         """Append a token as played: its onset, loudest velocity, pitches and, when known
-        already (mididuet's own), how long it sounds. The pulse and level move on."""
+        already (mididuet's own), how long it sounds. The pulse and level move on.
+        ``after_a_pause``: the interval before it is no rhythm (a duet answer's first
+        token, after the call's pause): its delay and timing are unknown, as a piece's
+        first token's, and the interval stays out of the pulse."""
         pulse, level = self.pulse_ns(), self.level()
         previous = self._previous_length(onset_ns)
+        sounding = self._sounding(onset_ns)
         self.push_id(token_id)
-        ioi = None if self._last_onset is None else onset_ns - self._last_onset
+        ioi = None if self._last_onset is None or after_a_pause else onset_ns - self._last_onset
         self._onsets[-1], self._pulses[-1] = onset_ns, pulse or 0.0
+        self._ends[-1] = SOUNDING if length_ns is None else onset_ns + length_ns
         encoding = self.encoding
         if encoding is not None:
             token = self.vocabulary[token_id]
             delay = encoding.delay_class(ioi, pulse) if ioi is not None else None
             timing = encoding.timing_class(ioi, delay, pulse) if ioi is not None else None
             self.features[-1] = encoding.played(token, delay, timing, previous,
-                                                encoding.velocity_class(velocity, level), lowest, highest, notes)
+                                                encoding.velocity_class(velocity, level), lowest, highest, notes,
+                                                sounding)
         if ioi is not None and ioi > 0:
             self._iois.append(ioi)
         self._velocities.append(velocity)
@@ -119,15 +129,26 @@ class Window:
         pulse = float(self._pulses[-1]) or None
         return encoding.previous_length(encoding.length_class(length, pulse) if ended else None, ended)
 
+    def _sounding(self, onset_ns: int) -> int:
+        """The sounding feature of a token starting at ``onset_ns``: how long the oldest
+        token in the window still sounding then has sounded, in the pulse before it."""
+        encoding = self.encoding
+        if encoding is None or "sounding" not in encoding.features:
+            return UNKNOWN
+        still = (self._onsets != NO_ONSET) & (self._ends > onset_ns)
+        age = onset_ns - int(self._onsets[still].min()) if still.any() else None
+        return encoding.sounding_feature(age, self.pulse_ns())
+
     def set_length(self, onset_ns: int, length_ns: int) -> int | None:
-        """The token played at ``onset_ns`` has stopped sounding after ``length_ns``: the
-        next token will carry it (a token already after it has it as held). Returns its
-        length class, or None when unknown."""
+        """The token played at ``onset_ns`` has stopped sounding after ``length_ns`` (or,
+        mididuet's own, will: a note held on): the next token will carry it (a token
+        already after it has it as held). Returns its length class, or None when unknown."""
         if onset_ns == self._last_onset:
             self._last_length = length_ns
+        hits = np.flatnonzero(self._onsets == onset_ns)
+        self._ends[hits] = onset_ns + length_ns
         if self.encoding is None:
             return None
-        hits = np.flatnonzero(self._onsets == onset_ns)
         pulse = float(self._pulses[int(hits[-1])]) if len(hits) else 0.0
         return self.encoding.length_class(length_ns, pulse or None)
 
@@ -146,6 +167,8 @@ class Window:
         self._onsets[:-1] = self._onsets[1:]
         self._onsets[-1] = NO_ONSET
         self._pulses[:-1] = self._pulses[1:]
+        self._ends[:-1] = self._ends[1:]
+        self._ends[-1] = SOUNDING
 
     def copy(self) -> Window:
         """An independent window with the same tokens and history (a duet answer
@@ -157,7 +180,7 @@ class Window:
                                                                                      self._velocities.maxlen)
         other._last_onset, other._last_length = self._last_onset, self._last_length
         other._pulse, other._level = self._pulse, self._level
-        other._onsets, other._pulses = self._onsets.copy(), self._pulses.copy()
+        other._onsets, other._pulses, other._ends = self._onsets.copy(), self._pulses.copy(), self._ends.copy()
         return other
 
     def tokens(self) -> list[str]:

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from mididuet.daemon.music.expression import DEFAULT, FEATURES
+from mididuet.daemon.music.expression import DEFAULT, Encoding
 from mididuet.daemon.predict import bundle
 
 DEFAULT_VOCABULARY = [
@@ -41,11 +41,13 @@ def make_bundle(
     heads: tuple[str, ...] | None = None,
     head_classes: dict[str, int] | None = None,
     unfactored: bool = False,
+    encoding: Encoding = DEFAULT,
 ) -> Path:
     """Write a bundle to ``path``; keyword arguments let a test break one rule at a time
     (``heads``: the head outputs written, default all declared; ``head_classes``: a head
     written with another number of classes than the metadata declares; ``unfactored``:
-    the heads in the earlier ``[batch, V, C]`` layout, as ``simplify`` can rewrite)."""
+    the heads in the earlier ``[batch, V, C]`` layout, as ``simplify`` can rewrite;
+    ``encoding``: the classes and features it declares, an earlier version's to test it)."""
     vocab = list(vocabulary or DEFAULT_VOCABULARY)
     width = output_width if output_width is not None else len(vocab)
     rng = np.random.default_rng(seed)
@@ -62,10 +64,10 @@ def make_bundle(
     outputs = [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", width])]
     nodes.append(helper.make_node("Gather", ["emb", tokens_in], ["embedded"], axis=0))
     summed = "embedded"
-    encoding = DEFAULT
     if expressive:
-        inputs.append(helper.make_tensor_value_info("features", TensorProto.INT32, ["batch", window, len(FEATURES)]))
-        for k, name in enumerate(FEATURES):
+        inputs.append(helper.make_tensor_value_info("features", TensorProto.INT32,
+                                                    ["batch", window, len(encoding.features)]))
+        for k, name in enumerate(encoding.features):
             table = rng.normal(size=(encoding.feature_size(name), dim)).astype(np.float32)
             initializers += [numpy_helper.from_array(table, f"feature_{name}"),
                              numpy_helper.from_array(np.array(k, dtype=np.int64), f"index_{name}")]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mididuet.daemon.music.expression import DEFAULT, FEATURES, UNKNOWN
 from mididuet.daemon.music.midi_reader import TokenRecord
 from mididuet.training.evaluate import NGram
 from mididuet.training.evaluate_heads import STILL_SOUNDING, held_out_targets, known_history, skipped
-from mididuet.training.expression import IGNORE, Expression, encode_records
+from mididuet.training.expression import IGNORE, Expression, encode_records, sounding_ages
 
 
 def test_an_ngram_learns_what_follows_its_context() -> None:
@@ -65,6 +66,26 @@ def test_a_piece_knows_when_each_token_s_notes_had_stopped() -> None:
                            onset_s=0.5 * i) for i, length in enumerate((2.5, 0.5, 1.0, 4.0))]
     piece = encode_records(records, {"C4": 0})
     assert piece.stopped.tolist() == [3, 2, 3, 4]
+
+
+def test_each_token_knows_how_long_the_oldest_token_still_sounding_at_its_onset_has_sounded() -> None:
+    # A pedalled bass (0) under four melody notes; the pedal changes at beat 4, where the
+    # bass and the second note stop; the third note (3) rings on past the fifth onset.
+    onsets = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    lengths = np.array([4.0, 3.0, 0.5, 2.5, 1.0, 1.0])
+    ages = sounding_ages(onsets, lengths)
+    assert np.isnan(ages[0]) and ages[1:4].tolist() == [1.0, 2.0, 3.0]
+    assert ages[4] == 1.0, "the bass and note 1 stopped as note 4 began: note 3 is the oldest"
+    assert ages[5] == 2.0
+    assert np.isnan(sounding_ages(onsets, np.full(6, 0.5))).all(), "staccato: nothing sounds at any onset"
+    assert sounding_ages(onsets, lengths, lookback=2)[3] == 2.0, "only the lookback's tokens count"
+    piece = encode_records([TokenRecord("C4", onset=float(o), length=float(n), velocity=64, lowest=60, highest=60,
+                                        notes=1, onset_s=0.5 * o) for o, n in zip(onsets, lengths, strict=True)],
+                           {"C4": 0})
+    sounding = piece.features[:, FEATURES.index("sounding")]
+    # No pulse before the first two onsets (unknown); then the age in pulses of one beat.
+    assert sounding.tolist()[:2] == [UNKNOWN, UNKNOWN]
+    assert [DEFAULT.length[c - 1] for c in sounding[2:]] == [2.0, 3.0, 1.0, 2.0]
 
 
 def test_a_context_shorter_than_the_order_keeps_every_known_value() -> None:

@@ -8,7 +8,7 @@ from statistics import median_low
 
 import pytest
 
-from mididuet.daemon.music.expression import DEFAULT, FEATURES, Encoding, feature, running_median
+from mididuet.daemon.music.expression import DEFAULT, FEATURES, HEADS, Encoding, feature, running_median
 from mididuet.daemon.music.midi_reader import read_notes, read_records
 from mididuet.daemon.play.voicing import voice_chord
 from mididuet.daemon.predict.bundle import BundleError
@@ -98,7 +98,18 @@ def test_features_are_class_plus_one_and_zero_unknown() -> None:
     assert played[:4] == (0, 0, feature(3), feature(6))
     unknown = DEFAULT.previous_length(None, ended=None)
     octave = feature(DEFAULT.octave_class(60))
-    assert DEFAULT.played("C4", 5, 3, unknown, None, 60, 60, 1)[2:] == (0, 0, octave, 1, 1, 1)
+    assert DEFAULT.played("C4", 5, 3, unknown, None, 60, 60, 1)[2:] == (0, 0, octave, 1, 1, 1, 0)
+    version_2 = Encoding(features=HEADS)
+    assert version_2.played("C4", 5, 3, unknown, None, 60, 60, 1, sounding=4)[2:] == (0, 0, octave, 1, 1, 1)
+
+
+def test_the_sounding_feature_is_the_oldest_sounding_token_s_age_in_pulses() -> None:
+    assert FEATURES[-1] == "sounding" and FEATURES[:-1] == HEADS
+    assert DEFAULT.sounding_feature(None, 0.5) == DEFAULT.nothing_sounding == DEFAULT.size("length") + 1
+    assert DEFAULT.feature_size("sounding") == DEFAULT.nothing_sounding + 1
+    assert DEFAULT.sounding_feature(2.0, None) == 0, "no pulse yet: unknown"
+    assert DEFAULT.length[DEFAULT.sounding_feature(2.0, 0.5) - 1] == 4.0  # 2 beats at half a beat's pulse
+    assert DEFAULT.length[DEFAULT.sounding_feature(100.0, 0.5) - 1] == DEFAULT.length[-1]
 
 
 def test_the_length_feature_says_held_when_the_token_before_still_sounded() -> None:
@@ -113,6 +124,14 @@ def test_the_length_feature_says_held_when_the_token_before_still_sounded() -> N
 def test_the_metadata_round_trips_and_bad_metadata_is_named() -> None:
     meta = DEFAULT.as_metadata()
     assert Encoding.from_metadata(meta) == DEFAULT
+    assert meta["version"] == 3 and meta["features"] == list(FEATURES)
+    version_2 = Encoding(features=HEADS).as_metadata()
+    assert version_2["version"] == 2 and "sounding" not in version_2["units"]
+    assert Encoding.from_metadata(version_2).features == HEADS, "a version-2 bundle reads eight features"
+    with pytest.raises(ValueError, match=r"features must be .* \(version 2\)"):
+        Encoding.from_metadata({**version_2, "features": list(FEATURES)})
+    with pytest.raises(ValueError, match="this mididuet reads 2 and 3"):
+        Encoding.from_metadata({**meta, "version": 4})
     with pytest.raises(ValueError, match="heads must be"):
         Encoding.from_metadata({**meta, "heads": ["tempo"]})
     with pytest.raises(ValueError, match="heads must be"):  # the daemon plays them all

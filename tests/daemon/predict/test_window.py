@@ -71,3 +71,38 @@ def test_the_pulse_and_level_span_the_bundle_s_history_as_in_training() -> None:
         window.push_played(0, int(onset), velocity, 60, 60, 1)
     assert window.pulse_ns() == running_median([i * NS_PER_MS for i in iois], len(iois), 24) == 100 * NS_PER_MS
     assert window.level() == running_median(velocities, len(velocities), 24) == 40
+
+
+def test_each_token_carries_how_long_the_oldest_token_still_sounding_has_sounded() -> None:
+    """The sounding feature, as training derives it: the player's tokens sound until their
+    lengths are known (set_length), mididuet's own for the length they were given."""
+    encoding = Encoding()
+    window = Window(VOCAB, encoding=encoding)
+    sounding = encoding.features.index("sounding")
+    ms = NS_PER_MS
+    window.push_played(0, 0, 64, 60, 60, 1)  # the player's: sounding until told otherwise
+    window.push_played(1, 500 * ms, 64, 62, 62, 1, length_ns=200 * ms)  # mididuet's own, short
+    window.push_played(2, 1000 * ms, 64, 64, 64, 1, length_ns=2000 * ms)
+    window.push_played(3, 1500 * ms, 64, 65, 65, 1)  # the first still sounds: 1.5 s, 3 pulses
+    assert window.features[-1, sounding] == 1 + encoding.length.index(3.0)
+    window.set_length(0, 1200 * ms)  # the player's first token had stopped at 1.2 s
+    window.push_played(4, 2000 * ms, 64, 67, 67, 1)  # the oldest still sounding began at 1 s
+    assert window.features[-1, sounding] == 1 + encoding.length.index(2.0)
+    window.set_length(1500 * ms, 100 * ms)
+    window.set_length(2000 * ms, 300 * ms)
+    window.push_played(0, 4000 * ms, 64, 69, 69, 1)  # everything stopped by 3 s
+    assert window.features[-1, sounding] == encoding.nothing_sounding
+    copy = window.copy()
+    copy.set_length(4000 * ms, 10 * ms)
+    copy.push_played(0, 4500 * ms, 64, 60, 60, 1)
+    assert copy.features[-1, sounding] == encoding.nothing_sounding
+    window.push_played(0, 4500 * ms, 64, 60, 60, 1)  # the original's token 5 still sounds
+    assert window.features[-1, sounding] != encoding.nothing_sounding
+
+
+def test_a_version_2_window_reads_eight_features() -> None:
+    from mididuet.daemon.music.expression import HEADS
+
+    window = Window(VOCAB, encoding=Encoding(features=HEADS))
+    window.push_played(0, 0, 64, 60, 60, 1)
+    assert window.features.shape == (32, len(HEADS))

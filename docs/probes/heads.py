@@ -1,0 +1,200 @@
+"""Probes behind docs/model-quality.md's "What still sounds" and "Why the velocity misses
+its target": what the length and the velocity can be predicted from, apart from the network.
+
+    .venv/bin/python docs/probes/heads.py [--model models/chopin.onnx] [--data DIR]
+
+Prints, on the model's held-out pieces (its own split and encoding):
+
+1. **trees**: gradient-boosted trees (scikit-learn) given the last 8 window tokens'
+   features, then more: for the length, the sounding ages at those 8 onsets (how long the
+   oldest token still sounding had sounded; how many sounded); for the velocity, the
+   token's pitch and chord size, then the metric position read from the score (which the
+   daemon cannot know). Held-out NLL in nats.
+2. **merged**: the velocity's classes near 0 merged (−5/−2 and 2/5 into one each), the
+   model's probabilities summed and the n-gram baselines recounted: the ratio again.
+3. **memory**: each rhythm and dynamics head with the session memory mixed in at 0.9, the
+   model's and its best n-gram's alike (``mididuet-train evaluate`` mixes the model only).
+
+Takes a few minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mididuet.daemon.music.expression import HEADS, SOUNDING_LOOKBACK, Encoding, running_median
+from mididuet.daemon.music.tokens import is_chord, parse_note_name, token_pitch_classes
+from mididuet.daemon.predict.bundle import WINDOW, ModelRunner
+from mididuet.daemon.predict.memory import NGramMemory
+from mididuet.training.corpus import default_data_dir, read_corpus
+from mididuet.training.dataset import Dataset, build_dataset, expressive_windows
+from mididuet.training.evaluate_heads import BASELINE_ORDERS, baseline, held_out_targets, known_history
+from mididuet.training.expression import EPSILON, IGNORE, Expression
+from mididuet.training.streaming import stream
+from mididuet.training.train import predict_all
+
+HISTORY_TOKENS = 8
+MERGED = [[0], [1], [2], [3], [4, 5], [6], [7, 8], [9], [10], [11], [12]]  # velocity classes, near 0 merged
+WEIGHT = 0.9
+
+
+def nll(probs: np.ndarray, targets: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.maximum(probs[np.arange(len(targets)), targets], 1e-12))))
+
+
+def tree_rows(ds: Dataset, pieces: Sequence, expressions: Sequence[Expression], head: str,
+              first: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per target: the last 8 tokens' eight classes, the token's pitch and size, the sounding
+    ages (count, oldest, newest, in pulses) at the last 8 onsets, the score's beat phase."""
+    ids = {t: i for i, t in enumerate(ds.vocabulary)}
+    rows, targets = [], []
+    for piece, e in zip(pieces, expressions, strict=True):
+        kept = [r for r in piece.records if r.token in ids]
+        onsets = np.array([r.onset for r in kept])
+        lengths = np.array([r.length for r in kept])
+        iois = [0.0, *np.diff(onsets)]
+        sounding = []
+        for i in range(len(kept)):
+            pulse = (running_median(iois[1:i], i - 1) if i >= 2 else None) or 1.0
+            alive = [onsets[i] - onsets[k] for k in range(max(0, i - SOUNDING_LOOKBACK), i)
+                     if onsets[k] + lengths[k] > onsets[i] + EPSILON]
+            sounding.append([len(alive), max(alive, default=0.0) / pulse, min(alive, default=0.0) / pulse])
+        for j in range(first, len(e)):
+            if e.targets[head][j] == IGNORE:
+                continue
+            # The eight classes every version reads (not version 3's sounding feature).
+            before = [e.features[j - k, :len(HEADS)] if j >= k else np.zeros(len(HEADS))
+                      for k in range(1, HISTORY_TOKENS + 1)]
+            token = kept[j].token
+            chord = is_chord(token)
+            sizes = [int(chord), len(token_pitch_classes(token)), -1 if chord else parse_note_name(token)]
+            ages_before = [sounding[j - k] if j >= k else [0, 0, 0] for k in range(1, HISTORY_TOKENS + 1)]
+            phase = [kept[j].onset % span for span in (0.5, 1, 2, 4)]
+            rows.append([*np.concatenate(before), *sizes, *np.concatenate(ages_before), *phase])
+            targets.append(int(e.targets[head][j]))
+    return np.asarray(rows, dtype=float), np.asarray(targets)
+
+
+def trees(ds: Dataset, train: Sequence, val: Sequence) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    width = len(HEADS) * HISTORY_TOKENS
+    history = list(range(width))
+    token = [*history, width, width + 1, width + 2]
+    ages = [width + 3 + 3 * k + part for k in range(HISTORY_TOKENS) for part in range(3)]
+    oldest = [c for c in ages if (c - width - 3) % 3 == 1]
+    count = [c for c in ages if (c - width - 3) % 3 == 0]
+    phase = [width + 3 + 3 * HISTORY_TOKENS + k for k in range(4)]
+    probes = {"length": {"the last 8 tokens' features": history, "+ the sounding ages": history + ages,
+                         "+ the oldest sounding token's age only": history + oldest,
+                         "+ how many tokens sound only": history + count},
+              "velocity": {"the last 8 tokens' features, the token's pitch and size": token,
+                           "+ the score's metric position": token + phase}}
+    for head, columns in probes.items():
+        x_train, y_train = tree_rows(ds, train, ds.train_expression, head, 1)
+        x_val, y_val = tree_rows(ds, val, ds.val_expression, head, WINDOW)
+        classes = int(max(y_train.max(), y_val.max())) + 1
+        for name, cols in columns.items():
+            model = HistGradientBoostingClassifier(max_iter=400, learning_rate=0.05, early_stopping=True,
+                                                   validation_fraction=0.1, random_state=0)
+            model.fit(x_train[:, cols], y_train)
+            probs = np.full((len(y_val), classes), 1e-9)
+            probs[:, model.classes_] = model.predict_proba(x_val[:, cols])
+            print(f"trees, {head}: {name}: NLL {nll(probs, y_val):.4f}", flush=True)
+
+
+def merged(runner: ModelRunner, ds: Dataset, encoding: Encoding) -> None:
+    inputs, targets = expressive_windows(ds.val_expression, per_position=False)
+    outputs = predict_all(runner, inputs["tokens"], inputs["features"])
+    chosen = outputs["velocity"][np.arange(len(targets["probs"])), targets["probs"]]
+    group = np.zeros(encoding.size("velocity"), int)
+    for g, members in enumerate(MERGED):
+        group[members] = g
+
+    def regroup(pieces: Sequence[Expression]) -> list[Expression]:
+        return [Expression(p.ids, p.features, {**p.targets, "velocity": np.where(
+            p.targets["velocity"] == IGNORE, IGNORE, group[np.maximum(p.targets["velocity"], 0)])}, p.stopped)
+            for p in pieces]
+
+    for name, mapping, size, val, train in (
+            ("13 classes", np.arange(len(group)), len(group), ds.val_expression, ds.train_expression),
+            ("11, merged near 0", group, len(MERGED), regroup(ds.val_expression), regroup(ds.train_expression))):
+        target, _ = held_out_targets(val, "velocity", 1)
+        keep = target != IGNORE
+        probs = np.zeros((len(chosen), size))
+        for k in range(len(group)):
+            probs[:, mapping[k]] += chosen[:, k]
+        model = nll(probs[keep], target[keep])
+        best = min(_ngram_nll(train, val, "velocity", size, order, keep, target) for order in BASELINE_ORDERS)
+        print(f"merged, velocity in {name}: model {model:.4f}, best n-gram {best:.4f}, ratio {model / best:.3f}")
+
+
+def _ngram_nll(train: Sequence[Expression], val: Sequence[Expression], head: str, size: int, order: int,
+               keep: np.ndarray, target: np.ndarray) -> float:
+    """The order-``order`` n-gram's held-out NLL for ``head``."""
+    ngram = baseline(head, order, size, train)
+    _, contexts = held_out_targets(val, head, order)
+    return nll(np.stack([ngram.distribution(contexts[i]) for i in np.flatnonzero(keep)]), target[keep])
+
+
+def _ngram_with_memory(train: Sequence[Expression], val: Sequence[Expression], head: str, size: int,
+                       order: int) -> float:
+    """The same n-gram mixed with the session memory as the engine mixes the model's: each
+    piece streamed from its start, every value remembered once it is known."""
+    ngram = baseline(head, order, size, train)
+    mixed = []
+    for piece in val:
+        memory = NGramMemory(size)
+        values = piece.targets[head]
+        for i in range(len(piece)):
+            if values[i] != IGNORE and i >= WINDOW:
+                p = ngram.distribution(known_history(piece, head, i, order))
+                mixed.append(float(memory.mixed(p, WEIGHT)[values[i]]))
+            if values[i] != IGNORE:  # a delay, timing or velocity is known as its token is played
+                memory.observe(int(values[i]))
+    return float(-np.mean(np.log(np.maximum(mixed, 1e-12))))
+
+
+def memory(runner: ModelRunner, ds: Dataset, encoding: Encoding) -> None:
+    streamed = stream(runner, ds.val_expression, WEIGHT, full_window_only=True)
+    for head in ("delay", "timing", "velocity"):
+        target, _ = held_out_targets(ds.val_expression, head, 1)
+        keep = target != IGNORE
+        alone = [_ngram_nll(ds.train_expression, ds.val_expression, head, encoding.size(head), order, keep, target)
+                 for order in BASELINE_ORDERS]
+        best = int(np.argmin(alone))
+        with_memory = _ngram_with_memory(ds.train_expression, ds.val_expression, head, encoding.size(head),
+                                         BASELINE_ORDERS[best])
+        model_alone, mixed_model = (row.nll for row in streamed[head])  # the model's, then with the memory
+        print(f"memory, {head}: model {model_alone:.4f} → with memory {mixed_model:.4f}; best n-gram "
+              f"({BASELINE_ORDERS[best]}-gram) {alone[best]:.4f} → with memory {with_memory:.4f}; "
+              f"ratio with memory {mixed_model / with_memory:.3f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("models/chopin.onnx"))
+    parser.add_argument("--data", type=Path, default=default_data_dir())
+    parser.add_argument("--only", choices=("trees", "merged", "memory"))
+    args = parser.parse_args()
+    runner = ModelRunner(args.model)
+    encoding = runner.info.expression
+    if encoding is None:
+        parser.error(f"{args.model} has no expressive heads")
+    corpus = read_corpus(args.data, "mido")
+    ds = build_dataset(corpus.pieces, vocabulary=runner.vocabulary, expressive=True, encoding=encoding)
+    names = {p.name: p for p in corpus.pieces}
+    if args.only in (None, "trees"):
+        trees(ds, [names[n] for n in ds.train_pieces], [names[n] for n in ds.val_pieces])
+    if args.only in (None, "merged"):
+        merged(runner, ds, encoding)
+    if args.only in (None, "memory"):
+        memory(runner, ds, encoding)
+
+
+if __name__ == "__main__":
+    main()
