@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import mido
+import numpy as np
 
 from ..listen.listener import Listener, PlayedToken
 from ..music.expression import FEATURES, Encoding
@@ -41,7 +42,7 @@ from ..music.tokens import MIDDLE_C, is_chord
 from ..music.units import ms_to_ns
 from ..play.ledger import NoteLedger
 from ..play.pulse import NOTE_LENGTH, Pulse
-from ..play.rhythm import clamp_unit, note_length_ns, onset_after, snap_to_grid
+from ..play.rhythm import clamp_unit, note_length_ns, onset_after, reaching, snap_to_grid
 from ..play.voicing import velocity_for, voice, voice_chord
 from ..predict.bundle import ModelRunner
 from ..predict.heads import HeadSampler
@@ -59,19 +60,35 @@ from .stats import Stats
 # would make that note late (benchmarks/RESULTS.md, the flood rows).
 KEEP_DECIDED_NS = 3_000_000
 ANSWER, THRU = "answer", "thru"  # the ledger's owners
-# The heads the rhythm temperature ("steadiness") applies to: when. The length is drawn as
-# predicted: sharpening its right-skewed classes shortened the answers (docs/model-quality.md).
-RHYTHM_HEADS = ("delay", "timing")
+# The heads the rhythm temperature ("steadiness") applies to: when, and how loud (drawn
+# untempered, the loudness jumped more than Chopin's). The length is drawn as predicted:
+# sharpening its right-skewed classes shortened the answers (docs/model-quality.md).
+RHYTHM_HEADS = ("delay", "timing", "velocity")
 log = logging.getLogger("mididuet.engine")
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The next token, decided ahead: its id and, when expressive, how it is to be played
-    (each head's class index)."""
+    (each head's class index) and the length head's distribution its length was drawn from."""
 
     token_id: int
     classes: dict[str, int] | None = None
+    lengths: np.ndarray | None = field(default=None, compare=False)
+
+
+@dataclass(slots=True)
+class OwnNote:
+    """mididuet's last token of a performance, while its length may still change: its notes
+    are held on (legato) once the next onset is decided, if they would stop before it."""
+
+    onset_ns: int
+    notes: list[int]
+    drawn_ns: int  # its length as drawn
+    drawn_class: int
+    length_ns: int  # as it plays now
+    unit_ns: int  # the pulse its length classes are in
+    lengths: np.ndarray  # the distribution it was drawn from
 
 
 class Engine:
@@ -119,6 +136,8 @@ class Engine:
         # send remains. Dropped whenever what it was decided from changes (a player
         # token, a control, a stop).
         self._prepared: Decision | None = None
+        self._own_note: OwnNote | None = None  # mididuet's last token, while its length may change
+        self._length_ratios = np.asarray(self.encoding.length if self.encoding is not None else ())
         self._prepare_ns = 0  # how long that decision took (window -> model -> sampler)
         self._rng_before: dict[str, Any] | None = None  # the sampler's state before that decision
         self._mode: Mode = MODES[settings.mode](self)
@@ -164,7 +183,7 @@ class Engine:
         self._changed("temperature", value)
 
     def set_rhythm_temperature(self, value: float) -> None:
-        """The delay, timing and length heads' temperature from the next token on."""
+        """The rhythm heads' temperature (delay, timing, velocity) from the next token on."""
         self._discard_prepared()
         self.rhythm_temperature = value
         self._changed("rhythm_temperature", value)
@@ -271,6 +290,7 @@ class Engine:
         """End the performance under way; ``release``: end its sounding notes now too."""
         if release:
             self.ledger.release_owner(ANSWER)
+        self._settle_own_note()
         self.playing = False
         self._next_token_ns = None
         self._onset_fixed = False
@@ -397,12 +417,41 @@ class Engine:
             assert self.head_sampler is not None
             classes = self.head_sampler.sample(prediction, token_id, self.sampler, self.head_memory, weight,
                                                self.rhythm_temperature)
-            self._prepared = Decision(token_id, classes)
+            self._prepared = Decision(token_id, classes, self.head_sampler.drawn_from("length"))
             if self.playing and not self._onset_fixed:
                 self._next_token_ns = self._expressive_onset(window, classes)
+                self._hold_own_note(self._next_token_ns, window)
         self._prepare_ns = stats.clock() - started if stats is not None else 0
         for observer in self.observers:
             observer.decided(self._vocabulary[self._prepared.token_id], self._next_token_ns, self.now_ns)
+
+    def _hold_own_note(self, next_onset_ns: int, window: Window) -> None:
+        """The next onset is decided: mididuet's last note, if drawn to stop before it, is
+        drawn again from the lengths that reach it (:func:`..play.rhythm.reaching`). A
+        decision made again (the first discarded) starts again from the first draw."""
+        own = self._own_note
+        encoding = self.encoding
+        if own is None or encoding is None or not self.settings.legato:
+            return
+        until = next_onset_ns - own.onset_ns
+        length = own.drawn_ns
+        if length < until:
+            u = None if self.sampler.method == "greedy" else float(self.sampler.rng.random())
+            length = reaching(length, until, self._length_ratios, own.unit_ns, own.lengths, u)
+        if length == own.length_ns:
+            return
+        moved = [self.ledger.reschedule(self._out, note, own.onset_ns + length, ANSWER) for note in own.notes]
+        if all(moved):  # else its notes have stopped already (a decision made again, late): they did
+            own.length_ns = length
+            window.set_length(own.onset_ns, length)
+
+    def _settle_own_note(self) -> None:
+        """mididuet's last note can change no more (the next one is played, or the
+        performance ends): its length joins the session memory."""
+        own, self._own_note = self._own_note, None
+        if own is not None and self.encoding is not None:
+            self._remember_length(own.drawn_class if own.length_ns == own.drawn_ns
+                                  else self.encoding.length_class(own.length_ns, own.unit_ns))
 
     def _rhythm_pulse(self, window: Window) -> int:
         """The unit of the predicted delays and lengths: a fixed BPM or the MIDI clock when
@@ -450,9 +499,16 @@ class Engine:
                 # though the model's part ran ahead of the deadline.
                 stats.note_sent(decided_ns + (sent - started), sent - scheduled)
         # The notes first, the bookkeeping after: the window is next read when deciding ahead.
-        window.push_played(token_id, scheduled, velocity, notes[0], notes[-1], len(notes), length)
+        unit = self._rhythm_pulse(window)  # what the length was rendered in, before this token moves the pulse
+        self._settle_own_note()
+        # Still True here for a performance's first token, whose onset its mode fixed.
+        after_a_pause = self._onset_fixed and self._mode.starts_after_a_pause
+        window.push_played(token_id, scheduled, velocity, notes[0], notes[-1], len(notes), length, after_a_pause)
         self._remember(token_id, window.features[-1])
-        self._remember_length(decision.classes.get("length") if decision.classes else None)
+        if decision.lengths is not None:
+            drawn = off_at - scheduled
+            self._own_note = OwnNote(scheduled, notes, drawn, decision.classes["length"], drawn, unit,
+                                     decision.lengths)
         self._own_onset = scheduled
         for observer in self.observers:
             observer.played(token, now_ns)

@@ -64,6 +64,9 @@ class Mode:
 
     name: ClassVar[str]
     on_player_grid: ClassVar[bool] = False  # expressive onsets snap to the player's pulse grid
+    # A performance begins after a pause that is the turn-taking's, not a rest in the music:
+    # its first token's interval is left out of the rhythm the model reads (Window.push_played).
+    starts_after_a_pause: ClassVar[bool] = False
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -113,6 +116,7 @@ class Mode:
 
 class Duet(Mode):
     name = "duet"
+    starts_after_a_pause = True
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)

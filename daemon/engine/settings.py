@@ -32,7 +32,7 @@ RHYTHMS = ("expressive", "pulse")
 # weight for the NLL of pieces outside the split, the rhythm's temperature for answers to the
 # training pieces' phrases whose rhythm is closest to Chopin's.
 DEFAULT_MEMORY = 0.9
-DEFAULT_RHYTHM_TEMPERATURE = 0.6
+DEFAULT_RHYTHM_TEMPERATURE = 0.7
 MAX_ANSWER_TOKENS = 256
 HOW_IT_PLAYS = "how it plays"
 _SETTING = "mididuet.setting"  # the dataclass field metadata key
@@ -195,9 +195,15 @@ class EngineSettings:
                           "model predicts, chords voiced as predicted; pulse: one token per pulse, 0.9 of it long, "
                           "at your velocity, chords close to your hand (a model without the expressive heads "
                           "always plays the pulse)", str, choices=RHYTHMS)
-    rhythm_temperature: float = setting(DEFAULT_RHYTHM_TEMPERATURE, "--rhythm-temperature", "how freely the "
-                                        "timing varies: lower keeps to the likeliest rhythm (steadier), higher "
-                                        "is looser", float, check=in_range(0.05, 5.0), metavar="T")
+    rhythm_temperature: float = setting(DEFAULT_RHYTHM_TEMPERATURE, "--rhythm-temperature", "steadiness: how "
+                                        "freely the timing and the loudness vary: lower keeps to the likeliest "
+                                        "rhythm and dynamics (steadier), higher is looser", float,
+                                        check=in_range(0.05, 5.0), metavar="T")
+    # Chopin's notes, the pedal applied, almost all sound until the next one begins
+    # (docs/model-quality.md); a length drawn before that next onset is known often did not.
+    legato: bool = setting(True, "--legato", "expressive: a note drawn to stop before mididuet's next one begins "
+                           "is drawn again from the lengths that reach it, as under the pedal; --no-legato plays "
+                           "each length as first drawn")
     memory: float = setting(DEFAULT_MEMORY, "--memory", "how much the session memory (what this session played, "
                             "yours and its own) weighs beside the model, times the memory's confidence: 0 leaves "
                             "it out", float, check=in_range(0.0, 1.0), metavar="W")

@@ -70,6 +70,18 @@ class NoteLedger:
         self._send(mido.Message("note_off", skip_checks=True, channel=channel, note=note))  # checked on the way in
         return True
 
+    def reschedule(self, channel: int, note: int, off_at_ns: int, owner: str) -> bool:
+        """Move the scheduled note-off of ``owner``'s sounding note to ``off_at_ns`` (a
+        legato note held on); False, and nothing changed, when that note no longer sounds."""
+        entry = self._open.get((channel, note))
+        if entry is None or entry[0] != owner:
+            return False
+        # A new generation: the note-off scheduled before no longer matches the note.
+        self._generation += 1
+        self._open[(channel, note)] = (owner, self._generation)
+        heapq.heappush(self._offs, (off_at_ns, channel, note, self._generation))
+        return True
+
     def release_due(self, now_ns: int) -> None:
         """Send every scheduled note-off due at or before ``now_ns``."""
         offs = self._offs

@@ -10,6 +10,8 @@ mididuet stays on the beat it shares with the player.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..music.units import NS_PER_MS, NS_PER_S, bpm_to_ns
 from .pulse import MIN_BPM
 
@@ -30,6 +32,26 @@ def clamp_unit(pulse_ns: float) -> int:
 def note_length_ns(ratio: float, pulse_ns: float) -> int:
     """A predicted length (× the pulse) in ns, within MIN_NOTE_NS..MAX_NOTE_NS."""
     return int(min(max(ratio * pulse_ns, MIN_NOTE_NS), MAX_NOTE_NS))
+
+
+def reaching(drawn_ns: int, until_ns: int, ratios: np.ndarray, pulse_ns: float, probs: np.ndarray,
+             u: float | None) -> int:
+    """A note's length that lasts until ``until_ns`` after its onset (a legato note):
+    ``drawn_ns`` if it does; else one of the lengths ``ratios`` × ``pulse_ns`` (as
+    :func:`note_length_ns` plays them) that do, drawn by ``u`` in proportion to ``probs``
+    (None: the likeliest); else exactly ``until_ns``. Never past :data:`MAX_NOTE_NS`."""
+    until_ns = min(until_ns, MAX_NOTE_NS)
+    if drawn_ns >= until_ns:
+        return drawn_ns
+    lengths_ns = np.clip(ratios * pulse_ns, MIN_NOTE_NS, MAX_NOTE_NS).astype(np.int64)
+    weights = np.where(lengths_ns >= until_ns, probs, 0.0)
+    total = float(weights.sum())
+    if total <= 0.0:
+        return until_ns
+    if u is None:
+        return int(lengths_ns[int(np.argmax(weights))])
+    pick = int(np.searchsorted(np.cumsum(weights), u * total, side="right"))
+    return int(lengths_ns[min(pick, len(lengths_ns) - 1)])
 
 
 def onset_after(previous_ns: int, ratio: float, pulse_ns: float, now_ns: int) -> int:

@@ -39,6 +39,7 @@ class HeadSampler:
         self.tempered = np.concatenate([np.arange(self.slices[name].start, self.slices[name].stop)
                                         for name in self.heads if name in tempered] or [np.zeros(0, np.intp)])
         self._cumulative = np.zeros(int(sizes.sum()) + 1)
+        self._drawn_from = np.zeros(int(sizes.sum()))
 
     def distributions(self, prediction: Prediction, token_id: int) -> np.ndarray:
         """Every head's distribution if ``token_id`` is played, end to end (``[ΣC]``)."""
@@ -48,11 +49,17 @@ class HeadSampler:
         p /= np.add.reduceat(p, self.starts)[self.segment]
         return p
 
+    def drawn_from(self, name: str) -> np.ndarray:
+        """Head ``name``'s distribution as the last :meth:`sample` drew from it (memory mixed
+        in, the rhythm heads tempered)."""
+        return self._drawn_from[self.slices[name]].copy()
+
     def sample(self, prediction: Prediction, token_id: int, sampler: Sampler,
                memories: Mapping[str, NGramMemory], weight: float, temperature: float) -> dict[str, int]:
         """One class per head for ``token_id``: each row mixed with its head's memory (at
         ``weight``), the tempered heads at ``temperature``; greedy takes the likeliest."""
         p = self.distributions(prediction, token_id)
+        self._drawn_from = p
         for name, memory in memories.items():
             memory.mix_into(p[self.slices[name]], weight)
         if sampler.method == "greedy":

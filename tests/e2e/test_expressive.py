@@ -28,7 +28,7 @@ pytestmark = pytest.mark.jack
 
 CHOPIN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "piano-midi" / "midis" / "Chopin"
 # At debug level the daemon logs each answer's length and each token it plays. The heads are
-# drawn untempered (rhythm temperature 1): the default 0.6 plays steadier by design, and
+# drawn untempered (rhythm temperature 1): the default 0.7 plays steadier by design, and
 # through JACK (whose timing moves the draws) its answer to this call kept two intervals in
 # some runs, which says nothing about whether the heads vary the rhythm.
 FLAGS = ("--model", str(shipped_model_path()), "--phrase-gap", "600", "--seed", "2", "--log-level", "debug",

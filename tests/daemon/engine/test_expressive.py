@@ -112,12 +112,14 @@ def test_velocity_fixes_the_loudness_even_when_expressive(expressive: ModelRunne
     assert {v for _, _, _, v in notes(duet(expressive, velocity=64))} == {64}
 
 
-def test_a_lower_rhythm_temperature_is_steadier(expressive: ModelRunner) -> None:
-    spreads = []
+def test_a_lower_rhythm_temperature_is_steadier_in_time_and_loudness(expressive: ModelRunner) -> None:
+    spreads, loudness = [], []
     for temperature in (0.1, 3.0):
-        intervals = np.diff(onsets(duet(expressive, rhythm_temperature=temperature, answer_tokens=48, until_s=200)))
-        spreads.append(len(set(intervals.tolist())))
+        out = duet(expressive, rhythm_temperature=temperature, answer_tokens=48, until_s=200)
+        spreads.append(len(set(np.diff(onsets(out)).tolist())))
+        loudness.append(float(np.std([v for *_, v in notes(out)])))
     assert spreads[0] < spreads[1]
+    assert loudness[0] < loudness[1]
 
 
 def test_the_same_seed_plays_the_same_answer(expressive: ModelRunner) -> None:
@@ -189,3 +191,62 @@ def test_each_token_carries_the_length_of_the_one_before_as_known_when_it_began(
     engine.feed(mido.Message("note_off", note=69), 3500 * MS)
     engine.tick(3500 * MS)
     assert np.array_equal(engine.window.features, features), "a released key changes nothing already read"
+
+
+def stopped_early(played: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """The notes that stop before the next onset after theirs."""
+    starts = sorted({onset for onset, *_ in played})
+    following = dict(itertools.pairwise(starts))
+    return [n for n in played if n[0] in following and n[1] < following[n[0]]]
+
+
+def test_legato_holds_each_note_until_the_next_one_begins(expressive: ModelRunner) -> None:
+    """A length drawn to stop before mididuet's next onset is drawn again from those that
+    reach it; --no-legato plays each length as first drawn."""
+    free = notes(duet(expressive, legato=False))
+    held = notes(duet(expressive))
+    assert len(stopped_early(free)) >= 3, "this bundle draws lengths shorter than the interval after them"
+    assert not stopped_early(held)
+    assert len(held) >= 16 and max(end - onset for onset, end, *_ in held) <= MAX_NOTE_NS
+
+
+def test_a_duet_answer_s_first_token_reads_no_rhythm_from_the_pause_before_it(expressive: ModelRunner) -> None:
+    """The call's pause is the duet's turn-taking, which the corpus never has: the answer's
+    first token carries no delay or timing, and the pause stays out of the pulse. The
+    tokens after it carry theirs."""
+    engine = Engine(expressive, EngineSettings(seed=1, answer_tokens=4), lambda m: None, 0)
+    encoding = engine.encoding
+    assert encoding is not None
+    delay, timing = encoding.features.index("delay"), encoding.features.index("timing")
+    for t, msg in phrase(CALL, duration_ms=200):
+        engine.feed(msg, t)
+        engine.tick(t)
+    call_pulse = engine.window.pulse_ns()
+    answered: list[np.ndarray] = []  # the answer window's newest features, as each answered token is played
+    onsets: list[int] = []
+    for t in range(CALL[-1][0] * MS, 10 * SECOND, MS):
+        engine.tick(t)
+        own = engine._own_onset
+        if own is not None and own not in onsets:
+            onsets.append(own)
+            window = engine._mode.window()
+            answered.append(window.features[-1].copy())
+            if len(answered) == 1:
+                assert window is not engine.window and window.pulse_ns() == call_pulse, "the pause left the pulse"
+            else:
+                break
+    assert len(answered) == 2, "the call was answered"
+    assert answered[0][delay] == answered[0][timing] == 0
+    assert answered[1][delay] > 0, "the second answered token carries its interval"
+
+
+def test_a_version_2_bundle_still_plays_expressively(tmp_path) -> None:
+    """The model shipped before the sounding feature reads eight features and plays as it did."""
+    from mididuet.daemon.music.expression import HEADS, Encoding
+
+    model = ModelRunner(make_bundle(tmp_path / "v2.onnx", expressive=True, seed=3, sharpness=0.6,
+                                    encoding=Encoding(features=HEADS)))
+    assert model.info.expression is not None and model.info.expression.version == 2
+    out = duet(model)
+    assert len(set(np.diff(onsets(out)))) >= 3, "its heads decide the intervals"
+    assert not hanging(out)

@@ -109,3 +109,18 @@ def test_the_ledgers_messages_are_the_bytes_mido_would_make() -> None:
     ledger.note_off(9, 127)
     assert [m.bytes() for m in port.sent] == [mido.Message("note_on", channel=9, note=127, velocity=1).bytes(),
                                              mido.Message("note_off", channel=9, note=127).bytes()]
+
+
+def test_a_rescheduled_note_ends_at_its_new_time_and_only_its_owner_s() -> None:
+    port = Port()
+    ledger = NoteLedger(port)
+    ledger.note_on(0, 60, 90, "answer", off_at_ns=100)
+    ledger.note_on(0, 62, 90, "thru")
+    assert ledger.reschedule(0, 60, 250, "answer")
+    assert not ledger.reschedule(0, 62, 250, "answer"), "another owner's note is not moved"
+    ledger.release_due(200)  # the note-off first scheduled no longer ends it
+    assert ledger.is_open(0, 60)
+    ledger.release_due(250)
+    assert not ledger.is_open(0, 60)
+    assert not ledger.reschedule(0, 60, 400, "answer"), "a note that has ended is not moved"
+    assert ledger.open_notes() == [(0, 62)]
