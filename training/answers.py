@@ -57,7 +57,7 @@ SLOW_IOI = 4  # an IOI this many times the call's median is a long wait (a rest,
 RATIO_BINS = np.linspace(-3.125, 3.125, 26)
 CHORD_WINDOW_S = 0.02  # the measuring listener's: the corpus's chords are exact, answers' too
 SEED = 1
-ANSWER_SETTINGS = ("seed", "sampling", "temperature", "top_p", "rhythm_temperature", "memory")
+ANSWER_SETTINGS = ("seed", "sampling", "temperature", "top_p", "rhythm_temperature", "legato", "memory")
 
 
 @dataclass
@@ -119,8 +119,14 @@ def articulation_of(e: Excerpt) -> list[float]:
     return [min(length / ioi, MAX_ARTICULATION) for length, ioi in zip(e.lengths, iois_of(e), strict=False) if ioi > 0]
 
 
+FEATURE_NAMES = (*(f"IOI-ratio bin {i - 12:+d}/4 octave" for i in range(len(RATIO_BINS) - 1)), "nPVI",
+                 "IOI-ratio sd", "mean |IOI ratio|", "equal successive IOIs", "velocity sd", "velocity range",
+                 "articulation mean", "articulation sd", "notes per onset", "share of chords")
+
+
 def features(e: Excerpt) -> np.ndarray:
-    """What the two-sample test sees of an excerpt: rhythm, articulation, dynamics, texture."""
+    """What the two-sample test sees of an excerpt (:data:`FEATURE_NAMES`): rhythm,
+    articulation, dynamics, texture."""
     hist, _ = np.histogram(np.clip(ratios_of(e), -3, 3), bins=RATIO_BINS)
     hist = hist / max(hist.sum(), 1)
     art = articulation_of(e) or [0.0]
@@ -152,6 +158,21 @@ def two_sample_accuracy(a: Sequence[Excerpt], b: Sequence[Excerpt], seed: int = 
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
     return float(np.mean(cross_val_score(model, x, y, cv=folds)))
+
+
+def feature_separation(a: Sequence[Excerpt], b: Sequence[Excerpt]) -> dict[str, float]:
+    """Each two-sample feature alone: the area under its ROC curve telling ``b`` from ``a``,
+    folded so that 0.5 is no help and 1 a perfect split."""
+    from sklearn.metrics import roc_auc_score
+
+    x = np.stack([features(e) for e in [*a, *b]])
+    y = np.array([0] * len(a) + [1] * len(b))
+    found = {}
+    for name, column in zip(FEATURE_NAMES, x.T, strict=True):
+        if np.ptp(column) > 0:
+            auc = float(roc_auc_score(y, column))
+            found[name] = max(auc, 1 - auc)
+    return found
 
 
 def trigram_reuse(answer: Sequence[str], call: Sequence[str]) -> float:
@@ -230,6 +251,16 @@ def summary(excerpts: Sequence[Excerpt], reference: Sequence[Excerpt],
             "length_per_call_pulse": float(np.mean([n / pulse for e, pulse in held for n in e.lengths]))}
 
 
+def training_pieces(model: ModelRunner, data: Path) -> list[str]:
+    """The pieces under ``data`` the bundle did not hold out: where settings are tuned, so
+    that the held-out table is not."""
+    from .corpus import find_midi_files
+
+    held_out = set(model.info.training.get("val_pieces") or [])
+    names = [str(path.relative_to(data)) for path in find_midi_files(Path(data))]
+    return [name for name in names if name not in held_out]
+
+
 def evaluate_answers(model_path: Path, data: Path, settings: EngineSettings | None = None,
                      pieces: Sequence[str] | None = None) -> dict[str, Any]:
     """The answers' figures on the bundle's held-out pieces (or ``pieces`` under ``data``)."""
@@ -253,6 +284,7 @@ def evaluate_answers(model_path: Path, data: Path, settings: EngineSettings | No
                                   [r for e in real[half:] for r in ratios_of(e)])}}
     for name, excerpts in answers.items():
         result[name] = {**summary(excerpts, real, calls), "two_sample_accuracy": two_sample_accuracy(real, excerpts),
+                        "feature_separation": feature_separation(real, excerpts),
                         "trigram_reuse": float(np.mean([trigram_reuse(e.tokens, p.call.tokens)
                                                         for e, p in zip(excerpts, found, strict=True)]))}
     result["chopin"]["two_sample_accuracy"] = two_sample_accuracy(real, calls)
@@ -271,6 +303,32 @@ ROWS = (("IOI-ratio histogram distance (JS, base 2; lower is closer to Chopin)",
         ("mean sounding length ÷ the call's median IOI", "length_per_call_pulse", "{:.2f}"))
 
 
+SEED_ROWS = (("two-sample accuracy", "two_sample_accuracy", "{:.3f}"), ("nPVI", "npvi", "{:.1f}"),
+             ("velocity sd", "velocity_sd", "{:.1f}"), ("articulation", "articulation", "{:.2f}"),
+             ("IOI-ratio distance", "ioi_ratio_js", "{:.3f}"), ("long waits", "slow_iois", "{:.1%}"),
+             ("length ÷ call IOI", "length_per_call_pulse", "{:.2f}"))
+
+
+def format_seeds(results: Sequence[dict[str, Any]]) -> str:
+    """The expressive answers of several seeds, a row each, their mean, and Chopin's."""
+    names = [label for label, _, _ in SEED_ROWS]
+    lines = ["| seed | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for result in results:
+        lines.append(f"| {result['settings']['seed']} | " + " | ".join(
+            fmt.format(result["expressive"][key]) for _, key, fmt in SEED_ROWS) + " |")
+    lines.append("| **mean** | " + " | ".join(
+        fmt.format(float(np.mean([r["expressive"][key] for r in results]))) for _, key, fmt in SEED_ROWS) + " |")
+    chopin = results[0]["chopin"]
+    lines.append("| Chopin | " + " | ".join(fmt.format(chopin[key]) for _, key, fmt in SEED_ROWS) + " |")
+    settings = {k: v for k, v in results[0]["settings"].items() if k != "seed"}
+    lines.append("")
+    lines.append(f"{results[0]['phrases']} phrases of {results[0]['phrase_tokens']} tokens from "
+                 f"{results[0]['pieces']} pieces, each seed's phrases with seeds of their own (seed + the phrase's "
+                 "index); Chopin's two-sample accuracy is the floor (calls against continuations). Settings: "
+                 + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in settings.items()) + ".")
+    return "\n".join(lines)
+
+
 def format_answers(result: dict[str, Any]) -> str:
     """The Markdown table: Chopin, mididuet with the pulse rhythm, mididuet expressive."""
     lines = ["| measure | Chopin (real continuations) | mididuet, pulse rhythm | mididuet, expressive |",
@@ -285,6 +343,11 @@ def format_answers(result: dict[str, Any]) -> str:
                  "pieces. Chopin's distance is one half of the continuations against the other; its two-sample "
                  "accuracy is the calls (Chopin too) against the continuations; its reuse is the continuation's "
                  "3-grams found in the call.")
+    separation = result["expressive"].get("feature_separation")
+    if separation:
+        best = sorted(separation.items(), key=lambda item: -item[1])[:3]
+        lines.append("The features that tell the expressive answers from Chopin's best, each alone (area under "
+                     "the ROC curve; 0.5: no help): " + ", ".join(f"{name} {auc:.2f}" for name, auc in best) + ".")
     settings = result.get("settings")
     if settings:
         lines.append("Settings: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in settings.items()) + ".")

@@ -47,8 +47,10 @@ sequence's own recent past, so the daemon can measure them live:
 The trunk reads all eight classes of every window token with it, so it can continue the
 player's rhythm and dynamics; the length it reads is the previous token's (or "held", if
 that one still sounded when this one began), the only length known when the next token is
-decided. The classes are in the bundle's `mididuet.expression` metadata;
-`docs/architecture.md` explains the encoding and why."""
+decided. From encoding version 3 it also reads, per token, how long the oldest token still
+sounding at its onset has sounded (where the token falls in the pedal's span). The classes
+are in the bundle's `mididuet.expression` metadata; `docs/architecture.md` explains the
+encoding and why."""
 
 MEMORY_TEXT = """Each held-out piece streamed from its start through a fresh session memory, as a player
 playing it to mididuet would: the next token (and each remembered head's class) predicted by
@@ -89,6 +91,10 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
                        f"outside this vocabulary dropped; {facts.get('pretrain_seconds')} s), then fine-tuned "
                        f"on the corpus at learning rate {facts.get('finetune_lr')}.")
     finetune = " (fine-tuning)" if facts.get("pretrain") else ""
+    kept = (f"the best validation loss at epoch {facts.get('best_epoch')} kept" if facts.get("best_epoch") else
+            "no fine-tuning epoch beat the pre-trained weights, which were kept")
+    monitored = (" on the token's loss plus the heads', weighed as in training"
+                 if facts.get("monitor") == "val_total" else "")
     graph_rewrites = (",\n  with the features' embeddings in one Gather, and with each head's softmax over every "
                       "token\n  factored into its two terms") if head_rows else ""
     latency = facts.get("latency_us") or {}
@@ -128,8 +134,8 @@ through onnxruntime, 1 thread, measured after training on a shared 2-core machin
 - Architecture: `{arch}` — {ARCH_TEXT.get(arch, arch)}; {facts.get("parameters"):,} parameters.
 - Vocabulary: {facts.get("vocabulary_size")} tokens — those seen at least
   {facts.get("min_count")} times in the training pieces.
-- Training: Adam, batch {facts.get("batch_size")}, {facts.get("epochs_run")} epochs run{finetune}, best
-  validation loss at epoch {facts.get("best_epoch")} (kept; early stopping), seed {facts.get("seed")},
+- Training: Adam, batch {facts.get("batch_size")}, {facts.get("epochs_run")} epochs run{finetune}, {kept}
+  (early stopping{monitored}), seed {facts.get("seed")},
   {facts.get("train_seconds")} s on a 2-core CPU (all stages).{data_steps}
 - Export: tf2onnx, checked against Keras on {int(check.get("windows", 0))} validation windows: max
   |Δprob| {check.get("max_abs_diff", float("nan")):.1e}, same argmax on {check.get("argmax_agreement", 0):.2%}.

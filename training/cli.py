@@ -58,6 +58,7 @@ def _between_0_and_1(text: str) -> float:
 
 
 _positive_int = _int_from(1)
+_non_negative_int = _int_from(0)
 
 
 def _weight(text: str) -> float:
@@ -183,6 +184,8 @@ def decoding_parser() -> argparse.ArgumentParser:
 
 
 def answers_parser() -> argparse.ArgumentParser:
+    from .answers_cli import PIECES, add_answer_flags
+
     p = argparse.ArgumentParser(
         prog="mididuet-train answers",
         description="Play phrases of the bundle's held-out pieces to the engine as duet calls, with the pulse "
@@ -191,9 +194,16 @@ def answers_parser() -> argparse.ArgumentParser:
         "accuracy, and how much of the call the answer reuses. Prints a Markdown table (or JSON).")
     p.add_argument("--model", type=Path, required=True, help="the bundle (.onnx) to play")
     p.add_argument("--data", type=Path, default=None, help="the corpus it was trained on (default: as for training)")
-    p.add_argument("--seed", type=int, default=1, help="the engine's seed (default: 1)")
+    p.add_argument("--seed", type=_non_negative_int, default=1,
+                   help="the engine's seed; each phrase is answered with seed + its index (default: 1)")
+    p.add_argument("--seeds", type=_positive_int, default=1,
+                   help="runs with seeds --seed, --seed + 1, ...: a row each and their mean (default: 1)")
+    p.add_argument("--pieces", choices=PIECES, default="held-out",
+                   help="whose phrases: the bundle's held-out pieces (the reported table), or the pieces it "
+                   "trained on, to choose settings on without tuning on the reported pieces (default: held-out)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--card", type=Path, help="store the figures in the bundle and rewrite this model card")
+    add_answer_flags(p)
     return p
 
 
@@ -231,10 +241,11 @@ def main(argv: list[str] | None = None) -> int:
             print(decoding_table(args.model, args.data or default_data_dir(), args.tokens, args.seeds))
             return 0
         if argv[:1] == ["answers"]:
-            from .answers_cli import run_answers
+            from .answers_cli import answer_settings, run_answers
 
             args = answers_parser().parse_args(argv[1:])
-            return run_answers(args.model, args.data or default_data_dir(), args.seed, args.json, args.card)
+            return run_answers(args.model, args.data or default_data_dir(), answer_settings(args), args.json,
+                               args.card, args.seeds, args.pieces)
         if argv[:1] == ["simplify"]:
             from .export import simplify_bundle
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mididuet.daemon.music.expression import DEFAULT
+from mididuet.daemon.music.expression import DEFAULT, Encoding
 from mididuet.daemon.predict import bundle
 
 from .augment import augment_pieces
@@ -60,6 +60,7 @@ class TrainOptions:
     command: str = ""
     expressive: bool = False  # the heads: when, how long, how loud and where (bundle format 2)
     conditioned: bool = True  # the heads see the token they describe
+    encoding: Encoding = DEFAULT  # the heads' classes and the features read (an earlier version's, to compare)
 
 
 def log(message: str) -> None:
@@ -92,7 +93,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     corpus = load_corpus(opts.data, opts.reader)
     ds = build_dataset(corpus.pieces, split=opts.split, val_fraction=opts.val_fraction,
                        min_count=opts.min_count, seed=opts.seed, transpose=opts.transpose,
-                       expressive=opts.expressive)
+                       expressive=opts.expressive, encoding=opts.encoding)
     augmented = f", transposed by ±{opts.transpose} semitones" if opts.transpose else ""
     log(f"vocabulary: {len(ds.vocabulary)} tokens (count ≥ {opts.min_count}); "
         f"windows: {len(ds.x_train)} train{augmented}, {len(ds.x_val)} validation; split by {ds.split}")
@@ -100,7 +101,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         raise ValueError("too little music for 32-token windows on both sides of the split; add pieces")
 
     keras.utils.set_random_seed(opts.seed)
-    net = build_network(opts.arch, len(ds.vocabulary), DEFAULT if opts.expressive else None, opts.conditioned)
+    net = build_network(opts.arch, len(ds.vocabulary), opts.encoding if opts.expressive else None, opts.conditioned)
     run_dir = opts.out.with_name(opts.out.stem + "-training")
     run_dir.mkdir(parents=True, exist_ok=True)
     history_csv = run_dir / "history.csv"
@@ -115,10 +116,12 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         x_fit, y_fit = expressive_windows(ds.fit_expression or [], net.per_position)
     else:
         x_fit, y_fit = fit_arrays(net.per_position, ds.fit_sequences, ds.x_train, ds.y_train)
-    history = fit_phase(net, x_fit, y_fit, ds, opts, opts.epochs, history_csv)
+    # After pre-training, the weights it ended with compete too: fine-tuning on the corpus
+    # alone made every head worse from its first epoch (docs/model-quality.md).
+    history, best_epoch = fit_phase(net, x_fit, y_fit, ds, opts, opts.epochs, history_csv,
+                                    keep_start=opts.pretrain is not None)
     train_seconds = time.perf_counter() - started
     val_losses = history.history["val_loss"]
-    best_epoch = int(np.argmin(val_losses)) + 1
     plot_history(history_csv, run_dir / "curves.png")
 
     model = net.export()
@@ -147,12 +150,14 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         "parameters": int(model.count_params()),
         "epochs_run": len(val_losses),
         "best_epoch": best_epoch,
+        "monitor": "val_total" if net.encoding is not None else "val_loss",
         "batch_size": opts.batch_size,
         "train_seconds": round(train_seconds, 1),
         "command": opts.command,
     }
+    kept = f"epoch {best_epoch}" if best_epoch else "the pre-trained weights (no fine-tuning epoch did better)"
     log(f"trained {facts.get('pretrain_epochs_run', 0)} + {len(val_losses)} epochs in {train_seconds:.0f} s; "
-        f"best val_loss {min(val_losses):.4f} at epoch {best_epoch}")
+        f"kept {kept}")
     verification = export_bundle(model, opts.out, ds.vocabulary, facts, held.windows, held.features, net.encoding)
     log(f"exported {opts.out}: onnxruntime matches Keras on {int(verification['windows'])} windows "
         f"(max |Δprob| {verification['max_abs_diff']:.1e}, same argmax {verification['argmax_agreement']:.2%})")
@@ -216,24 +221,72 @@ def last_position(net: Any, outputs: Any) -> dict[str, np.ndarray]:
 
 
 def fit_phase(net: Any, x: Any, y: Any, ds: Dataset, opts: TrainOptions, epochs: int,
-              history_csv: Path) -> Any:
-    """One ``fit`` with early stopping on the held-out pieces' next-token loss."""
+              history_csv: Path, keep_start: bool = False) -> tuple[Any, int]:
+    """One ``fit`` with early stopping on the held-out pieces' loss: the next token's, with
+    the heads the weighted sum the network trains on (``val_total``). Returns the history
+    and the epoch whose weights were kept; with ``keep_start`` the weights it starts from
+    compete too (epoch 0)."""
     import keras
 
     callbacks: list[Any] = []
     validation = None
+    start: float | None = None
+    monitor = "val_total" if net.encoding is not None else "val_loss"
     if net.per_position or net.encoding is not None:
         # Keras would score every position of validation chunks (and weigh the heads in);
         # what counts is the next token after a full 32-token window.
-        callbacks.append(held_out_loss(net, held_out(net, ds)))
+        held = held_out(net, ds)
+        callbacks.append(held_out_loss(net, held))
+        if keep_start:
+            start = held_out_logs(net, held)[monitor]
     else:
         validation = (ds.x_val, ds.y_val)
-    callbacks += [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=opts.patience, restore_best_weights=True),
-        keras.callbacks.CSVLogger(str(history_csv)),
-    ]
-    return net.fit.fit(x, y, validation_data=validation, epochs=epochs, batch_size=opts.batch_size,
-                       shuffle=True, callbacks=callbacks, verbose=1 if sys.stderr.isatty() else 2)
+        if keep_start:
+            start = float(net.fit.evaluate(ds.x_val, ds.y_val, batch_size=1024, verbose=0)[0])
+    if start is not None:
+        log(f"before this phase: held-out {monitor} {start:.4f}")
+    keep = keep_best(monitor, opts.patience, start)
+    callbacks += [keep, keras.callbacks.CSVLogger(str(history_csv))]
+    history = net.fit.fit(x, y, validation_data=validation, epochs=epochs, batch_size=opts.batch_size,
+                          shuffle=True, callbacks=callbacks, verbose=1 if sys.stderr.isatty() else 2)
+    return history, keep.best_epoch
+
+
+def _keep_best() -> type:
+    import keras
+
+    class KeepBestCallback(keras.callbacks.Callback):
+        """Early stopping on ``monitor`` that restores the best weights seen, those the fit
+        started from included when their score is given (``start``)."""
+
+        def __init__(self, monitor: str, patience: int, start: float | None = None) -> None:
+            super().__init__()
+            self.monitor, self.patience, self.start = monitor, patience, start
+            self.best, self.best_epoch, self.best_weights, self.wait = float("inf"), 0, None, 0
+
+        def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+            if self.start is not None:
+                self.best, self.best_weights = self.start, self.model.get_weights()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            value = float((logs or {})[self.monitor])
+            if value < self.best:
+                self.best, self.best_epoch, self.best_weights, self.wait = value, epoch + 1, self.model.get_weights(), 0
+                return
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.model.stop_training = True
+
+        def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+
+    return KeepBestCallback
+
+
+def keep_best(monitor: str, patience: int, start: float | None = None) -> Any:
+    """The early-stopping callback (Keras is imported only when training)."""
+    return _keep_best()(monitor, patience, start)
 
 
 def mean_nll(probs: np.ndarray, targets: np.ndarray) -> float:
@@ -253,20 +306,31 @@ def held_out_loss(net: Any, held: HeldOut) -> Any:
 
     class HeldOutLoss(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            outputs = last_position(net, self.model.predict(held.inputs, batch_size=1024, verbose=0))
-            probs, y_val = outputs["probs"], held.next_tokens
             if logs is None:
                 return
-            logs["val_loss"] = mean_nll(probs, y_val)
-            logs["val_sparse_categorical_accuracy"] = float(np.mean(probs.argmax(axis=1) == y_val))
-            heads = " ".join(f"{name} {mean_nll(outputs[name], targets):.3f}"
-                             for name, targets in (held.heads or {}).items())
-            for name, targets in (held.heads or {}).items():
-                logs[f"val_{name}_nll"] = mean_nll(outputs[name], targets)
+            logs.update(held_out_logs(net, held))
+            heads = " ".join(f"{name} {logs[f'val_{name}_nll']:.3f}" for name in held.heads or {})
             log(f"epoch {epoch + 1}: held-out val_loss {logs['val_loss']:.4f}, "
                 f"top-1 {logs['val_sparse_categorical_accuracy']:.2%}" + (f"; heads' NLL {heads}" if heads else ""))
 
     return HeldOutLoss()
+
+
+def held_out_logs(net: Any, held: HeldOut) -> dict[str, float]:
+    """The last position's next-token loss and accuracy on the validation windows, each
+    head's NLL (``val_<head>_nll``) and, with heads, ``val_total``: the token's loss plus
+    the heads' weighed as in training."""
+    from .heads import HEAD_LOSS_WEIGHT  # with Keras: only when training
+
+    outputs = last_position(net, net.fit.predict(held.inputs, batch_size=1024, verbose=0))
+    probs, y_val = outputs["probs"], held.next_tokens
+    logs = {"val_loss": mean_nll(probs, y_val),
+            "val_sparse_categorical_accuracy": float(np.mean(probs.argmax(axis=1) == y_val))}
+    for name, targets in (held.heads or {}).items():
+        logs[f"val_{name}_nll"] = mean_nll(outputs[name], targets)
+    if held.heads:
+        logs["val_total"] = logs["val_loss"] + HEAD_LOSS_WEIGHT * sum(logs[f"val_{name}_nll"] for name in held.heads)
+    return logs
 
 
 def pretrain(net: Any, opts: TrainOptions, corpus: Corpus, ds: Dataset, history_csv: Path) -> dict[str, Any]:
@@ -285,14 +349,14 @@ def pretrain(net: Any, opts: TrainOptions, corpus: Corpus, ds: Dataset, history_
     kept = sum(len(s) for s in sequences)
     total = sum(len(p.tokens) for p in pieces)
     if net.encoding is not None:
-        x, y = expressive_windows(expressions(pieces, ds.vocabulary), net.per_position)
+        x, y = expressive_windows(expressions(pieces, ds.vocabulary, net.encoding), net.per_position)
     else:
         x, y = make_sequences(sequences) if net.per_position else make_windows(sequences)
     log(f"pre-training on {len(collection.pieces) - excluded} pieces of {opts.pretrain} "
         f"({excluded} held-out pieces excluded by hash; {kept / max(total, 1):.0%} of tokens in the "
         f"vocabulary): {len(x['tokens'] if isinstance(x, dict) else x)} training rows")
     started = time.perf_counter()
-    history = fit_phase(net, x, y, ds, opts, opts.pretrain_epochs, history_csv)
+    history, best_epoch = fit_phase(net, x, y, ds, opts, opts.pretrain_epochs, history_csv)
     val_losses = history.history["val_loss"]
     return {
         "pretrain": str(opts.pretrain.name or opts.pretrain),  # type: ignore[union-attr]
@@ -301,7 +365,8 @@ def pretrain(net: Any, opts: TrainOptions, corpus: Corpus, ds: Dataset, history_
         "pretrain_excluded": excluded,
         "pretrain_rows": len(x["tokens"] if isinstance(x, dict) else x),
         "pretrain_epochs_run": len(val_losses),
-        "pretrain_best_val_loss": round(float(min(val_losses)), 4),
+        "pretrain_best_epoch": best_epoch,
+        "pretrain_best_val_loss": round(float(val_losses[best_epoch - 1]), 4),
         "pretrain_seconds": round(time.perf_counter() - started, 1),
         "finetune_lr": opts.finetune_lr,
     }

@@ -7,8 +7,11 @@ import dataclasses
 from mididuet.daemon.engine.settings import EngineSettings
 from mididuet.daemon.predict.bundle import ModelRunner, shipped_model_path
 from mididuet.training.answers import (
+    FEATURE_NAMES,
     Excerpt,
     answer,
+    feature_separation,
+    features,
     ioi_ratio_distance,
     phrase_settings,
     phrases,
@@ -51,3 +54,18 @@ def test_the_tempo_figures_are_held_to_the_call() -> None:
     figures = summary([answer], [answer], [call])
     assert figures["slow_iois"] == 1 / 3  # 1.25 s is five of the call's IOIs; 0.25 s is one
     assert figures["length_per_call_pulse"] == 2.0  # (2 + 1 + 3 + 2) / 4
+
+
+def test_each_feature_alone_says_how_far_it_tells_the_two_apart() -> None:
+    """Excerpts alike in rhythm and articulation but not in dynamics: the velocity's spread
+    separates them perfectly; a feature equal everywhere is left out."""
+    def excerpt(spread: int, k: int) -> Excerpt:
+        return Excerpt(onsets=[0.0, 0.5, 1.0, 1.5, 2.0], lengths=[0.5] * 5,
+                       velocities=[64 + (-1) ** i * (spread + k) for i in range(5)], notes=[1] * 5)
+
+    calm = [excerpt(2, k) for k in range(6)]
+    wild = [excerpt(20, k) for k in range(6)]
+    separation = feature_separation(calm, wild)
+    assert len(FEATURE_NAMES) == len(features(calm[0]))
+    assert separation["velocity sd"] == separation["velocity range"] == 1.0
+    assert "nPVI" not in separation, "the same rhythm everywhere says nothing"

@@ -37,6 +37,7 @@ def test_both_archs_export_every_head_checked_against_keras(expressive: Path) ->
     runner = bundle.load_bundle(expressive)
     assert runner.info.format_version == 2 and runner.expressive
     assert runner.info.expression is not None and runner.info.expression.heads == HEADS
+    assert runner.info.training["monitor"] == "val_total", "early stopping counts the heads in"
     check = runner.info.training["export_check"]
     for head in HEADS:
         assert check[f"max_abs_diff_{head}"] <= 1e-4, head
@@ -119,6 +120,25 @@ def test_answers_compare_chopin_the_pulse_and_the_heads(expressive: Path, small_
                 "ioi_ratio_js", "trigram_reuse"} <= set(result[column])
     assert result["pulse"]["velocity_sd"] < 1, "the pulse rhythm plays one velocity"
     assert result["expressive"]["velocity_sd"] > result["pulse"]["velocity_sd"]
+
+
+def test_answers_sweep_seeds_and_settings_on_the_training_pieces(expressive: Path, small_corpus: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Settings are chosen on the pieces the model trained on, so the held-out table is not
+    tuned on what it reports; a run per seed and their mean."""
+    argv = ["answers", "--model", str(expressive), "--data", str(small_corpus), "--pieces", "training",
+            "--seeds", "2", "--rhythm-temperature", "0.5", "--no-legato"]
+    results = _json(capsys, [*argv, "--json"])
+    held_out = set(bundle.load_bundle(expressive).info.training["val_pieces"])
+    assert [r["settings"]["seed"] for r in results] == [1, 2]
+    assert all(r["settings"]["rhythm_temperature"] == 0.5 and r["settings"]["legato"] is False for r in results)
+    assert results[0]["pieces"] == 5 - len(held_out)
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert table.count("\n| 1 |") == table.count("\n| 2 |") == table.count("| **mean** |") == 1
+    assert "rhythm temperature 0.5" in table and "legato False" in table
+    assert main(["answers", "--model", str(expressive), "--seeds", "2", "--card", "x.md"]) == 2
+    assert "--card stores one run on the held-out pieces" in capsys.readouterr().err
 
 
 def test_an_unconditioned_model_exports_in_the_factored_layout(small_corpus: Path, tmp_path: Path) -> None:

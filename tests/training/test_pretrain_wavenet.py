@@ -113,3 +113,26 @@ def test_new_options_refuse_the_random_window_split(tmp_path, capsys, corpora, f
     code = main(["--data", str(corpora[0]), "--out", str(tmp_path / "x.onnx"), "--split", "windows", *flags])
     assert code == 2
     assert "split pieces" in capsys.readouterr().err
+
+
+
+def test_a_phase_that_only_makes_it_worse_keeps_the_weights_it_started_from(small_corpus, tmp_path):
+    """After pre-training, the weights it ended with compete with every fine-tuning epoch on
+    the held-out loss the heads count in (``val_total``). A learning rate far too high makes
+    the epoch worse, so the phase ends with the weights it started from, exactly."""
+    from mididuet.daemon.music.expression import DEFAULT
+    from mididuet.training.corpus import read_corpus
+    from mididuet.training.dataset import build_dataset, expressive_windows
+    from mididuet.training.model import build_network
+    from mididuet.training.train import TrainOptions, fit_phase
+
+    ds = build_dataset(read_corpus(small_corpus).pieces, val_fraction=0.4, min_count=3, expressive=True)
+    net = build_network("wavenet", len(ds.vocabulary), DEFAULT)
+    net.compile(0.9)
+    start = [w.copy() for w in net.fit.get_weights()]
+    x, y = expressive_windows(ds.fit_expression or [], net.per_position)
+    opts = TrainOptions(data=small_corpus, out=tmp_path / "m.onnx", patience=2)
+    history, kept = fit_phase(net, x, y, ds, opts, 1, tmp_path / "history.csv", keep_start=True)
+    assert len(history.history["val_total"]) == 1
+    assert kept == 0, history.history["val_total"]
+    assert all(np.array_equal(a, b) for a, b in zip(start, net.fit.get_weights(), strict=True))
