@@ -109,4 +109,3 @@ def sounding_ages(onsets: np.ndarray, lengths: np.ndarray, lookback: int = SOUND
         still = ends[earlier] > later + EPSILON
         ages[lag:] = np.where(still, later - onsets[earlier], ages[lag:])
     return ages
-
