@@ -57,6 +57,7 @@ SLOW_IOI = 4  # an IOI this many times the call's median is a long wait (a rest,
 RATIO_BINS = np.linspace(-3.125, 3.125, 26)
 CHORD_WINDOW_S = 0.02  # the measuring listener's: the corpus's chords are exact, answers' too
 SEED = 1
+PHRASE_SEEDS = 100_000  # a run's phrases' seeds: seed × this + the phrase's index (a piece set has far fewer)
 ANSWER_SETTINGS = ("seed", "sampling", "temperature", "top_p", "rhythm_temperature", "legato", "memory")
 
 
@@ -223,11 +224,14 @@ def answer(model: ModelRunner, settings: EngineSettings, phrase: Phrase) -> Exce
 
 
 def phrase_settings(settings: EngineSettings, index: int) -> EngineSettings:
-    """The settings phrase ``index`` is answered with: its own seed (``seed`` + index).
-    One seed for every phrase would give every answer the same random draws, token by
-    token, so the figures would measure one sequence of draws, not the sampling; the
-    daemon's own generator runs on from one answer to the next."""
-    return settings if settings.seed is None else dataclasses.replace(settings, seed=settings.seed + index)
+    """The settings phrase ``index`` is answered with: its own seed (``seed`` ×
+    :data:`PHRASE_SEEDS` + index, so that runs with other seeds share none). One seed for
+    every phrase would give every answer the same random draws, token by token, so the
+    figures would measure one sequence of draws, not the sampling; the daemon's own
+    generator runs on from one answer to the next."""
+    if settings.seed is None:
+        return settings
+    return dataclasses.replace(settings, seed=settings.seed * PHRASE_SEEDS + index)
 
 
 def call_pulse(call: Excerpt) -> float | None:
@@ -323,7 +327,7 @@ def format_seeds(results: Sequence[dict[str, Any]]) -> str:
     settings = {k: v for k, v in results[0]["settings"].items() if k != "seed"}
     lines.append("")
     lines.append(f"{results[0]['phrases']} phrases of {results[0]['phrase_tokens']} tokens from "
-                 f"{results[0]['pieces']} pieces, each seed's phrases with seeds of their own (seed + the phrase's "
+                 f"{results[0]['pieces']} pieces, each phrase with a seed of its own (seed × {PHRASE_SEEDS:,} + its "
                  "index); Chopin's two-sample accuracy is the floor (calls against continuations). Settings: "
                  + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in settings.items()) + ".")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -257,11 +258,13 @@ def _keep_best() -> type:
 
     class KeepBestCallback(keras.callbacks.Callback):
         """Early stopping on ``monitor`` that restores the best weights seen, those the fit
-        started from included when their score is given (``start``)."""
+        started from included when their score is given (``start``). A score that is not a
+        number never counts as better; if none ever was, the fit fails with a ValueError."""
 
         def __init__(self, monitor: str, patience: int, start: float | None = None) -> None:
             super().__init__()
-            self.monitor, self.patience, self.start = monitor, patience, start
+            self.monitor, self.patience = monitor, patience
+            self.start = start if start is not None and math.isfinite(start) else None
             self.best, self.best_epoch, self.best_weights, self.wait = float("inf"), 0, None, 0
 
         def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
@@ -278,8 +281,10 @@ def _keep_best() -> type:
                 self.model.stop_training = True
 
         def on_train_end(self, logs: dict[str, float] | None = None) -> None:
-            if self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
+            if self.best_weights is None:
+                raise ValueError(f"the held-out {self.monitor} was never a number: training diverged; try a "
+                                 "lower learning rate")
+            self.model.set_weights(self.best_weights)
 
     return KeepBestCallback
 

@@ -198,7 +198,7 @@ class Engine:
         """Every note released, and held keys forgotten (their note-offs may have been lost,
         and must not block the next phrase's end)."""
         self.listener.reset_phrase()
-        self.release_all()
+        self.release_all(held_keys_forgotten=True)
         self._changed("panic", True)
 
     @property
@@ -220,12 +220,16 @@ class Engine:
         died there without its note-offs may have left notes sounding at the synth."""
         self.ledger.silence(self._out)
 
-    def release_all(self) -> None:
+    def release_all(self, held_keys_forgotten: bool = False) -> None:
         """End every open note (then CC 123 per channel used) and the answer under way.
+        The windows learn that mididuet's notes stopped now (and, ``held_keys_forgotten``,
+        the player's still-held tokens too, whose ends will never be heard).
 
         Never raises, even when ``send`` does; jam and solo carry on at their next pulse.
         """
         self.ledger.release_all()
+        for window in {id(w): w for w in (self.window, self._mode.window())}.values():
+            window.stopped_sounding(self.now_ns, unknown_too=held_keys_forgotten)
         self._mode.released()
 
     def feed(self, msg: mido.Message, t_ns: int) -> None:
@@ -433,15 +437,16 @@ class Engine:
         encoding = self.encoding
         if own is None or encoding is None or not self.settings.legato:
             return
-        until = next_onset_ns - own.onset_ns
-        length = own.drawn_ns
-        if length < until:
-            u = None if self.sampler.method == "greedy" else float(self.sampler.rng.random())
-            length = reaching(length, until, self._length_ratios, own.unit_ns, own.lengths, u)
+        # One draw whether or not it is needed: how late a note was played, which can decide
+        # whether it falls short, must not shift the draws after it (a simulated duet and a
+        # live one play the same).
+        u = None if self.sampler.method == "greedy" else float(self.sampler.rng.random())
+        length = reaching(own.drawn_ns, next_onset_ns - own.onset_ns, self._length_ratios, own.unit_ns,
+                          own.lengths, u)
         if length == own.length_ns:
             return
         moved = [self.ledger.reschedule(self._out, note, own.onset_ns + length, ANSWER) for note in own.notes]
-        if all(moved):  # else its notes have stopped already (a decision made again, late): they did
+        if any(moved):  # none: its notes have stopped already (a decision made again, late), as they were
             own.length_ns = length
             window.set_length(own.onset_ns, length)
 
@@ -505,9 +510,8 @@ class Engine:
         after_a_pause = self._onset_fixed and self._mode.starts_after_a_pause
         window.push_played(token_id, scheduled, velocity, notes[0], notes[-1], len(notes), length, after_a_pause)
         self._remember(token_id, window.features[-1])
-        if decision.lengths is not None:
-            drawn = off_at - scheduled
-            self._own_note = OwnNote(scheduled, notes, drawn, decision.classes["length"], drawn, unit,
+        if decision.lengths is not None and decision.classes is not None:
+            self._own_note = OwnNote(scheduled, notes, length, decision.classes["length"], length, unit,
                                      decision.lengths)
         self._own_onset = scheduled
         for observer in self.observers:

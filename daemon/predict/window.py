@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..music.expression import FEATURES, HISTORY, UNKNOWN, Encoding, running_median
+from ..music.expression import FEATURES, HISTORY, SOUNDING_LOOKBACK, UNKNOWN, Encoding, running_median
 from .bundle import WINDOW
 
 NO_ONSET = -1
@@ -135,9 +135,20 @@ class Window:
         encoding = self.encoding
         if encoding is None or "sounding" not in encoding.features:
             return UNKNOWN
-        still = (self._onsets != NO_ONSET) & (self._ends > onset_ns)
-        age = onset_ns - int(self._onsets[still].min()) if still.any() else None
+        onsets, ends = self._onsets[-SOUNDING_LOOKBACK:], self._ends[-SOUNDING_LOOKBACK:]
+        # Tokens that began before this one (a player's token can enter the window after a
+        # later one of mididuet's, once its chord window closes) and sound past its onset.
+        still = (onsets != NO_ONSET) & (onsets < onset_ns) & (ends > onset_ns)
+        age = onset_ns - int(onsets[still].min()) if still.any() else None
         return encoding.sounding_feature(age, self.pulse_ns())
+
+    def stopped_sounding(self, now_ns: int, unknown_too: bool = False) -> None:
+        """Every token known to sound past ``now_ns`` stopped then (its notes were released);
+        ``unknown_too``: so did those still sounding whose end was never heard (the player's
+        held keys, forgotten at a panic)."""
+        ends = self._ends
+        cut = (ends > now_ns) if unknown_too else (ends > now_ns) & (ends != SOUNDING)
+        ends[cut] = now_ns
 
     def set_length(self, onset_ns: int, length_ns: int) -> int | None:
         """The token played at ``onset_ns`` has stopped sounding after ``length_ns`` (or,

@@ -30,7 +30,10 @@ def test_each_phrase_is_answered_with_its_own_draws() -> None:
     first, again, second = (answer(model, phrase_settings(settings, i), phrase) for i in (0, 0, 1))
     assert first.onsets and first == again, "one phrase and one index: the same answer"
     assert first != second, "the same call at another index is answered with other draws"
-    assert [phrase_settings(settings, i).seed for i in range(3)] == [1, 2, 3]
+    assert [phrase_settings(settings, i).seed for i in range(3)] == [100_000, 100_001, 100_002]
+    again = dataclasses.replace(settings, seed=2)  # another run's phrases share no seed with this one's
+    assert not {phrase_settings(settings, i).seed for i in range(2_000)} & {
+        phrase_settings(again, i).seed for i in range(2_000)}
     unseeded = dataclasses.replace(settings, seed=None)
     assert phrase_settings(unseeded, 5) is unseeded  # no seed: the engine's own entropy
 

@@ -136,3 +136,25 @@ def test_a_phase_that_only_makes_it_worse_keeps_the_weights_it_started_from(smal
     assert len(history.history["val_total"]) == 1
     assert kept == 0, history.history["val_total"]
     assert all(np.array_equal(a, b) for a, b in zip(start, net.fit.get_weights(), strict=True))
+
+
+def test_a_score_that_is_not_a_number_is_never_kept() -> None:
+    import keras
+
+    from mididuet.training.train import keep_best
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    start = [w.copy() for w in model.get_weights()]
+    keep = keep_best("val_total", patience=5, start=2.0)
+    keep.set_model(model)
+    keep.on_train_begin()
+    model.set_weights([w + 1 for w in start])
+    keep.on_epoch_end(0, {"val_total": float("nan")})
+    keep.on_train_end()
+    assert keep.best_epoch == 0 and all(np.array_equal(a, b) for a, b in zip(start, model.get_weights(), strict=True))
+    never = keep_best("val_total", patience=5, start=float("nan"))
+    never.set_model(model)
+    never.on_train_begin()
+    never.on_epoch_end(0, {"val_total": float("nan")})
+    with pytest.raises(ValueError, match="never a number: training diverged"):
+        never.on_train_end()

@@ -61,8 +61,9 @@ def onsets(out: Timed) -> list[int]:
 
 
 def test_an_expressive_answer_varies_its_intervals_lengths_and_velocities(expressive: ModelRunner) -> None:
-    # Without the memory: a call all at one velocity would rightly teach it one loudness.
-    out = duet(expressive, memory=0.0)
+    # Without the memory: a call all at one velocity would rightly teach it one loudness. The
+    # random bundle's rests lengthen the pulse they are counted in: give it time to finish.
+    out = duet(expressive, memory=0.0, until_s=120)
     played = notes(out)
     starts = onsets(out)
     assert len(starts) == 16
@@ -250,3 +251,44 @@ def test_a_version_2_bundle_still_plays_expressively(tmp_path) -> None:
     out = duet(model)
     assert len(set(np.diff(onsets(out)))) >= 3, "its heads decide the intervals"
     assert not hanging(out)
+
+
+def test_a_late_loop_plays_the_same_tokens_as_a_punctual_one(expressive: ModelRunner) -> None:
+    """How late the loop wakes (a busy machine) may move when a note sounds, never which
+    tokens play: legato's draw is made whether a note falls short or not. (Late by less
+    than the shortest interval: a later one is clamped to the present, which is timing.)"""
+    from mididuet.daemon.engine.observe import TokenLog
+
+    def solo(seed: int, lateness_ms: list[float]) -> list[str]:
+        log = TokenLog()
+        engine = Engine(expressive, EngineSettings(mode="solo", seed=seed, bpm=150.0), lambda m: None, 0,
+                        observers=[log])
+        now, k = 0, 0
+        while len(log.tokens) < 100:
+            deadline = engine.tick(now)
+            now = max((deadline or now) + int(lateness_ms[k % len(lateness_ms)] * MS), now + 1)
+            k += 1
+        return log.tokens
+
+    late = list(np.random.default_rng(0).uniform(0, 40, 97))  # the shortest interval: 100 ms
+    assert all(solo(seed, [0.0]) == solo(seed, late) for seed in range(1, 11))
+
+
+def test_after_a_panic_the_keys_it_forgot_no_longer_sound(expressive: ModelRunner) -> None:
+    """A panic forgets held keys, whose releases will never be heard: the tokens after it
+    must not read them as sounding on and on."""
+    engine = Engine(expressive, EngineSettings(chord_window_ms=5), lambda m: None, 0)
+    engine.mute = True  # it only listens
+    encoding = engine.encoding
+    assert encoding is not None
+    sounding = encoding.features.index("sounding")
+    for t, msg in phrase([(0, 60), (500, 62), (1000, 64)], duration_ms=200):
+        engine.feed(msg, t)
+        engine.tick(t)
+    engine.feed(mido.Message("note_on", note=48, velocity=70), 1500 * MS)  # held through the panic
+    engine.tick(1600 * MS)
+    engine.feed(mido.Message("control_change", control=engine.settings.cc_panic, value=127), 1700 * MS)
+    for t, msg in phrase([(2000, 65)], duration_ms=200):
+        engine.feed(msg, t)
+        engine.tick(t + 10 * MS)
+    assert engine.window.features[-1, sounding] == encoding.nothing_sounding

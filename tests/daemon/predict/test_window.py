@@ -106,3 +106,33 @@ def test_a_version_2_window_reads_eight_features() -> None:
     window = Window(VOCAB, encoding=Encoding(features=HEADS))
     window.push_played(0, 0, 64, 60, 60, 1)
     assert window.features.shape == (32, len(HEADS))
+
+
+def test_a_token_that_began_later_does_not_sound_before_one_pushed_after_it() -> None:
+    """In jam a player's token enters the window once its chord window closes, after a
+    token of mididuet's that began a moment later: that one is not 'still sounding' at the
+    player's onset (in training every token before began before)."""
+    encoding = Encoding()
+    window = Window(VOCAB, encoding=encoding)
+    sounding = encoding.features.index("sounding")
+    ms = NS_PER_MS
+    for k in range(3):
+        window.push_played(0, k * 500 * ms, 64, 60, 60, 1, length_ns=100 * ms)
+    window.push_played(1, 1510 * ms, 64, 62, 62, 1, length_ns=400 * ms)  # mididuet's, on the beat
+    window.push_played(2, 1500 * ms, 64, 64, 64, 1)  # the player's, struck 10 ms before it
+    assert window.features[-1, sounding] == encoding.nothing_sounding
+
+
+def test_released_notes_stop_sounding_and_forgotten_keys_too_at_a_panic() -> None:
+    encoding = Encoding()
+    window = Window(VOCAB, encoding=encoding)
+    sounding = encoding.features.index("sounding")
+    ms = NS_PER_MS
+    window.push_played(0, 0, 64, 60, 60, 1)  # the player's, held
+    window.push_played(1, 500 * ms, 64, 62, 62, 1, length_ns=5000 * ms)  # mididuet's, long
+    window.stopped_sounding(1000 * ms)  # released: mididuet's note stops, the held key does not
+    window.push_played(2, 1500 * ms, 64, 64, 64, 1, length_ns=100 * ms)
+    assert encoding.length[window.features[-1, sounding] - 1] == 3.0, "the held key, 1.5 s: 3 pulses of 0.5 s"
+    window.stopped_sounding(2000 * ms, unknown_too=True)  # a panic forgets held keys
+    window.push_played(3, 2500 * ms, 64, 65, 65, 1)
+    assert window.features[-1, sounding] == encoding.nothing_sounding
