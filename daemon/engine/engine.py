@@ -228,7 +228,7 @@ class Engine:
         Never raises, even when ``send`` does; jam and solo carry on at their next pulse.
         """
         self.ledger.release_all()
-        for window in {id(w): w for w in (self.window, self._mode.window())}.values():
+        for window in (self.window, self._mode.window()):  # the same one twice changes nothing more
             window.stopped_sounding(self.now_ns, unknown_too=held_keys_forgotten)
         self._mode.released()
 
@@ -494,7 +494,7 @@ class Engine:
         token_id = decision.token_id
         token = self._vocabulary[token_id]
         window = self._mode.window()
-        notes, velocity, length = self._rendering(token, decision, window, pulse)
+        notes, velocity, length, unit = self._rendering(token, decision, window, pulse)
         off_at = max(scheduled, now_ns) + length
         for note in notes:
             self.ledger.note_on(self._out, note, velocity, ANSWER, off_at)
@@ -504,7 +504,6 @@ class Engine:
                 # though the model's part ran ahead of the deadline.
                 stats.note_sent(decided_ns + (sent - started), sent - scheduled)
         # The notes first, the bookkeeping after: the window is next read when deciding ahead.
-        unit = self._rhythm_pulse(window)  # what the length was rendered in, before this token moves the pulse
         self._settle_own_note()
         # Still True here for a performance's first token, whose onset its mode fixed.
         after_a_pause = self._onset_fixed and self._mode.starts_after_a_pause
@@ -517,14 +516,16 @@ class Engine:
         for observer in self.observers:
             observer.played(token, now_ns)
 
-    def _rendering(self, token: str, decision: Decision, window: Window, pulse: int) -> tuple[list[int], int, int]:
-        """The notes, velocity and length (ns) to play a decided token with."""
+    def _rendering(self, token: str, decision: Decision, window: Window,
+                   pulse: int) -> tuple[list[int], int, int, int]:
+        """The notes, velocity and length (ns) to play a decided token with, and the unit
+        (ns) its length is in: ``pulse``, or expressive, the rhythm's (:meth:`_rhythm_pulse`)."""
         fixed = self.settings.velocity
         classes, encoding = decision.classes, self.encoding
         if classes is None or encoding is None:
             register = self.listener.register()
             notes = voice(token, MIDDLE_C if register is None else register)
-            return notes, velocity_for(fixed, self.listener.median_velocity()), int(pulse * NOTE_LENGTH)
+            return notes, velocity_for(fixed, self.listener.median_velocity()), int(pulse * NOTE_LENGTH), pulse
         if is_chord(token):
             notes = voice_chord(token, encoding.octave[classes["octave"]], encoding.bass[classes["bass"]],
                                 encoding.spread[classes["spread"]], encoding.doubled[classes["doubled"]])
@@ -533,7 +534,8 @@ class Engine:
         level = window.level()
         velocity = velocity_for(fixed, level if level is not None else self.listener.median_velocity(),
                                 encoding.velocity[classes["velocity"]])
-        return notes, velocity, note_length_ns(encoding.length[classes["length"]], self._rhythm_pulse(window))
+        unit = self._rhythm_pulse(window)
+        return notes, velocity, note_length_ns(encoding.length[classes["length"]], unit), unit
 
     def _discard_prepared(self) -> None:
         """Drop the token decided ahead and give its random draw back, so that how often a
