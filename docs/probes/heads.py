@@ -21,6 +21,7 @@ Takes a few minutes on two cores.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,7 +33,8 @@ from mididuet.daemon.predict.bundle import WINDOW, ModelRunner
 from mididuet.daemon.predict.memory import NGramMemory
 from mididuet.training.corpus import default_data_dir, read_corpus
 from mididuet.training.dataset import Dataset, build_dataset, expressive_windows
-from mididuet.training.evaluate_heads import BASELINE_ORDERS, baseline, held_out_targets, known_history
+from mididuet.training.evaluate import ngram_name
+from mididuet.training.evaluate_heads import BASELINE_ORDERS, baseline, evaluate_heads, known_history
 from mididuet.training.expression import EPSILON, IGNORE, Expression
 from mididuet.training.streaming import stream
 from mididuet.training.train import predict_all
@@ -107,44 +109,40 @@ def trees(ds: Dataset, train: Sequence, val: Sequence) -> None:
             print(f"trees, {head}: {name}: NLL {nll(probs, y_val):.4f}", flush=True)
 
 
-def merged(runner: ModelRunner, ds: Dataset, encoding: Encoding) -> None:
+def chosen_rows(runner: ModelRunner, ds: Dataset) -> dict[str, np.ndarray]:
+    """Each head's distribution after every held-out window, for the token that came."""
     inputs, targets = expressive_windows(ds.val_expression, per_position=False)
     outputs = predict_all(runner, inputs["tokens"], inputs["features"])
-    chosen = outputs["velocity"][np.arange(len(targets["probs"])), targets["probs"]]
+    rows = np.arange(len(targets["probs"]))
+    return {head: outputs[head][rows, targets["probs"]] for head in runner.heads}
+
+
+def merged(chosen: dict[str, np.ndarray], ds: Dataset, encoding: Encoding) -> None:
     group = np.zeros(encoding.size("velocity"), int)
     for g, members in enumerate(MERGED):
         group[members] = g
+    probs = np.zeros((len(chosen["velocity"]), len(MERGED)))
+    np.add.at(probs.T, group, chosen["velocity"].T)  # each merged class: the sum of its members
 
     def regroup(pieces: Sequence[Expression]) -> list[Expression]:
         return [Expression(p.ids, p.features, {**p.targets, "velocity": np.where(
             p.targets["velocity"] == IGNORE, IGNORE, group[np.maximum(p.targets["velocity"], 0)])}, p.stopped)
             for p in pieces]
 
-    for name, mapping, size, val, train in (
-            ("13 classes", np.arange(len(group)), len(group), ds.val_expression, ds.train_expression),
-            ("11, merged near 0", group, len(MERGED), regroup(ds.val_expression), regroup(ds.train_expression))):
-        target, _ = held_out_targets(val, "velocity", 1)
-        keep = target != IGNORE
-        probs = np.zeros((len(chosen), size))
-        for k in range(len(group)):
-            probs[:, mapping[k]] += chosen[:, k]
-        model = nll(probs[keep], target[keep])
-        best = min(_ngram_nll(train, val, "velocity", size, order, keep, target) for order in BASELINE_ORDERS)
-        print(f"merged, velocity in {name}: model {model:.4f}, best n-gram {best:.4f}, ratio {model / best:.3f}")
-
-
-def _ngram_nll(train: Sequence[Expression], val: Sequence[Expression], head: str, size: int, order: int,
-               keep: np.ndarray, target: np.ndarray) -> float:
-    """The order-``order`` n-gram's held-out NLL for ``head``."""
-    ngram = baseline(head, order, size, train)
-    _, contexts = held_out_targets(val, head, order)
-    return nll(np.stack([ngram.distribution(contexts[i]) for i in np.flatnonzero(keep)]), target[keep])
+    coarse = dataclasses.replace(encoding, velocity=tuple(range(len(MERGED))))
+    for name, row in (
+            ("13 classes", evaluate_heads({"velocity": chosen["velocity"]}, ds.val_expression, ds.train_expression,
+                                          encoding)[0]),
+            ("11, merged near 0", evaluate_heads({"velocity": probs}, regroup(ds.val_expression),
+                                                 regroup(ds.train_expression), coarse)[0])):
+        print(f"merged, velocity in {name}: model {row.nll:.4f}, best n-gram {row.baselines[row.best_baseline]:.4f}, "
+              f"ratio {row.ratio:.3f}")
 
 
 def _ngram_with_memory(train: Sequence[Expression], val: Sequence[Expression], head: str, size: int,
                        order: int) -> float:
-    """The same n-gram mixed with the session memory as the engine mixes the model's: each
-    piece streamed from its start, every value remembered once it is known."""
+    """The order-``order`` n-gram mixed with the session memory as the engine mixes the
+    model's: each piece streamed from its start, every value remembered once it is known."""
     ngram = baseline(head, order, size, train)
     mixed = []
     for piece in val:
@@ -159,19 +157,18 @@ def _ngram_with_memory(train: Sequence[Expression], val: Sequence[Expression], h
     return float(-np.mean(np.log(np.maximum(mixed, 1e-12))))
 
 
-def memory(runner: ModelRunner, ds: Dataset, encoding: Encoding) -> None:
+def memory(runner: ModelRunner, chosen: dict[str, np.ndarray], ds: Dataset, encoding: Encoding) -> None:
     streamed = stream(runner, ds.val_expression, WEIGHT, full_window_only=True)
-    for head in ("delay", "timing", "velocity"):
-        target, _ = held_out_targets(ds.val_expression, head, 1)
-        keep = target != IGNORE
-        alone = [_ngram_nll(ds.train_expression, ds.val_expression, head, encoding.size(head), order, keep, target)
-                 for order in BASELINE_ORDERS]
-        best = int(np.argmin(alone))
-        with_memory = _ngram_with_memory(ds.train_expression, ds.val_expression, head, encoding.size(head),
-                                         BASELINE_ORDERS[best])
-        model_alone, mixed_model = (row.nll for row in streamed[head])  # the model's, then with the memory
-        print(f"memory, {head}: model {model_alone:.4f} → with memory {mixed_model:.4f}; best n-gram "
-              f"({BASELINE_ORDERS[best]}-gram) {alone[best]:.4f} → with memory {with_memory:.4f}; "
+    heads = ("delay", "timing", "velocity")
+    rows = evaluate_heads({head: chosen[head] for head in heads}, ds.val_expression, ds.train_expression, encoding)
+    names = [ngram_name(order) for order in BASELINE_ORDERS]
+    for row in rows:
+        order = BASELINE_ORDERS[names.index(row.best_baseline)]
+        with_memory = _ngram_with_memory(ds.train_expression, ds.val_expression, row.head, encoding.size(row.head),
+                                         order)
+        model_alone, mixed_model = (r.nll for r in streamed[row.head])  # the model's, then with the memory
+        print(f"memory, {row.head}: model {model_alone:.4f} → with memory {mixed_model:.4f}; best n-gram "
+              f"({row.best_baseline}) {row.baselines[row.best_baseline]:.4f} → with memory {with_memory:.4f}; "
               f"ratio with memory {mixed_model / with_memory:.3f}", flush=True)
 
 
@@ -190,10 +187,12 @@ def main() -> None:
     names = {p.name: p for p in corpus.pieces}
     if args.only in (None, "trees"):
         trees(ds, [names[n] for n in ds.train_pieces], [names[n] for n in ds.val_pieces])
-    if args.only in (None, "merged"):
-        merged(runner, ds, encoding)
-    if args.only in (None, "memory"):
-        memory(runner, ds, encoding)
+    if args.only in (None, "merged", "memory"):
+        chosen = chosen_rows(runner, ds)
+        if args.only in (None, "merged"):
+            merged(chosen, ds, encoding)
+        if args.only in (None, "memory"):
+            memory(runner, chosen, ds, encoding)
 
 
 if __name__ == "__main__":
