@@ -339,15 +339,22 @@ def run_watch_view(path: str, seconds: float) -> None:
     """The ``--watch-view`` mode: ``mididuet watch``'s app, headless at 120x40, for ``seconds``;
     prints what it drew (renders of the piano roll) and took in."""
     from mididuet.daemon.watch.app import WatchApp
-    from mididuet.daemon.watch.client import ControlClient
+    from mididuet.daemon.watch.client import ControlClient, NotRunning
 
     # Started before the daemon (forking the benchmark's big process while it plays would
     # stall the loop's page faults, which a real `mididuet watch` never does): wait for it.
+    # Connect until it answers: the run before may have left its socket's file for a moment,
+    # and the file's existence said "ready" too early ("no socket").
     end = time.monotonic() + 30
-    while not Path(path).exists() and time.monotonic() < end:
-        time.sleep(0.05)
-    time.sleep(0.2)
-    app = WatchApp(Path(path), ControlClient(Path(path)))
+    while True:
+        try:
+            client = ControlClient(Path(path))
+            break
+        except NotRunning:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.05)
+    app = WatchApp(Path(path), client)
     started = time.monotonic()
     threading.Timer(seconds, lambda: app.call_from_thread(app.exit)).start()
     app.run(headless=True, size=(120, 40))
