@@ -39,6 +39,7 @@ demo: $(VENV)/.installed-demo
 bench: $(VENV)/.installed-train+test
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_daemon.py
+	$(BIN)/python benchmarks/bench_graph_shapes.py
 	$(BIN)/python benchmarks/bench_wait.py
 	$(BIN)/python benchmarks/bench_pipewire.py
 
