@@ -9,7 +9,9 @@ Prints, on the model's held-out pieces (its own split and encoding):
    features, then more: for the length, the sounding ages at those 8 onsets (how long the
    oldest token still sounding had sounded; how many sounded); for the velocity, the
    token's pitch and chord size, then the metric position read from the score (which the
-   daemon cannot know). Held-out NLL in nats.
+   daemon cannot know), then instead the token's own seven other classes, true ones, as if
+   they were drawn before the velocity (Notochord's order of sub-events). Held-out NLL
+   in nats.
 2. **merged**: the velocity's classes near 0 merged (−5/−2 and 2/5 into one each), the
    model's probabilities summed and the n-gram baselines recounted: the ratio again.
 3. **memory**: each rhythm and dynamics head with the session memory mixed in at 0.9, the
@@ -51,7 +53,8 @@ def nll(probs: np.ndarray, targets: np.ndarray) -> float:
 def tree_rows(ds: Dataset, pieces: Sequence, expressions: Sequence[Expression], head: str,
               first: int) -> tuple[np.ndarray, np.ndarray]:
     """Per target: the last 8 tokens' eight classes, the token's pitch and size, the sounding
-    ages (count, oldest, newest, in pulses) at the last 8 onsets, the score's beat phase."""
+    ages (count, oldest, newest, in pulses) at the last 8 onsets, the score's beat phase,
+    the token's own classes of the other heads."""
     ids = {t: i for i, t in enumerate(ds.vocabulary)}
     rows, targets = [], []
     for piece, e in zip(pieces, expressions, strict=True):
@@ -76,7 +79,9 @@ def tree_rows(ds: Dataset, pieces: Sequence, expressions: Sequence[Expression], 
             sizes = [int(chord), len(token_pitch_classes(token)), -1 if chord else parse_note_name(token)]
             ages_before = [sounding[j - k] if j >= k else [0, 0, 0] for k in range(1, HISTORY_TOKENS + 1)]
             phase = [kept[j].onset % span for span in (0.5, 1, 2, 4)]
-            rows.append([*np.concatenate(before), *sizes, *np.concatenate(ages_before), *phase])
+            # The token's own other classes, as if drawn before this head (IGNORE as it is).
+            own = [int(e.targets[other][j]) for other in HEADS if other != head]
+            rows.append([*np.concatenate(before), *sizes, *np.concatenate(ages_before), *phase, *own])
             targets.append(int(e.targets[head][j]))
     return np.asarray(rows, dtype=float), np.asarray(targets)
 
@@ -91,11 +96,13 @@ def trees(ds: Dataset, train: Sequence, val: Sequence) -> None:
     oldest = [c for c in ages if (c - width - 3) % 3 == 1]
     count = [c for c in ages if (c - width - 3) % 3 == 0]
     phase = [width + 3 + 3 * HISTORY_TOKENS + k for k in range(4)]
+    own = [phase[-1] + 1 + k for k in range(len(HEADS) - 1)]
     probes = {"length": {"the last 8 tokens' features": history, "+ the sounding ages": history + ages,
                          "+ the oldest sounding token's age only": history + oldest,
                          "+ how many tokens sound only": history + count},
               "velocity": {"the last 8 tokens' features, the token's pitch and size": token,
-                           "+ the score's metric position": token + phase}}
+                           "+ the score's metric position": token + phase,
+                           "+ the token's own other classes (drawn before it)": token + own}}
     for head, columns in probes.items():
         x_train, y_train = tree_rows(ds, train, ds.train_expression, head, 1)
         x_val, y_val = tree_rows(ds, val, ds.val_expression, head, WINDOW)
