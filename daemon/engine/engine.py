@@ -196,7 +196,11 @@ class Engine:
 
     def panic(self) -> None:
         """Every note released, and held keys forgotten (their note-offs may have been lost,
-        and must not block the next phrase's end)."""
+        and must not block the next phrase's end). A chord still being gathered was played:
+        it joins the window first, to be forgotten with the rest."""
+        pending = self.listener.close_pending()
+        if pending is not None:
+            self._player_token(pending)
         self.listener.reset_phrase()
         self.release_all(held_keys_forgotten=True)
         self._changed("panic", True)
@@ -282,6 +286,14 @@ class Engine:
         """True when tokens are played as the expressive heads predict."""
         return self.encoding is not None
 
+    def regrid_first_onset(self, anchor_ns: int) -> None:
+        """Jam: a performance's first token, not played yet, moved onto the player's grid
+        from ``anchor_ns`` as the pulse now is (it was placed with the pulse known then,
+        often none yet); not when it is about to play (its decision is kept then)."""
+        first = self._next_token_ns
+        if self.playing and self._onset_fixed and first is not None and first - self.now_ns > KEEP_DECIDED_NS:
+            self._next_token_ns = snap_to_grid(first, anchor_ns, self.pulse_ns(self.now_ns), self.now_ns)
+
     def start(self, first_ns: int) -> None:
         """Start a performance whose first token is due at ``first_ns``."""
         self.playing = True
@@ -291,9 +303,12 @@ class Engine:
             self.stats.answers += 1
 
     def stop(self, release: bool) -> None:
-        """End the performance under way; ``release``: end its sounding notes now too."""
+        """End the performance under way; ``release``: end its sounding notes now too (and
+        the windows learn that they stopped, as at a panic)."""
         if release:
             self.ledger.release_owner(ANSWER)
+            for window in (self.window, self._mode.window()):
+                window.stopped_sounding(self.now_ns)
         self._settle_own_note()
         self.playing = False
         self._next_token_ns = None

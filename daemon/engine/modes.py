@@ -58,6 +58,8 @@ class Engine(Protocol):
 
     def pulse_ns(self, now_ns: int) -> int: ...
 
+    def regrid_first_onset(self, anchor_ns: int) -> None: ...
+
 
 class Mode:
     """The default of every hook: nothing happens."""
@@ -195,6 +197,8 @@ class Jam(Mode):
         engine = self.engine
         if not engine.playing and not engine.mute:
             engine.start(played.onset_ns + engine.pulse_ns(played.onset_ns))
+        else:  # the first token was placed on the pulse known then (often none yet)
+            engine.regrid_first_onset(played.onset_ns)
 
     def may_play(self, now_ns: int, pulse_ns: int) -> bool:
         listener = self.engine.listener

@@ -122,6 +122,8 @@ class Listener:
                 self._stop_sounding(sounding.pop(note), t_ns)
         self._down[note] = self._group_onset
         if self._group_onset not in self._timing:
+            # Its keys had all come up within the chord window (a quick re-strike): not ended.
+            self._ended = [e for e in self._ended if e[0] != self._group_onset]
             if len(self._timing) >= MAX_SOUNDING_TOKENS:
                 del self._timing[next(iter(self._timing))]
             self._timing[self._group_onset] = [0, t_ns]
@@ -143,6 +145,10 @@ class Listener:
         if deadline is not None and now_ns >= deadline:
             return self._close()
         return None
+
+    def close_pending(self) -> PlayedToken | None:
+        """Close the chord being gathered now, whatever its window (a panic), or None."""
+        return self._close() if self._group else None
 
     def _close(self) -> PlayedToken:
         pitches = tuple(sorted(set(self._group)))

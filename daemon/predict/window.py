@@ -149,6 +149,11 @@ class Window:
         ends = self._ends
         cut = (ends > now_ns) if unknown_too else (ends > now_ns) & (ends != SOUNDING)
         ends[cut] = now_ns
+        # The next token's length feature reads the last token's length: it stopped now too.
+        last, length = self._last_onset, self._last_length
+        if last is not None and now_ns >= last and (
+                (length is not None and last + length > now_ns) or (length is None and unknown_too)):
+            self._last_length = now_ns - last
 
     def set_length(self, onset_ns: int, length_ns: int) -> int | None:
         """The token played at ``onset_ns`` has stopped sounding after ``length_ns`` (or,

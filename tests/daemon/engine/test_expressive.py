@@ -144,15 +144,18 @@ def test_no_onset_is_ever_in_the_past_and_solo_keeps_going(expressive: ModelRunn
     assert not hanging(sent)
 
 
-def test_jam_keeps_its_onsets_on_the_players_grid(expressive: ModelRunner) -> None:
-    call = [(i * 500, 60 + i % 7) for i in range(60)]  # 120 BPM for 30 s
-    events = phrase(call, duration_ms=300)
+@pytest.mark.parametrize("ioi_ms", [500, 350])
+def test_jam_keeps_its_onsets_on_the_players_grid(expressive: ModelRunner, ioi_ms: int) -> None:
+    """Every onset, the first too: placed when one onset gave no pulse yet (the default
+    500 ms), it moves onto the grid the player's next tokens draw."""
+    call = [(i * ioi_ms, 60 + i % 7) for i in range(30_000 // ioi_ms)]  # for 30 s
+    events = phrase(call, duration_ms=200)
     settings = EngineSettings(mode="jam", seed=3)
     out = run_simulation(lambda send, now: Engine(expressive, settings, send, now), events, 30 * SECOND)
     player = [onset * MS for onset, _ in call]
     answer = onsets(out)
     assert len(answer) >= 10
-    pulse = 500 * MS
+    pulse = ioi_ms * MS
     for onset in answer:
         last = max(t for t in player if t <= onset)
         offset = onset - last
@@ -291,4 +294,38 @@ def test_after_a_panic_the_keys_it_forgot_no_longer_sound(expressive: ModelRunne
     for t, msg in phrase([(2000, 65)], duration_ms=200):
         engine.feed(msg, t)
         engine.tick(t + 10 * MS)
+    assert engine.window.features[-1, sounding] == encoding.nothing_sounding
+
+
+def test_a_mute_tells_the_window_that_its_notes_stopped(expressive: ModelRunner) -> None:
+    """Muted, mididuet's notes end at once; the player's next token must not read them as
+    still sounding (as a panic's release already told it)."""
+    engine = Engine(expressive, EngineSettings(mode="solo", seed=1, bpm=60.0), lambda m: None, 0)
+    encoding = engine.encoding
+    assert encoding is not None
+    now, until = 0, 10 * SECOND  # two tokens played (a pulse known), the second still sounding
+    while (deadline := engine.tick(now)) is not None and deadline <= until:
+        now = max(deadline, now + 1)
+    engine.tick(until)
+    assert len(engine.ledger), "a note of mididuet's sounds as it is muted"
+    engine.mute = True
+    engine.feed(mido.Message("note_on", note=60, velocity=70), until + 100 * MS)
+    engine.tick(until + 200 * MS)
+    assert engine.window.features[-1, encoding.features.index("sounding")] == encoding.nothing_sounding
+
+
+def test_a_chord_still_gathered_at_a_panic_is_forgotten_with_the_rest(expressive: ModelRunner) -> None:
+    """Struck just before the panic, inside its chord window: it joins the window then and
+    is forgotten with the held keys, instead of sounding on for 32 tokens."""
+    engine = Engine(expressive, EngineSettings(chord_window_ms=40), lambda m: None, 0)
+    engine.mute = True
+    encoding = engine.encoding
+    assert encoding is not None
+    sounding = encoding.features.index("sounding")
+    engine.feed(mido.Message("note_on", note=48, velocity=70), 1500 * MS)  # held through the panic
+    engine.feed(mido.Message("control_change", control=engine.settings.cc_panic, value=127), 1510 * MS)
+    assert engine.window.tokens()[-1] == "C3", "the chord it was gathering joined the window"
+    for t, msg in phrase([(2000, 65), (2500, 67)], duration_ms=200):
+        engine.feed(msg, t)
+        engine.tick(t + 50 * MS)
     assert engine.window.features[-1, sounding] == encoding.nothing_sounding

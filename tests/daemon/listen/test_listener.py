@@ -78,3 +78,27 @@ def test_reset_phrase_forgets_stuck_keys() -> None:
     listener.flush(40 * MS)
     listener.reset_phrase()
     assert not listener.busy()
+
+
+def test_a_key_struck_again_within_the_chord_window_has_not_ended() -> None:
+    """Up and down again before its chord closes, the token still sounds: its first
+    release is not its end (the window would read it as stopped, the length memory count
+    it twice)."""
+    listener = Listener(40 * MS)
+    listener.note_on(60, 80, 0)
+    listener.note_off(60, 10 * MS)
+    listener.note_on(60, 80, 20 * MS)
+    assert listener.flush(40 * MS).token == "C4"
+    assert listener.take_ended() == []
+    listener.note_off(60, 500 * MS)
+    assert listener.take_ended() == [(0, 500 * MS)]
+
+
+def test_a_chord_being_gathered_can_be_closed_at_once() -> None:
+    listener = Listener(40 * MS)
+    assert listener.close_pending() is None
+    listener.note_on(60, 80, 0)
+    listener.note_on(64, 80, 5 * MS)
+    played = listener.close_pending()
+    assert played is not None and played.token == "0.4" and played.onset_ns == 0
+    assert listener.pending_deadline is None and listener.close_pending() is None

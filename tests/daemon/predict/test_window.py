@@ -136,3 +136,23 @@ def test_released_notes_stop_sounding_and_forgotten_keys_too_at_a_panic() -> Non
     window.stopped_sounding(2000 * ms, unknown_too=True)  # a panic forgets held keys
     window.push_played(3, 2500 * ms, 64, 65, 65, 1)
     assert window.features[-1, sounding] == encoding.nothing_sounding
+
+
+@pytest.mark.parametrize("length_ns", [5000 * NS_PER_MS, None])
+def test_a_release_ends_the_last_token_for_the_length_feature_too(length_ns: int | None) -> None:
+    """The next token reads the last one's length: cut by a release (mididuet's note, or a
+    player's key forgotten at a panic) it stopped then, not "held"."""
+    encoding = Encoding()
+    window = Window(VOCAB, encoding=encoding)
+    length = encoding.features.index("length")
+    ms = NS_PER_MS
+    for k in range(3):
+        window.push_played(0, k * 500 * ms, 64, 60, 60, 1, length_ns=100 * ms)
+    window.push_played(1, 1500 * ms, 64, 62, 62, 1, length_ns=length_ns)
+    window.stopped_sounding(2000 * ms, unknown_too=length_ns is None)
+    window.push_played(2, 2500 * ms, 64, 64, 64, 1)
+    assert window.features[-1, length] == 1 + encoding.length_class(500 * ms, 500 * ms)
+    window.push_played(3, 3000 * ms, 64, 65, 65, 1)  # a player's key still down: held
+    window.stopped_sounding(3200 * ms)  # a release that forgets no key leaves it so
+    window.push_played(4, 3500 * ms, 64, 67, 67, 1)
+    assert window.features[-1, length] == encoding.held
