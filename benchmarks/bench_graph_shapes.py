@@ -216,7 +216,8 @@ def main() -> int:
     base = [np.percentile(times["shipped bundle"], q) for q in (50, 99)]
     for name, t in times.items():
         p50, p99 = (np.percentile(t, q) for q in (50, 99))
-        print(f"{name} ({nodes[name]} ONNX node{'s' if nodes[name] != 1 else ''}): p50 {p50 / 1e6:.3f} ms, p99 {p99 / 1e6:.3f} ms; "
+        count = f"{nodes[name]} ONNX node{'s' if nodes[name] != 1 else ''}"
+        print(f"{name} ({count}): p50 {p50 / 1e6:.3f} ms, p99 {p99 / 1e6:.3f} ms; "
               f"÷ the shipped bundle p50 {p50 / base[0]:.2f}x, p99 {p99 / base[1]:.2f}x")
     return 0
 

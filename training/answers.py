@@ -6,19 +6,24 @@ played to the real engine as a duet call, in simulated time, once with the pulse
 and once expressive (each phrase with its own seed, the same for both), and the answer is
 measured beside the tokens that really come next in the piece. Everything is measured the
 same way, by the daemon's own :class:`~mididuet.daemon.listen.listener.Listener` run over
-the notes (onsets grouped into tokens, lengths with the pedal applied):
+the notes (onsets grouped into tokens, lengths with the pedal applied: Chopin's as the
+piece pedals them, to its next lift, even after the excerpt's last key; the call played
+to the engine lifts it at its end, as a player's must for the answer to begin):
 
 - **IOI-ratio histogram distance**: the Jensen–Shannon distance (base 2) between the
   histogram of successive IOI ratios (log2, in bins centred on the equal ratio) and
-  Chopin's continuations' (for the Chopin column: one half of the continuations against
-  the other, the sampling floor);
+  Chopin's continuations' (for the Chopin column: the calls, Chopin too, against the
+  continuations, the same number of phrases on each side: the floor);
 - **nPVI** of the IOIs (the normalised pairwise variability index; 0 is a metronome);
 - **velocity sd** within an excerpt; **articulation**: each token's sounding length ÷ the
   time to the next onset (capped at 4); **notes per onset**;
 - **a two-sample test**: a logistic regression on each excerpt's rhythm, articulation,
   dynamics and texture features, trained to tell real continuations from answers; its
-  5-fold cross-validated accuracy (0.5: indistinguishable). Real against real (the calls,
-  which are Chopin too, against the continuations) shows the floor.
+  5-fold cross-validated accuracy (0.5: indistinguishable), the folds grouped by phrase (a
+  continuation and the answer to the same call are never on both sides of a split:
+  alike, they would teach the classifier the wrong label), averaged over
+  :data:`SHUFFLES` shuffles of the folds. Real against real (the calls, which are Chopin
+  too, against the continuations) shows the floor.
 - **motif reuse**: the share of the answer's token 3-grams that occur in its call, beside
   Chopin's own rate between a phrase and the next;
 - **tempo against the call**: the share of IOIs longer than 4 × the call's median IOI, and
@@ -57,6 +62,7 @@ SLOW_IOI = 4  # an IOI this many times the call's median is a long wait (a rest,
 RATIO_BINS = np.linspace(-3.125, 3.125, 26)
 CHORD_WINDOW_S = 0.02  # the measuring listener's: the corpus's chords are exact, answers' too
 SEED = 1
+SHUFFLES = 10  # of the two-sample test's folds: one shuffle's accuracy moves by about ±0.015
 PHRASE_SEEDS = 100_000  # a run's phrases' seeds: seed × this + the phrase's index (a piece set has far fewer)
 ANSWER_SETTINGS = ("seed", "sampling", "temperature", "top_p", "rhythm_temperature", "legato", "memory")
 
@@ -146,19 +152,23 @@ def ioi_ratio_distance(a: Sequence[float], b: Sequence[float]) -> float:
     return js_distance(p + 1e-9, q + 1e-9)
 
 
-def two_sample_accuracy(a: Sequence[Excerpt], b: Sequence[Excerpt], seed: int = 0) -> float:
-    """5-fold cross-validated accuracy of a logistic regression telling ``a`` from ``b``."""
+def two_sample_accuracy(a: Sequence[Excerpt], b: Sequence[Excerpt], shuffles: int = SHUFFLES) -> float:
+    """5-fold cross-validated accuracy of a logistic regression telling ``a`` from ``b``,
+    where ``a[i]`` and ``b[i]`` come from the same phrase: the folds keep each pair on one
+    side (grouped), and the accuracy is the mean over ``shuffles`` shuffles of them."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     n = min(len(a), len(b))
     x = np.stack([features(e) for e in [*a[:n], *b[:n]]])
     y = np.array([0] * n + [1] * n)
+    phrase = np.concatenate([np.arange(n), np.arange(n)])
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
-    return float(np.mean(cross_val_score(model, x, y, cv=folds)))
+    return float(np.mean([np.mean(cross_val_score(model, x, y, groups=phrase,
+                                                  cv=StratifiedGroupKFold(5, shuffle=True, random_state=seed)))
+                          for seed in range(shuffles)]))
 
 
 def feature_separation(a: Sequence[Excerpt], b: Sequence[Excerpt]) -> dict[str, float]:
@@ -203,19 +213,26 @@ def phrases(path: Path, tokens: int = PHRASE_TOKENS, step: int = STEP_TOKENS) ->
         call_notes = [n for onset in onsets[i:i + tokens] for n in by_onset[onset]]
         next_notes = [n for onset in onsets[i + tokens:i + 2 * tokens] for n in by_onset[onset]]
         call_events = player_events(call_notes, _pedals_within(pedals, call_notes))
-        found.append(Phrase(call_events, measure(call_events),
-                            measure(player_events(next_notes, _pedals_within(pedals, next_notes)))))
+        found.append(Phrase(call_events,
+                            measure(player_events(call_notes, _pedals_within(pedals, call_notes, to_lift=True))),
+                            measure(player_events(next_notes, _pedals_within(pedals, next_notes, to_lift=True)))))
     return found
 
 
-def _pedals_within(pedals: Sequence[tuple[float, bool]], notes: Sequence[Note]) -> list[tuple[float, bool]]:
+def _pedals_within(pedals: Sequence[tuple[float, bool]], notes: Sequence[Note],
+                   to_lift: bool = False) -> list[tuple[float, bool]]:
     """The pedal as it is while ``notes`` are played: down at their start if it was, its
-    changes until the last note ends, and up at the end (a call must end for the answer)."""
+    changes until the last note ends, and up at the end (a call must end for the answer);
+    ``to_lift``: up where the piece lifts it next instead, so that the excerpt's last
+    notes ring as long as they do in the piece."""
     start = min(n.start_s for n in notes)
     end = max(n.start_s + n.duration_s for n in notes)
     before = [down for t, down in pedals if t < start]
     within = [(t, down) for t, down in pedals if start <= t < end]
-    return [*([(start, True)] if before and before[-1] else []), *within, (end, False)]
+    lift = end
+    if to_lift and (within[-1][1] if within else bool(before and before[-1])):
+        lift = next((t for t, down in pedals if t >= end and not down), end)
+    return [*([(start, True)] if before and before[-1] else []), *within, (lift, False)]
 
 
 def answer(model: ModelRunner, settings: EngineSettings, phrase: Phrase) -> Excerpt:
@@ -279,13 +296,11 @@ def evaluate_answers(model_path: Path, data: Path, settings: EngineSettings | No
     columns = {"pulse": dataclasses.replace(base, rhythm="pulse"), "expressive": base}
     answers = {name: [answer(model, phrase_settings(s, i), p) for i, p in enumerate(found)]
                for name, s in columns.items()}
-    half = len(real) // 2
     result: dict[str, Any] = {"pieces": len(names), "phrases": len(found), "phrase_tokens": PHRASE_TOKENS,
                               "expressive_bundle": model.expressive,
                               "settings": {k: getattr(base, k) for k in ANSWER_SETTINGS},
                               "chopin": {**summary(real, real, calls), "ioi_ratio_js": ioi_ratio_distance(
-                                  [r for e in real[:half] for r in ratios_of(e)],
-                                  [r for e in real[half:] for r in ratios_of(e)])}}
+                                  [r for e in calls for r in ratios_of(e)], [r for e in real for r in ratios_of(e)])}}
     for name, excerpts in answers.items():
         result[name] = {**summary(excerpts, real, calls), "two_sample_accuracy": two_sample_accuracy(real, excerpts),
                         "feature_separation": feature_separation(real, excerpts),
@@ -328,7 +343,8 @@ def format_seeds(results: Sequence[dict[str, Any]]) -> str:
     lines.append("")
     lines.append(f"{results[0]['phrases']} phrases of {results[0]['phrase_tokens']} tokens from "
                  f"{results[0]['pieces']} pieces, each phrase with a seed of its own (seed × {PHRASE_SEEDS:,} + its "
-                 "index); Chopin's two-sample accuracy is the floor (calls against continuations). Settings: "
+                 "index); Chopin's two-sample accuracy and distance are the floor (calls against continuations); "
+                 f"the two-sample folds are grouped by phrase, the accuracy the mean of {SHUFFLES} shuffles. Settings: "
                  + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in settings.items()) + ".")
     return "\n".join(lines)
 
@@ -344,9 +360,9 @@ def format_answers(result: dict[str, Any]) -> str:
                                                    for col in ("chopin", "pulse", "expressive")) + " |")
     lines.append("")
     lines.append(f"{result['phrases']} phrases of {result['phrase_tokens']} tokens from {result['pieces']} held-out "
-                 "pieces. Chopin's distance is one half of the continuations against the other; its two-sample "
-                 "accuracy is the calls (Chopin too) against the continuations; its reuse is the continuation's "
-                 "3-grams found in the call.")
+                 "pieces. Chopin's distance and two-sample accuracy are the calls (Chopin too) against the "
+                 f"continuations; its reuse is the continuation's 3-grams found in the call. The two-sample folds "
+                 f"are grouped by phrase, the accuracy the mean of {SHUFFLES} shuffles.")
     separation = result["expressive"].get("feature_separation")
     if separation:
         best = sorted(separation.items(), key=lambda item: -item[1])[:3]

@@ -65,6 +65,16 @@ def graph_nodes(model_path: Path) -> int:
     return len(onnx.load(str(model_path)).graph.node)
 
 
+def _token_aware_text(head_rows: Sequence[HeadMetrics]) -> str:
+    rows = [r for r in head_rows if r.token_ratio is not None]
+    if not rows:
+        return ""
+    worst = max(rows, key=lambda r: r.token_ratio or 0.0)
+    return (" Those baselines know nothing of the token the head is told; the token-aware one does (the "
+            "class's counts after that very token, backed off to tokens of as many pitch classes, then to the "
+            f"best n-gram): against it the highest ratio is {worst.token_ratio:.3f} ({worst.head}).")
+
+
 def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequence[Metrics],
                head_rows: Sequence[HeadMetrics] = ()) -> None:
     model_row, best = rows[0], best_baseline(rows)
@@ -106,7 +116,7 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
                          f"the token that really came, beside baselines on the same classes (the attribute's "
                          f"unigram and n-grams over its own history in the piece):\n\n"
                          f"{format_head_table(head_rows)}\n\nEvery head's NLL is at most {worst.ratio:.3f} × its "
-                         f"best baseline's ({worst.head}).\n")
+                         f"best baseline's ({worst.head}).{_token_aware_text(head_rows)}\n")
     if facts.get("streamed"):
         from .streaming import Streamed, format_streamed
 

@@ -15,17 +15,24 @@ Baselines for each head, trained on the training pieces' own values of that attr
   (under the pedal, most) only as "still sounding". The model reads less: each token's
   length only if it had stopped by the next onset, else "held" (:mod:`.expression`).
 
-A head is worth having when its NLL is well below the best of these.
+A head is worth having when its NLL is well below the best of these. Those are the
+issue's baselines, and they know nothing of the token the head is told. So each head is
+also scored against a **token-aware** baseline: the class's counts after that very token
+in the training pieces, Witten–Bell backed off to its counts after any token of as many
+pitch classes, then to the best n-gram above. For a chord, the token decides much of its
+voicing; a head that only matches this lookup has learned little more.
 """
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from mididuet.daemon.music.expression import Encoding
+from mididuet.daemon.music.tokens import token_pitch_classes
 from mididuet.daemon.predict.bundle import WINDOW
 
 from .evaluate import PROB_FLOOR, NGram, ngram_name
@@ -42,6 +49,7 @@ class HeadMetrics:
     nll: float
     top1: float
     baselines: dict[str, float]  # name -> NLL
+    token_aware: float | None = None  # NLL of the token-aware baseline (none: not measured)
 
     @property
     def best_baseline(self) -> str:
@@ -51,8 +59,13 @@ class HeadMetrics:
     def ratio(self) -> float:
         return self.nll / self.baselines[self.best_baseline]
 
+    @property
+    def token_ratio(self) -> float | None:
+        return None if self.token_aware is None else self.nll / self.token_aware
+
     def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "best_baseline": self.best_baseline, "ratio": self.ratio}
+        return {**asdict(self), "best_baseline": self.best_baseline, "ratio": self.ratio,
+                "token_ratio": self.token_ratio}
 
 
 def _history(values: np.ndarray) -> list[int]:
@@ -106,10 +119,46 @@ def baseline(head: str, order: int, size: int, train: Sequence[Expression]) -> N
                                              for p in train for j in range(len(p)) if p.targets[head][j] != IGNORE))
 
 
+def _witten_bell(counts: Counter[int], prior: np.ndarray) -> np.ndarray:
+    if not counts:
+        return prior
+    seen = np.zeros(len(prior))
+    seen[list(counts)] = list(counts.values())
+    total, types = sum(counts.values()), len(counts)
+    return (seen + types * prior) / (total + types)
+
+
+def token_aware_nll(head: str, order: int, size: int, train: Sequence[Expression], val: Sequence[Expression],
+                    vocabulary: Sequence[str], window: int = WINDOW) -> float:
+    """The token-aware baseline's held-out NLL (see the module's docstring), backed off to
+    the order-``order`` n-gram, on the same targets as :func:`evaluate_heads`."""
+    def width(token_id: int) -> int:
+        return len(token_pitch_classes(vocabulary[token_id]))
+
+    by_token: dict[int, Counter[int]] = defaultdict(Counter)
+    by_width: dict[int, Counter[int]] = defaultdict(Counter)
+    for piece in train:
+        for token_id, value in zip(piece.ids.tolist(), piece.targets[head].tolist(), strict=True):
+            if value != IGNORE:
+                by_token[token_id][value] += 1
+                by_width[width(token_id)][value] += 1
+    ngram = baseline(head, order, size, train)
+    chosen = []
+    for piece in val:
+        values = piece.targets[head]
+        for j in range(window, len(piece)):
+            if values[j] != IGNORE:
+                token_id = int(piece.ids[j])
+                prior = ngram.distribution(known_history(piece, head, j, order))
+                p = _witten_bell(by_token[token_id], _witten_bell(by_width[width(token_id)], prior))
+                chosen.append(p[int(values[j])])
+    return float(-np.mean(np.log(np.maximum(chosen, PROB_FLOOR))))
+
+
 def evaluate_heads(head_probs: dict[str, np.ndarray], val: Sequence[Expression], train: Sequence[Expression],
-                   encoding: Encoding) -> list[HeadMetrics]:
+                   encoding: Encoding, vocabulary: Sequence[str] | None = None) -> list[HeadMetrics]:
     """One row per head: ``head_probs[head]`` is ``[N, C]``, each held-out window's row
-    for the token that came."""
+    for the token that came; with the ``vocabulary``, the token-aware baseline too."""
     rows = []
     for head, probs in head_probs.items():
         size = encoding.size(head)
@@ -127,18 +176,25 @@ def evaluate_heads(head_probs: dict[str, np.ndarray], val: Sequence[Expression],
             dist = np.stack([model.distribution(contexts[i]) for i in np.flatnonzero(keep)])
             chosen = dist[np.arange(len(dist)), targets[keep]]
             baselines[ngram_name(order)] = float(-np.mean(np.log(np.maximum(chosen, PROB_FLOOR))))
-        rows.append(HeadMetrics(head, int(keep.sum()), nll, top1, baselines))
+        token_aware = None
+        if vocabulary is not None:
+            best = BASELINE_ORDERS[[ngram_name(o) for o in BASELINE_ORDERS].index(min(baselines, key=baselines.get))]
+            token_aware = token_aware_nll(head, best, size, train, val, vocabulary)
+        rows.append(HeadMetrics(head, int(keep.sum()), nll, top1, baselines, token_aware))
     return rows
 
 
 def format_head_table(rows: Sequence[HeadMetrics]) -> str:
-    """A Markdown table: each head's NLL beside its baselines, and the ratio to the best."""
+    """A Markdown table: each head's NLL beside its baselines, and the ratio to the best;
+    and the token-aware baseline's, when measured."""
     names = [ngram_name(order) for order in BASELINE_ORDERS]
+    aware = all(r.token_aware is not None for r in rows)
     lines = ["| head | held-out targets | NLL (nats) | top-1 | " + " | ".join(f"{n} NLL" for n in names)
-             + " | best baseline | NLL ÷ best |",
-             "|---|---:|---:|---:|" + "---:|" * len(names) + "---|---:|"]
+             + " | best baseline | NLL ÷ best |" + (" token-aware NLL | NLL ÷ token-aware |" if aware else ""),
+             "|---|---:|---:|---:|" + "---:|" * len(names) + "---|---:|" + ("---:|---:|" if aware else "")]
     for r in rows:
         lines.append(f"| {r.head} | {r.targets} | {r.nll:.4f} | {r.top1:.1%} | "
                      + " | ".join(f"{r.baselines[n]:.4f}" for n in names)
-                     + f" | {r.best_baseline} | {r.ratio:.3f} |")
+                     + f" | {r.best_baseline} | {r.ratio:.3f} |"
+                     + (f" {r.token_aware:.4f} | {r.token_ratio:.3f} |" if aware else ""))
     return "\n".join(lines)

@@ -55,6 +55,15 @@ def _windows(model: ModelRunner, piece: Expression) -> tuple[np.ndarray, np.ndar
     return view(ids, WINDOW)[:len(piece)], np.moveaxis(view(features, WINDOW, axis=0), -1, 1)[:len(piece)]
 
 
+def _stopped_at(piece: Expression) -> dict[int, list[int]]:
+    """Token index → the tokens whose notes had all stopped by its onset, and not before."""
+    found: dict[int, list[int]] = {}
+    if piece.stopped is not None:
+        for k, first in enumerate(piece.stopped.tolist()):
+            found.setdefault(first, []).append(k)
+    return found
+
+
 def stream(model: ModelRunner, pieces: Sequence[Expression], weight: float,
            train: Sequence[np.ndarray] = (), full_window_only: bool = False) -> dict[str, list[Streamed]]:
     """``{"tokens": [model, model + memory, n-grams...], head: [model, model + memory]}``
@@ -75,6 +84,9 @@ def stream(model: ModelRunner, pieces: Sequence[Expression], weight: float,
         head_memory = {h: NGramMemory(model.info.expression.size(h))  # type: ignore[union-attr]
                        for h in heads if h in REMEMBERED_HEADS}
         first = WINDOW if full_window_only else 0
+        # The tokens whose notes had all stopped by token i's onset, when the token after it
+        # is decided (ahead, as token i plays): under the pedal most still sound then.
+        stopped_at = _stopped_at(piece)
         for start in range(0, len(piece), CHUNK):
             stop = min(start + CHUNK, len(piece))
             outputs = model.predict_batch(windows[start:stop], features[start:stop] if heads else None)
@@ -98,10 +110,10 @@ def stream(model: ModelRunner, pieces: Sequence[Expression], weight: float,
                             head_best[head][name].append(int(np.argmax(p)) == value)
                     if head not in head_memory:
                         continue
-                    if head == "length":  # the token before's, as the engine learns it when it stops
-                        before = int(piece.targets[head][i - 1]) if i else IGNORE
-                        if before != IGNORE:
-                            head_memory[head].observe(before)
+                    if head == "length":  # as the engine learns a length: once its notes have stopped
+                        for k in stopped_at.get(i, ()):
+                            if piece.targets[head][k] != IGNORE:
+                                head_memory[head].observe(int(piece.targets[head][k]))
                         continue
                     known = int(piece.features[i, model.features.index(head)])
                     if known > 0:  # as the engine remembers it: the class the token's features hold

@@ -418,7 +418,8 @@ def evaluate_bundle_on(path: Path, ds: Dataset) -> tuple[list[Metrics], list[Hea
     if runner.expressive:
         assert runner.info.expression is not None
         chosen = {name: outputs[name][np.arange(len(following)), following] for name in runner.heads}
-        head_rows = evaluate_heads(chosen, ds.val_expression or [], ds.train_expression or [], runner.info.expression)
+        head_rows = evaluate_heads(chosen, ds.val_expression or [], ds.train_expression or [], runner.info.expression,
+                                   ds.vocabulary)
         for r in head_rows:
             log(f"head {r.head}: held-out NLL {r.nll:.4f} vs best baseline ({r.best_baseline}) "
                 f"{r.baselines[r.best_baseline]:.4f}: ratio {r.ratio:.3f}")
