@@ -463,7 +463,7 @@ class Engine:
         moved = [self.ledger.reschedule(self._out, note, own.onset_ns + length, ANSWER) for note in own.notes]
         if any(moved):  # none: its notes have stopped already (a decision made again, late), as they were
             own.length_ns = length
-            window.set_length(own.onset_ns, length)
+            window.set_length(own.onset_ns, length, own=True)
 
     def _settle_own_note(self) -> None:
         """mididuet's last note can change no more (the next one is played, or the

@@ -61,12 +61,15 @@ class Window:
         self._velocities: deque[int] = deque(maxlen=history)
         self._last_onset: int | None = None
         self._last_length: int | None = None  # of the last token, once known
+        self._last_own = False
         # The running pulse and level, which only push_played moves: worked out there, once.
         self._pulse: float | None = None
         self._level: float | None = None
-        # Per position: its onset (to find it again for set_length), the pulse before it, and
-        # when its notes stopped (SOUNDING until known).
+        # Per position: its onset (to find it again for set_length), whose it is (in simulated
+        # time mididuet's onset can equal a player's to the nanosecond), the pulse before it,
+        # and when its notes stopped (SOUNDING until known).
         self._onsets = np.full(size, NO_ONSET, dtype=np.int64)
+        self._own = np.zeros(size, dtype=bool)
         self._pulses = np.zeros(size, dtype=np.float64)
         self._ends = np.full(size, SOUNDING, dtype=np.int64)
 
@@ -102,6 +105,7 @@ class Window:
         self.push_id(token_id)
         ioi = None if self._last_onset is None or after_a_pause else onset_ns - self._last_onset
         self._onsets[-1], self._pulses[-1] = onset_ns, pulse or 0.0
+        self._own[-1] = length_ns is not None
         self._ends[-1] = SOUNDING if length_ns is None else onset_ns + length_ns
         encoding = self.encoding
         if encoding is not None:
@@ -114,7 +118,7 @@ class Window:
         if ioi is not None and ioi > 0:
             self._iois.append(ioi)
         self._velocities.append(velocity)
-        self._last_onset, self._last_length = onset_ns, length_ns
+        self._last_onset, self._last_length, self._last_own = onset_ns, length_ns, length_ns is not None
         # The whole deque (the bundle's history long), as training reads it: not the default 16.
         self._pulse = running_median(list(self._iois), len(self._iois), len(self._iois))
         self._level = running_median(list(self._velocities), len(self._velocities), len(self._velocities))
@@ -155,13 +159,13 @@ class Window:
                 (length is not None and last + length > now_ns) or (length is None and unknown_too)):
             self._last_length = now_ns - last
 
-    def set_length(self, onset_ns: int, length_ns: int) -> int | None:
-        """The token played at ``onset_ns`` has stopped sounding after ``length_ns`` (or,
-        mididuet's own, will: a note held on): the next token will carry it (a token
+    def set_length(self, onset_ns: int, length_ns: int, own: bool = False) -> int | None:
+        """The player's token played at ``onset_ns`` has stopped sounding after ``length_ns``
+        (or, ``own``, mididuet's will: a note held on): the next token will carry it (a token
         already after it has it as held). Returns its length class, or None when unknown."""
-        if onset_ns == self._last_onset:
+        if onset_ns == self._last_onset and own == self._last_own:
             self._last_length = length_ns
-        hits = np.flatnonzero(self._onsets == onset_ns)
+        hits = np.flatnonzero((self._onsets == onset_ns) & (self._own == own))
         self._ends[hits] = onset_ns + length_ns
         if self.encoding is None:
             return None
@@ -182,6 +186,8 @@ class Window:
         self.features[-1] = UNKNOWN
         self._onsets[:-1] = self._onsets[1:]
         self._onsets[-1] = NO_ONSET
+        self._own[:-1] = self._own[1:]
+        self._own[-1] = False
         self._pulses[:-1] = self._pulses[1:]
         self._ends[:-1] = self._ends[1:]
         self._ends[-1] = SOUNDING
@@ -194,9 +200,10 @@ class Window:
         other.ids, other.features = self.ids.copy(), self.features.copy()
         other._iois, other._velocities = deque(self._iois, self._iois.maxlen), deque(self._velocities,
                                                                                      self._velocities.maxlen)
-        other._last_onset, other._last_length = self._last_onset, self._last_length
+        other._last_onset, other._last_length, other._last_own = self._last_onset, self._last_length, self._last_own
         other._pulse, other._level = self._pulse, self._level
         other._onsets, other._pulses, other._ends = self._onsets.copy(), self._pulses.copy(), self._ends.copy()
+        other._own = self._own.copy()
         return other
 
     def tokens(self) -> list[str]:

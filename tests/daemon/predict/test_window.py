@@ -156,3 +156,24 @@ def test_a_release_ends_the_last_token_for_the_length_feature_too(length_ns: int
     window.stopped_sounding(3200 * ms)  # a release that forgets no key leaves it so
     window.push_played(4, 3500 * ms, 64, 67, 67, 1)
     assert window.features[-1, length] == encoding.held
+
+
+def test_a_player_s_release_does_not_end_mididuet_s_token_at_the_same_onset() -> None:
+    """In simulated time mididuet's onsets land on the player's grid to the nanosecond:
+    a length is set on the tokens of the one whose notes stopped, not on every token that
+    began then."""
+    encoding = Encoding()
+    window = Window(VOCAB, encoding=encoding)
+    sounding = encoding.features.index("sounding")
+    ms = NS_PER_MS
+    for k in range(3):
+        window.push_played(0, k * 500 * ms, 64, 60, 60, 1, length_ns=100 * ms)
+    window.push_played(1, 1500 * ms, 64, 62, 62, 1, length_ns=1000 * ms)  # mididuet's, to 2.5 s
+    window.push_played(2, 1500 * ms, 64, 64, 64, 1)  # the player's, at the same onset
+    window.set_length(1500 * ms, 300 * ms)  # the player's key came up at 1.8 s
+    window.push_played(3, 2000 * ms, 64, 65, 65, 1)
+    assert window.features[-1, sounding] == 1 + encoding.length.index(1.0), "mididuet's still sounds: 0.5 s"
+    window.set_length(2000 * ms, 100 * ms)
+    window.set_length(1500 * ms, 600 * ms, own=True)  # legato moves mididuet's own: to 2.1 s
+    window.push_played(4, 2200 * ms, 64, 67, 67, 1)
+    assert window.features[-1, sounding] == encoding.nothing_sounding
