@@ -16,8 +16,8 @@ meaning), and run with the daemon's session options (:func:`open_session`):
 - **fused**: the token's stack and the heads' stack as one wider stack (block-diagonal
   weights: the same numbers), and the eight heads one Gemm split in eight: about half the
   nodes, more arithmetic.
-- **floor**: one Identity node over the same inputs, what any call costs (the binding,
-  the inputs' and outputs' conversion).
+- **floor**: one Cast node over the same inputs (one small output where the bundle has
+  nine), about what any call costs: the binding and the inputs' conversion.
 - **streaming**: one new position per block, the position ``d`` back fed in from a cache
   of earlier calls (a fast-WaveNet), its rows given back for the cache: the least
   arithmetic. It would need a new bundle format and the window's state kept in step.

@@ -71,8 +71,9 @@ def _token_aware_text(head_rows: Sequence[HeadMetrics]) -> str:
         return ""
     worst = max(rows, key=lambda r: r.token_ratio or 0.0)
     return (" Those baselines know nothing of the token the head is told; the token-aware one does (the "
-            "class's counts after that very token, backed off to tokens of as many pitch classes, then to the "
-            f"best n-gram): against it the highest ratio is {worst.token_ratio:.3f} ({worst.head}).")
+            "class's counts after that very token, backed off to tokens of as many pitch classes, then to the best "
+            "n-gram): against the best of all, the "
+            f"highest ratio is {worst.token_ratio:.3f} ({worst.head}).")
 
 
 def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequence[Metrics],

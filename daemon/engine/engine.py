@@ -232,6 +232,7 @@ class Engine:
         Never raises, even when ``send`` does; jam and solo carry on at their next pulse.
         """
         self.ledger.release_all()
+        self._released_now()
         for window in (self.window, self._mode.window()):  # the same one twice changes nothing more
             window.stopped_sounding(self.now_ns, unknown_too=held_keys_forgotten)
         self._mode.released()
@@ -307,6 +308,7 @@ class Engine:
         the windows learn that they stopped, as at a panic)."""
         if release:
             self.ledger.release_owner(ANSWER)
+            self._released_now()
             for window in (self.window, self._mode.window()):
                 window.stopped_sounding(self.now_ns)
         self._settle_own_note()
@@ -464,6 +466,13 @@ class Engine:
         if any(moved):  # none: its notes have stopped already (a decision made again, late), as they were
             own.length_ns = length
             window.set_length(own.onset_ns, length, own=True)
+
+    def _released_now(self) -> None:
+        """mididuet's last note was just cut: the session memory learns the length it
+        sounded, as the windows do, not the one it was drawn with."""
+        own = self._own_note
+        if own is not None and own.onset_ns + own.length_ns > self.now_ns:
+            own.length_ns = max(self.now_ns - own.onset_ns, 0)
 
     def _settle_own_note(self) -> None:
         """mididuet's last note can change no more (the next one is played, or the

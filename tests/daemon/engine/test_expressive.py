@@ -308,10 +308,14 @@ def test_a_mute_tells_the_window_that_its_notes_stopped(expressive: ModelRunner)
         now = max(deadline, now + 1)
     engine.tick(until)
     assert len(engine.ledger), "a note of mididuet's sounds as it is muted"
+    own = engine._own_note
+    assert own is not None and own.onset_ns + own.length_ns > until
     engine.mute = True
     engine.feed(mido.Message("note_on", note=60, velocity=70), until + 100 * MS)
     engine.tick(until + 200 * MS)
     assert engine.window.features[-1, encoding.features.index("sounding")] == encoding.nothing_sounding
+    # The session memory learns the length it sounded, cut by the mute, as the window does.
+    assert engine.head_memory["length"]._symbols[-1] == encoding.length_class(until - own.onset_ns, own.unit_ns)
 
 
 def test_a_chord_still_gathered_at_a_panic_is_forgotten_with_the_rest(expressive: ModelRunner) -> None:
