@@ -108,16 +108,22 @@ def test_a_version_2_window_reads_eight_features() -> None:
     assert window.features.shape == (32, len(HEADS))
 
 
+def _with_a_pulse_of_500_ms() -> tuple[Encoding, Window]:
+    """A window of three short tokens 500 ms apart (the pulse then known), and its encoding."""
+    encoding = Encoding()
+    window = Window(VOCAB, encoding=encoding)
+    for k in range(3):
+        window.push_played(0, k * 500 * NS_PER_MS, 64, 60, 60, 1, length_ns=100 * NS_PER_MS)
+    return encoding, window
+
+
 def test_a_token_that_began_later_does_not_sound_before_one_pushed_after_it() -> None:
     """In jam a player's token enters the window once its chord window closes, after a
     token of mididuet's that began a moment later: that one is not 'still sounding' at the
     player's onset (in training every token before began before)."""
-    encoding = Encoding()
-    window = Window(VOCAB, encoding=encoding)
+    encoding, window = _with_a_pulse_of_500_ms()
     sounding = encoding.features.index("sounding")
     ms = NS_PER_MS
-    for k in range(3):
-        window.push_played(0, k * 500 * ms, 64, 60, 60, 1, length_ns=100 * ms)
     window.push_played(1, 1510 * ms, 64, 62, 62, 1, length_ns=400 * ms)  # mididuet's, on the beat
     window.push_played(2, 1500 * ms, 64, 64, 64, 1)  # the player's, struck 10 ms before it
     assert window.features[-1, sounding] == encoding.nothing_sounding
@@ -142,12 +148,9 @@ def test_released_notes_stop_sounding_and_forgotten_keys_too_at_a_panic() -> Non
 def test_a_release_ends_the_last_token_for_the_length_feature_too(length_ns: int | None) -> None:
     """The next token reads the last one's length: cut by a release (mididuet's note, or a
     player's key forgotten at a panic) it stopped then, not "held"."""
-    encoding = Encoding()
-    window = Window(VOCAB, encoding=encoding)
+    encoding, window = _with_a_pulse_of_500_ms()
     length = encoding.features.index("length")
     ms = NS_PER_MS
-    for k in range(3):
-        window.push_played(0, k * 500 * ms, 64, 60, 60, 1, length_ns=100 * ms)
     window.push_played(1, 1500 * ms, 64, 62, 62, 1, length_ns=length_ns)
     window.stopped_sounding(2000 * ms, unknown_too=length_ns is None)
     window.push_played(2, 2500 * ms, 64, 64, 64, 1)
@@ -162,12 +165,9 @@ def test_a_player_s_release_does_not_end_mididuet_s_token_at_the_same_onset() ->
     """In simulated time mididuet's onsets land on the player's grid to the nanosecond:
     a length is set on the tokens of the one whose notes stopped, not on every token that
     began then."""
-    encoding = Encoding()
-    window = Window(VOCAB, encoding=encoding)
+    encoding, window = _with_a_pulse_of_500_ms()
     sounding = encoding.features.index("sounding")
     ms = NS_PER_MS
-    for k in range(3):
-        window.push_played(0, k * 500 * ms, 64, 60, 60, 1, length_ns=100 * ms)
     window.push_played(1, 1500 * ms, 64, 62, 62, 1, length_ns=1000 * ms)  # mididuet's, to 2.5 s
     window.push_played(2, 1500 * ms, 64, 64, 64, 1)  # the player's, at the same onset
     window.set_length(1500 * ms, 300 * ms)  # the player's key came up at 1.8 s
