@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -90,16 +90,24 @@ class NGram:
             counts = self._counts[k].get(key[len(key) - k:])
             if not counts:
                 break  # a longer context unseen in training cannot have been seen either
-            total, types = sum(counts.values()), len(counts)
-            seen = np.zeros(self.vocab_size)
-            seen[list(counts)] = list(counts.values())
-            probs = (seen + types * probs) / (total + types)
+            probs = witten_bell(counts, probs)
         self._cache[key] = probs
         return probs
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         return np.stack([self.distribution(w.tolist()) for w in windows]) if len(windows) else \
             np.zeros((0, self.vocab_size))
+
+
+def witten_bell(counts: Mapping[int, int], prior: np.ndarray) -> np.ndarray:
+    """``counts`` of what followed a context, Witten–Bell interpolated with ``prior`` (the
+    distribution of a shorter context); ``prior`` itself when nothing was counted."""
+    if not counts:
+        return prior
+    seen = np.zeros(len(prior))
+    seen[list(counts)] = list(counts.values())
+    total, types = sum(counts.values()), len(counts)
+    return (seen + types * prior) / (total + types)
 
 
 def ngram_name(order: int) -> str:

@@ -38,7 +38,7 @@ from mididuet.daemon.music.expression import Encoding
 from mididuet.daemon.music.tokens import token_pitch_classes
 from mididuet.daemon.predict.bundle import WINDOW
 
-from .evaluate import PROB_FLOOR, NGram, ngram_name
+from .evaluate import PROB_FLOOR, NGram, ngram_name, witten_bell
 from .expression import IGNORE, Expression
 
 BASELINE_ORDERS = (1, 2, 3, 4)
@@ -125,19 +125,11 @@ def baseline(head: str, order: int, size: int, train: Sequence[Expression]) -> N
                                              for p in train for j in range(len(p)) if p.targets[head][j] != IGNORE))
 
 
-def _witten_bell(counts: Counter[int], prior: np.ndarray) -> np.ndarray:
-    if not counts:
-        return prior
-    seen = np.zeros(len(prior))
-    seen[list(counts)] = list(counts.values())
-    total, types = sum(counts.values()), len(counts)
-    return (seen + types * prior) / (total + types)
-
-
-def token_aware_nll(head: str, order: int, size: int, train: Sequence[Expression], val: Sequence[Expression],
-                    vocabulary: Sequence[str], window: int = WINDOW) -> float:
-    """The token-aware baseline's held-out NLL (see the module's docstring), backed off to
-    the order-``order`` n-gram, on the same targets as :func:`evaluate_heads`."""
+def token_aware_nll(head: str, train: Sequence[Expression], vocabulary: Sequence[str], tokens: np.ndarray,
+                    priors: np.ndarray, targets: np.ndarray) -> float:
+    """The token-aware baseline's NLL (see the module's docstring) of ``targets``, the
+    held-out values of ``head`` after ``tokens``, backed off to ``priors``: the best
+    n-gram's distribution for each."""
     def width(token_id: int) -> int:
         return len(token_pitch_classes(vocabulary[token_id]))
 
@@ -148,16 +140,13 @@ def token_aware_nll(head: str, order: int, size: int, train: Sequence[Expression
             if value != IGNORE:
                 by_token[token_id][value] += 1
                 by_width[width(token_id)][value] += 1
-    ngram = baseline(head, order, size, train)
-    chosen = []
-    for piece in val:
-        values = piece.targets[head]
-        for j in range(window, len(piece)):
-            if values[j] != IGNORE:
-                token_id = int(piece.ids[j])
-                prior = ngram.distribution(known_history(piece, head, j, order))
-                p = _witten_bell(by_token[token_id], _witten_bell(by_width[width(token_id)], prior))
-                chosen.append(p[int(values[j])])
+    chosen = [witten_bell(by_token[t], witten_bell(by_width[width(t)], prior))[value]
+              for t, prior, value in zip(tokens.tolist(), priors, targets.tolist(), strict=True)]
+    return _nll(np.asarray(chosen))
+
+
+def _nll(chosen: np.ndarray) -> float:
+    """Mean negative log of the probabilities given the values that came."""
     return float(-np.mean(np.log(np.maximum(chosen, PROB_FLOOR))))
 
 
@@ -172,20 +161,20 @@ def evaluate_heads(head_probs: dict[str, np.ndarray], val: Sequence[Expression],
         keep = targets != IGNORE
         if not keep.any():
             continue
-        picked = probs[np.flatnonzero(keep), targets[keep]]
-        nll = float(-np.mean(np.log(np.maximum(picked, PROB_FLOOR))))
-        top1 = float(np.mean(probs[keep].argmax(axis=1) == targets[keep]))
-        baselines = {}
+        values = targets[keep]
+        nll = _nll(probs[np.flatnonzero(keep), values])
+        top1 = float(np.mean(probs[keep].argmax(axis=1) == values))
+        baselines, dists = {}, {}
         for order in BASELINE_ORDERS:
             model = baseline(head, order, size, train)
             _, contexts = held_out_targets(val, head, order)
-            dist = np.stack([model.distribution(contexts[i]) for i in np.flatnonzero(keep)])
-            chosen = dist[np.arange(len(dist)), targets[keep]]
-            baselines[ngram_name(order)] = float(-np.mean(np.log(np.maximum(chosen, PROB_FLOOR))))
+            dists[order] = np.stack([model.distribution(contexts[i]) for i in np.flatnonzero(keep)])
+            baselines[ngram_name(order)] = _nll(dists[order][np.arange(len(values)), values])
         token_aware = None
         if vocabulary is not None:
-            best = BASELINE_ORDERS[[ngram_name(o) for o in BASELINE_ORDERS].index(min(baselines, key=baselines.get))]
-            token_aware = token_aware_nll(head, best, size, train, val, vocabulary)
+            best = min(BASELINE_ORDERS, key=lambda order: baselines[ngram_name(order)])
+            tokens = np.concatenate([piece.ids[WINDOW:] for piece in val])[keep]
+            token_aware = token_aware_nll(head, train, vocabulary, tokens, dists[best], values)
         rows.append(HeadMetrics(head, int(keep.sum()), nll, top1, baselines, token_aware))
     return rows
 

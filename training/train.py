@@ -151,7 +151,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         "parameters": int(model.count_params()),
         "epochs_run": len(val_losses),
         "best_epoch": best_epoch,
-        "monitor": "val_total" if net.encoding is not None else "val_loss",
+        "monitor": monitored(net),
         "batch_size": opts.batch_size,
         "train_seconds": round(train_seconds, 1),
         "command": opts.command,
@@ -221,6 +221,11 @@ def last_position(net: Any, outputs: Any) -> dict[str, np.ndarray]:
             for name, values in named.items()}
 
 
+def monitored(net: Any) -> str:
+    """The held-out loss early stopping watches: with heads, the weighted sum trained on."""
+    return "val_total" if net.encoding is not None else "val_loss"
+
+
 def fit_phase(net: Any, x: Any, y: Any, ds: Dataset, opts: TrainOptions, epochs: int,
               history_csv: Path, keep_start: bool = False) -> tuple[Any, int]:
     """One ``fit`` with early stopping on the held-out pieces' loss: the next token's, with
@@ -232,7 +237,7 @@ def fit_phase(net: Any, x: Any, y: Any, ds: Dataset, opts: TrainOptions, epochs:
     callbacks: list[Any] = []
     validation = None
     start: float | None = None
-    monitor = "val_total" if net.encoding is not None else "val_loss"
+    monitor = monitored(net)
     if net.per_position or net.encoding is not None:
         # Keras would score every position of validation chunks (and weigh the heads in);
         # what counts is the next token after a full 32-token window.
