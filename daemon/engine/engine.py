@@ -232,9 +232,7 @@ class Engine:
         Never raises, even when ``send`` does; jam and solo carry on at their next pulse.
         """
         self.ledger.release_all()
-        self._released_now()
-        for window in (self.window, self._mode.window()):  # the same one twice changes nothing more
-            window.stopped_sounding(self.now_ns, unknown_too=held_keys_forgotten)
+        self._notes_cut(held_keys_forgotten)
         self._mode.released()
 
     def feed(self, msg: mido.Message, t_ns: int) -> None:
@@ -308,9 +306,7 @@ class Engine:
         the windows learn that they stopped, as at a panic)."""
         if release:
             self.ledger.release_owner(ANSWER)
-            self._released_now()
-            for window in (self.window, self._mode.window()):
-                window.stopped_sounding(self.now_ns)
+            self._notes_cut()
         self._settle_own_note()
         self.playing = False
         self._next_token_ns = None
@@ -467,9 +463,12 @@ class Engine:
             own.length_ns = length
             window.set_length(own.onset_ns, length, own=True)
 
-    def _released_now(self) -> None:
-        """mididuet's last note was just cut: the session memory learns the length it
-        sounded, as the windows do, not the one it was drawn with."""
+    def _notes_cut(self, held_keys_forgotten: bool = False) -> None:
+        """mididuet's notes were just released: the windows learn that they stopped now
+        (and, ``held_keys_forgotten``, the player's held tokens too), and its last note
+        joins the session memory with the length it sounded, not the one it was drawn with."""
+        for window in (self.window, self._mode.window()):  # the same one twice changes nothing more
+            window.stopped_sounding(self.now_ns, unknown_too=held_keys_forgotten)
         own = self._own_note
         if own is not None and own.onset_ns + own.length_ns > self.now_ns:
             own.length_ns = max(self.now_ns - own.onset_ns, 0)

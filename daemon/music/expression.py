@@ -60,11 +60,11 @@ HISTORY = 16
 # 2: the length feature is the previous token's, known live (1 leaked the future);
 # 3: a ninth feature, what still sounds at the onset
 VERSION = 3
-READABLE_VERSIONS = (2, 3)
 UNKNOWN = 0  # the feature index of an unknown value
 HEADS = ("delay", "timing", "length", "velocity", "octave", "bass", "spread", "doubled")  # what it predicts
 FEATURES = (*HEADS, "sounding")  # what it reads of each window token (version 3)
 FEATURES_BY_VERSION = {2: HEADS, 3: FEATURES}
+READABLE_VERSIONS = tuple(FEATURES_BY_VERSION)
 SOUNDING_LOOKBACK = 32  # tokens: how far back the sounding feature looks for a token still sounding
 VOICING_HEADS = ("octave", "bass", "spread", "doubled")  # meaningful for chord tokens only
 
