@@ -189,27 +189,29 @@ def bench_heads(model_path: Path, samples: int = 3000) -> dict[str, float] | Non
 
 
 def bench_memory(model_path: Path, samples: int = 3000) -> dict[str, float]:
-    """The memory's own part of a decision: the token's mix and each head's, after 2,000
-    tokens of a seeded solo have filled it (each token observed and primed before the
-    decision, as the engine does after the token's notes)."""
-    from mididuet.daemon.engine.engine import Engine
+    """The memory's own part of a decision, as the engine makes it: the token's mix, and
+    the kept heads' mixes end to end (:meth:`HeadSampler.mix`), after 2,000 tokens of a
+    seeded solo have filled it (each token observed and primed before the decision, as
+    the engine does after the token's notes)."""
+    from mididuet.daemon.engine.engine import RHYTHM_HEADS, Engine
     from mididuet.daemon.engine.settings import EngineSettings
     from mididuet.daemon.engine.simulate import generate_tokens
+    from mididuet.daemon.predict.heads import HeadSampler
     from mididuet.daemon.predict.memory import NGramMemory
 
     model = ModelRunner(model_path)
     engine = Engine(model, EngineSettings(mode="solo", bpm=400.0, seed=1), lambda m: None, 0)
     ids = [model.info.token_ids()[t] for t in generate_tokens(model, 2000, EngineSettings(seed=1))]
     memory = NGramMemory(model.info.size)
-    heads = {name: NGramMemory(size) for name, size in
-             ((h, engine.encoding.size(h)) for h in (engine.encoding.heads if engine.encoding else ()))}
+    heads = {name: NGramMemory(memory_of.size) for name, memory_of in engine.head_memory.items()}
+    sampler = HeadSampler(model.heads, model.tables, RHYTHM_HEADS) if heads else None
     rng = np.random.default_rng(0)
     for i in ids:
         memory.observe(i)
         for head in heads.values():
             head.observe(int(rng.integers(0, head.size)))
     probs = np.full(model.info.size, 1 / model.info.size)
-    rows = {name: np.full(head.size, 1 / head.size) for name, head in heads.items()}
+    rows = np.full(len(sampler.segment), 0.1) if sampler is not None else None
     times = []
     clock = time.perf_counter_ns
     for k in range(samples):
@@ -218,10 +220,11 @@ def bench_memory(model_path: Path, samples: int = 3000) -> dict[str, float]:
         for head in heads.values():
             head.observe(int(rng.integers(0, head.size)))
             head.prime(DEFAULT_MEMORY)
+        p = rows.copy() if rows is not None else None  # the heads' distributions, fresh at each decision
         t0 = clock()  # the decision's part: the mixes
         memory.mixed(probs, DEFAULT_MEMORY)
-        for name, head in heads.items():
-            head.mixed(rows[name], DEFAULT_MEMORY)
+        if sampler is not None and p is not None:
+            sampler.mix(p, heads, DEFAULT_MEMORY)
         times.append(clock() - t0)
     return {"p50": pct(times, 50), "p99": pct(times, 99), "heads": len(heads)}
 
@@ -335,6 +338,9 @@ def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns
 
 
 # --- 3. with a watcher attached ----------------------------------------------------------------------
+VIEW_WAITS_S = 60.0  # for the daemon's socket: the flood and the monitor start first
+
+
 def run_watch_view(path: str, seconds: float) -> None:
     """The ``--watch-view`` mode: ``mididuet watch``'s app, headless at 120x40, for ``seconds``;
     prints what it drew (renders of the piano roll) and took in."""
@@ -345,14 +351,14 @@ def run_watch_view(path: str, seconds: float) -> None:
     # stall the loop's page faults, which a real `mididuet watch` never does): wait for it.
     # Connect until it answers: the run before may have left its socket's file for a moment,
     # and the file's existence said "ready" too early ("no socket").
-    end = time.monotonic() + 30
+    waiting = time.monotonic()
     while True:
         try:
             client = ControlClient(Path(path))
             break
-        except NotRunning:
-            if time.monotonic() > end:
-                raise
+        except NotRunning as err:
+            if time.monotonic() - waiting > VIEW_WAITS_S:
+                raise NotRunning(f"after {VIEW_WAITS_S:g} s of trying: {err}") from None
             time.sleep(0.05)
     app = WatchApp(Path(path), client)
     started = time.monotonic()
@@ -360,7 +366,7 @@ def run_watch_view(path: str, seconds: float) -> None:
     app.run(headless=True, size=(120, 40))
     elapsed = time.monotonic() - started
     print(json.dumps({"renders": app.piano.renders, "ticks": app.ticks, "messages": app.messages,
-                      "seconds": elapsed, "cpu_s": time.process_time()}), flush=True)
+                      "seconds": elapsed, "cpu_s": time.process_time(), "waited_s": started - waiting}), flush=True)
 
 
 class Flood:
@@ -402,7 +408,7 @@ def bench_watch(model_path: Path, server: JackServer, seconds: float, tmp: Path)
         try:
             return run()
         finally:
-            out, err = view.communicate(timeout=60)
+            out, err = view.communicate(timeout=VIEW_WAITS_S + seconds)
             views[name] = json.loads(out.strip().splitlines()[-1]) if view.returncode == 0 else {"error": err[-500:]}
 
     stuck: dict[str, Any] = {}
@@ -470,7 +476,8 @@ def report_watch(w: dict[str, dict[str, Any]], seconds: float) -> dict[str, bool
         if "renders" in view:
             print(f"  the view ({label}): {view['renders'] / view['seconds']:.1f} piano-roll renders/s, "
                   f"{view['ticks'] / view['seconds']:.1f} updates/s, {view['messages'] / view['seconds']:.0f} "
-                  f"messages/s taken, its own CPU {100 * view['cpu_s'] / view['seconds']:.0f} % of a core")
+                  f"messages/s taken, its own CPU {100 * view['cpu_s'] / view['seconds']:.0f} % of a core; "
+                  f"it waited {view['waited_s']:.1f} s for the daemon")
         else:
             print(f"  the view ({label}) failed: {view}")
     stuck, flood = w["flood_stuck"], w["flood"]

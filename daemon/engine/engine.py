@@ -139,7 +139,9 @@ class Engine:
         self._own_note: OwnNote | None = None  # mididuet's last token, while its length may change
         self._length_ratios = np.asarray(self.encoding.length if self.encoding is not None else ())
         self._prepare_ns = 0  # how long that decision took (window -> model -> sampler)
-        self._rng_before: dict[str, Any] | None = None  # the sampler's state before that decision
+        # The sampler's state before the decision ahead: marked when a token is played, after
+        # its notes (so not in the next decision's time), and given back when one is dropped.
+        self._rng_mark: dict[str, Any] = self.sampler.rng.bit_generator.state
         self._mode: Mode = MODES[settings.mode](self)
         self._reset_mode(lead_ns=0)  # a new engine's solo starts with it (the runner calls begin())
 
@@ -423,7 +425,6 @@ class Engine:
         stats = self.stats
         started = stats.clock() if stats is not None else 0
         window = self._mode.window()
-        self._rng_before = self.sampler.rng.bit_generator.state
         weight = self.memory_weight
         if self.encoding is None:
             probs = self.memory.mixed(self.model.query(window.ids), weight)
@@ -513,7 +514,7 @@ class Engine:
             self._prepare()
         decision, decided_ns = self._prepared, self._prepare_ns
         assert decision is not None
-        self._prepared = self._rng_before = None
+        self._prepared = None
         token_id = decision.token_id
         token = self._vocabulary[token_id]
         window = self._mode.window()
@@ -527,6 +528,7 @@ class Engine:
                 # though the model's part ran ahead of the deadline.
                 stats.note_sent(decided_ns + (sent - started), sent - scheduled)
         # The notes first, the bookkeeping after: the window is next read when deciding ahead.
+        self._rng_mark = self.sampler.rng.bit_generator.state
         self._settle_own_note()
         # Still True here for a performance's first token, whose onset its mode fixed.
         after_a_pause = self._onset_fixed and self._mode.starts_after_a_pause
@@ -565,11 +567,11 @@ class Engine:
         decision was made and dropped (a matter of timing) does not change the tokens that
         play: a simulated duet and a real one must agree. An expressive token's time goes
         with it (it is decided again, with the token)."""
-        if self._prepared is not None and self._rng_before is not None:
-            self.sampler.rng.bit_generator.state = self._rng_before
+        if self._prepared is not None:
+            self.sampler.rng.bit_generator.state = self._rng_mark
             if self.expressive and self.playing and not self._onset_fixed:
                 self._next_token_ns = None
-        self._prepared = self._rng_before = None
+        self._prepared = None
 
     def _next_deadline(self) -> int | None:
         deadlines = [self.listener.pending_deadline, self.ledger.next_due, self._next_token_ns,

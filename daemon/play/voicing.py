@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..music.midi import MAX_DATA
 from ..music.tokens import HIGHEST_PIANO_KEY, LOWEST_PIANO_KEY, clamp_to_piano, token_pitch_classes, token_pitches
 
 DEFAULT_VELOCITY = 80
 
 
+# A token's voicing is worked out once: parsing and stacking it cost more than the rest of
+# playing a decided token (benchmarks/RESULTS.md). A vocabulary's worth of entries, or more.
+VOICINGS_CACHED = 4096
+
+
 def voice(token: str, register: int) -> list[int]:
     """The notes to play for a token: chords near ``register``, single notes in their octave."""
+    return list(_voice(token, register))
+
+
+@lru_cache(maxsize=VOICINGS_CACHED)
+def _voice(token: str, register: int) -> tuple[int, ...]:
     notes = token_pitches(token, register)
     # token_pitches already keeps to 21..108; clamp again so the promise holds by construction.
-    return [n if LOWEST_PIANO_KEY <= n <= HIGHEST_PIANO_KEY else clamp_to_piano(n) for n in notes]
+    return tuple(n if LOWEST_PIANO_KEY <= n <= HIGHEST_PIANO_KEY else clamp_to_piano(n) for n in notes)
 
 
 def velocity_for(fixed: int | None, player_median: float | None, offset: int = 0) -> int:
@@ -29,6 +41,11 @@ def voice_chord(token: str, octave: int, bass: int, spread: int, doubled: int) -
     ``octave``, the others closely stacked to reach about ``spread`` semitones above it
     (a left-hand bass under a right-hand chord when the spread is wide), and ``doubled``
     more notes doubling pitch classes in octaves between. All on the piano."""
+    return list(_voice_chord(token, octave, bass, spread, doubled))
+
+
+@lru_cache(maxsize=VOICINGS_CACHED)
+def _voice_chord(token: str, octave: int, bass: int, spread: int, doubled: int) -> tuple[int, ...]:
     pcs = list(token_pitch_classes(token))
     bass_pc = pcs[min(bass, len(pcs) - 1)]
     low = 12 * (octave + 1) + bass_pc
@@ -53,4 +70,4 @@ def voice_chord(token: str, octave: int, bass: int, spread: int, doubled: int) -
         notes = [n - 12 for n in notes]
     while notes[0] < LOWEST_PIANO_KEY:
         notes = [n + 12 for n in notes]
-    return [n for n in notes if LOWEST_PIANO_KEY <= n <= HIGHEST_PIANO_KEY]
+    return tuple(n for n in notes if LOWEST_PIANO_KEY <= n <= HIGHEST_PIANO_KEY)

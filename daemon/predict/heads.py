@@ -6,9 +6,12 @@ of its logits plus that token's row, mixed with the session memory for the heads
 sharpened or flattened for the rhythm heads (the rhythm temperature), and one class is
 drawn from it. Head by head that is a dozen small numpy calls each, and they were most of
 a decision's Python time; :class:`HeadSampler` lays the heads end to end in one vector and
-makes each call once for all of them. The draws are the ones head-by-head sampling makes,
-up to rounding: one uniform number per head, in the bundle's order of heads, from the token
-sampler's generator, and ``searchsorted`` on each head's part of one cumulative sum.
+makes each call once for all of them: the memories' mixes too (their parts change once a
+token, when the memories count it), and the rhythm temperature as one power with an
+exponent per class (1 for the heads it leaves alone). The draws are the ones head-by-head
+sampling makes, up to rounding: one uniform number per head, in the bundle's order of
+heads, from the token sampler's generator, and ``searchsorted`` on each head's part of one
+cumulative sum.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 
 from .bundle import Prediction
 from .memory import NGramMemory
-from .sampler import Sampler, tempered
+from .sampler import Sampler
 
 
 class HeadSampler:
@@ -32,14 +35,24 @@ class HeadSampler:
         self.sizes = sizes
         self.starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
         self.ends = self.starts + sizes
+        self._bounds = np.concatenate((self.starts, self.ends))  # one gather for both ends
         self.segment = np.repeat(np.arange(len(self.heads)), sizes)  # each class's head
         self.slices = {name: slice(int(a), int(b)) for name, a, b in zip(self.heads, self.starts, self.ends,
                                                                          strict=True)}
         self.table = np.concatenate([tables[name] for name in self.heads], axis=1)
-        self.tempered = np.concatenate([np.arange(self.slices[name].start, self.slices[name].stop)
-                                        for name in self.heads if name in tempered] or [np.zeros(0, np.intp)])
-        self._cumulative = np.zeros(int(sizes.sum()) + 1)
-        self._drawn_from = np.zeros(int(sizes.sum()))
+        total = int(sizes.sum())
+        self._is_tempered = np.zeros(total, dtype=bool)
+        for name in self.heads:
+            if name in tempered:
+                self._is_tempered[self.slices[name]] = True
+        self._exponents = (1.0, np.ones(total))  # (temperature, each class's exponent at it)
+        # The memories' mixes laid end to end: p · keep + term, one pair of calls for every
+        # head; a head's part changes only when its memory's mix does (once per token).
+        self._keep = np.ones(total)
+        self._term = np.zeros(total)
+        self._mixes: dict[str, object] = {}
+        self._cumulative = np.zeros(total + 1)
+        self._drawn_from = np.zeros(total)
 
     def distributions(self, prediction: Prediction, token_id: int) -> np.ndarray:
         """Every head's distribution if ``token_id`` is played, end to end (``[ΣC]``)."""
@@ -54,21 +67,42 @@ class HeadSampler:
         in, the rhythm heads tempered)."""
         return self._drawn_from[self.slices[name]].copy()
 
+    def mix(self, p: np.ndarray, memories: Mapping[str, NGramMemory], weight: float) -> None:
+        """Mix each head's part of ``p`` (end to end, as :meth:`distributions` gives it) with
+        its memory in ``memories`` at ``weight``, in place; the others stay as they are."""
+        mixing = False
+        for name in self.heads:
+            memory = memories.get(name)
+            mix = memory.mixing(weight) if memory is not None else None
+            if mix is not self._mixes.get(name):  # its memory counted a symbol, or the weight changed
+                part = self.slices[name]
+                self._keep[part], self._term[part] = (1.0, 0.0) if mix is None else mix[1:]
+                self._mixes[name] = mix
+            mixing = mixing or mix is not None
+        if mixing:
+            p *= self._keep
+            p += self._term
+
+    def _exponents_at(self, temperature: float) -> np.ndarray:
+        if self._exponents[0] != temperature:
+            self._exponents = (temperature, np.where(self._is_tempered, 1.0 / temperature, 1.0))
+        return self._exponents[1]
+
     def sample(self, prediction: Prediction, token_id: int, sampler: Sampler,
                memories: Mapping[str, NGramMemory], weight: float, temperature: float) -> dict[str, int]:
         """One class per head for ``token_id``: each row mixed with its head's memory (at
         ``weight``), the tempered heads at ``temperature``; greedy takes the likeliest."""
         p = self.distributions(prediction, token_id)
         self._drawn_from = p
-        for name, memory in memories.items():
-            memory.mix_into(p[self.slices[name]], weight)
+        self.mix(p, memories, weight)
         if sampler.method == "greedy":
-            return {name: int(np.argmax(p[self.slices[name]])) for name in self.heads}
-        if temperature != 1.0 and len(self.tempered):
-            p[self.tempered] = tempered(p[self.tempered], temperature)
+            return {name: int(p[self.slices[name]].argmax()) for name in self.heads}
+        if temperature != 1.0:
+            p **= self._exponents_at(temperature)  # x ** 1.0 is x: the other heads keep theirs
         cumulative = self._cumulative
-        np.cumsum(p, out=cumulative[1:])
-        before, after = cumulative[self.starts], cumulative[self.ends]
+        p.cumsum(out=cumulative[1:])
+        ends = cumulative.take(self._bounds)
+        before, after = ends[:len(self.heads)], ends[len(self.heads):]
         targets = before + sampler.rng.random(len(self.heads)) * (after - before)
-        picks = np.searchsorted(cumulative[1:], targets, side="right") - self.starts
+        picks = cumulative[1:].searchsorted(targets, side="right") - self.starts
         return dict(zip(self.heads, np.minimum(picks, self.sizes - 1).tolist(), strict=True))

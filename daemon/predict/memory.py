@@ -141,15 +141,14 @@ class NGramMemory:
             share = weight * confidence
             self._cache = (weight, 1.0 - share, p * share)
 
-    def mix_into(self, row: np.ndarray, weight: float) -> None:
-        """:meth:`mixed`, written into ``row`` (a view of a longer vector)."""
+    def mixing(self, weight: float) -> tuple[float, float, np.ndarray] | None:
+        """``(weight, the model's share, the memory's weighed term)`` of the next mix, the
+        same tuple until a symbol is observed or the weight changes; None when the memory
+        weighs nothing."""
         if weight <= 0 or not self._symbols:
-            return
+            return None
         self.prime(weight)
-        assert self._cache is not None
-        _, keep, term = self._cache
-        row *= keep
-        row += term
+        return self._cache
 
     def mixed(self, model: np.ndarray, weight: float) -> np.ndarray:
         """``model`` mixed with this memory's prediction after the symbols it has seen last,
@@ -160,4 +159,3 @@ class NGramMemory:
         assert self._cache is not None
         _, keep, term = self._cache
         return model * keep + term
-

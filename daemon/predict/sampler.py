@@ -50,6 +50,8 @@ def looping_ids(history: np.ndarray, max_pattern: int = MAX_PATTERN,
                 max_repeats: int = MAX_REPEATS) -> list[int]:
     """Ids that, appended to ``history``, would repeat a pattern more than ``max_repeats`` times."""
     banned = []
+    # numpy's scalars compare many times slower than ints
+    history = history.tolist() if isinstance(history, np.ndarray) else list(history)
     n = len(history)
     for length in range(1, max_pattern + 1):
         span = length * (max_repeats + 1) - 1  # history tokens the candidate would complete
@@ -87,23 +89,25 @@ class Sampler:
         banned = looping_ids(history) if history is not None else []
         for token_id in banned:
             p[token_id] = 0.0
+        # The arrays' own methods: numpy's functions of the same name dispatch first, which
+        # costs more than sorting 167 numbers (benchmarks/RESULTS.md).
         if self.method == "top-p" and self.top_p < 1.0:
-            order = np.argsort(p)[::-1]
-            cumulative = np.cumsum(p[order])
+            order = p.argsort()[::-1]
+            cumulative = p[order].cumsum()
             total = cumulative[-1]
             if total <= _TINY:
                 return self._fallback(probs, banned)
-            keep = int(np.searchsorted(cumulative, self.top_p * total)) + 1
-            pick = int(np.searchsorted(cumulative, self.rng.random() * cumulative[keep - 1], side="right"))
+            keep = int(cumulative.searchsorted(self.top_p * total)) + 1
+            pick = int(cumulative.searchsorted(self.rng.random() * cumulative[keep - 1], side="right"))
             return int(order[min(pick, keep - 1)])
-        cumulative = np.cumsum(p)
+        cumulative = p.cumsum()
         if cumulative[-1] <= _TINY:
             return self._fallback(probs, banned)
         return self._draw(cumulative)
 
     def _draw(self, cumulative: np.ndarray) -> int:
         """An index drawn in proportion to the steps of ``cumulative`` (one random draw)."""
-        pick = int(np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right"))
+        pick = int(cumulative.searchsorted(self.rng.random() * cumulative[-1], side="right"))
         return min(pick, len(cumulative) - 1)
 
     @staticmethod

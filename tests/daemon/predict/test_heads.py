@@ -55,3 +55,23 @@ def test_the_distributions_are_each_heads_softmax():
         expected = softmax(prediction.heads[name] + prediction.tables[name][7])
         np.testing.assert_allclose(p[sampler.slices[name]], expected, rtol=1e-12)
     assert len(p) == sum(DEFAULT.size(name) for name in DEFAULT.heads)
+
+
+def test_one_sampler_follows_its_memories_as_they_count_and_the_settings_change():
+    """As the engine uses it: one sampler for a session, its memories counting a symbol
+    between draws, the memory weight and the rhythm temperature turned now and then."""
+    rng = np.random.default_rng(5)
+    prediction = random_prediction(rng, 1.0)
+    sampler = HeadSampler(DEFAULT.heads, prediction.tables, RHYTHM_HEADS)
+    kept = {name: NGramMemory(DEFAULT.size(name)) for name in DEFAULT.heads if name in REMEMBERED_HEADS}
+    a, b = Sampler(seed=3), Sampler(seed=3)
+    weight, temperature = 0.9, 0.7
+    for draw in range(300):
+        if draw % 50 == 49:
+            weight, temperature = float(rng.choice([0.0, 0.5, 0.9])), float(rng.choice([0.5, 1.0, 1.4]))
+        given = {name: kept[name] for name in kept if draw % 7 or name != "velocity"}  # a head left out now and then
+        token_id = int(rng.integers(0, VOCABULARY))
+        assert sampler.sample(prediction, token_id, a, given, weight, temperature) == \
+            one_by_one(prediction, token_id, b, given, weight, temperature), draw
+        for memory in kept.values():
+            memory.observe(int(rng.integers(0, memory.size)))
