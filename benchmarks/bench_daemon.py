@@ -139,8 +139,9 @@ def bench_engine_decision(model_path: Path, memory: float, tokens: int = 3000) -
 def bench_heads(model_path: Path, samples: int = 3000) -> dict[str, float] | None:
     """Every head's class for a chosen token: :class:`HeadSampler`'s one pass against the
     head-by-head loop it replaced (the baseline, ``tests.helpers.heads``), interleaved on
-    the same real predictions (a seeded solo's windows) with the memory filled, at the
-    default rhythm temperature; None for a bundle without heads."""
+    the same real predictions (a seeded solo's windows) with the memory filled and counting
+    a symbol between decisions (as the engine's does a token), at the default rhythm
+    temperature; None for a bundle without heads."""
     from mididuet.daemon.engine.engine import RHYTHM_HEADS, Engine
     from mididuet.daemon.engine.settings import EngineSettings
     from mididuet.daemon.predict.heads import HeadSampler
@@ -175,6 +176,9 @@ def bench_heads(model_path: Path, samples: int = 3000) -> dict[str, float] | Non
     clock = time.perf_counter_ns
     for k in range(samples + 200):  # the first 200 warm the caches
         prediction, token_id = predictions[k % len(predictions)]
+        for memory in memories.values():  # a token between decisions: each memory's mix is new
+            memory.observe(int(rng.integers(0, memory.size)))
+            memory.prime(DEFAULT_MEMORY)
         t0 = clock()
         old = one_by_one(prediction, token_id, b, memories, DEFAULT_MEMORY, DEFAULT_RHYTHM_TEMPERATURE)
         t1 = clock()

@@ -5,8 +5,10 @@ tens of microseconds, less than this machine's noise between two runs minutes ap
 both are measured here, alternating: each run is a fresh process that imports mididuet
 from one tree (the other revision checked out in a temporary git worktree) and makes the
 decisions of ``bench_daemon.py``'s ``bench_engine_decision`` (solo at 400 BPM, memory
-0.9, the shipped model for both: 3,000 decisions after 300), the revision first in each
-pair. It prints each run's p50 and p99 and, per pair, this tree ÷ the revision.
+0.9, the shipped model for both), timed as the daemon's stats time them: one sample per
+note-on sent, from the decision's start to that note (3,000 after 300), every sample kept.
+Which tree runs first alternates from pair to pair. It prints each run's p50 and p99
+and, per pair, this tree ÷ the revision.
 
 Run: ``.venv/bin/python benchmarks/bench_decision_versions.py REVISION [--pairs 6]``.
 """
@@ -40,7 +42,7 @@ def decide(tree: Path, model: Path, tokens: int = 3000, memory: float = 0.9) -> 
 
     assert Path(sys.modules[Engine.__module__].__file__ or "").is_relative_to(tree)
 
-    class Exact(Stats):  # every decision kept: the daemon's histogram buckets are 4% wide
+    class Exact(Stats):  # every sample kept: the daemon's histogram buckets are 4% wide
         def __init__(self) -> None:
             super().__init__()
             self.times: list[int] = []
@@ -63,9 +65,11 @@ def decide(tree: Path, model: Path, tokens: int = 3000, memory: float = 0.9) -> 
 
 
 def run(tree: Path, model: Path) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", str(tree), "--model", str(model)],
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run([sys.executable, __file__, "--child", str(tree), "--model", str(model)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the decisions from {tree} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -80,6 +84,11 @@ def main() -> int:
         return 0
     if not args.revision:
         parser.error("give the revision to compare with, e.g. HEAD~1")
+    if args.pairs < 1:
+        parser.error("--pairs must be at least 1")
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "-q", f"{args.revision}^{{commit}}"],
+                      capture_output=True).returncode != 0:
+        parser.error(f"{args.revision!r} is not a commit of this repository")
     if not args.model.is_file():
         parser.error(f"{args.model} not found: build it with make model, or pass --model")
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,7 +98,10 @@ def main() -> int:
         try:
             ratios = []
             for pair in range(1, args.pairs + 1):
-                before, now = run(other, args.model), run(ROOT, args.model)
+                if pair % 2:
+                    before, now = run(other, args.model), run(ROOT, args.model)
+                else:
+                    now, before = run(ROOT, args.model), run(other, args.model)
                 ratios.append((now["p50"] / before["p50"], now["p99"] / before["p99"]))
                 print(f"pair {pair}: {args.revision} p50 {before['p50']:.3f} p99 {before['p99']:.3f} ms; "
                       f"this tree p50 {now['p50']:.3f} p99 {now['p99']:.3f} ms; ÷ {ratios[-1][0]:.2f}x, "

@@ -22,7 +22,7 @@ import numpy as np
 
 from .bundle import Prediction
 from .memory import NGramMemory
-from .sampler import Sampler
+from .sampler import TINY, Sampler
 
 
 class HeadSampler:
@@ -74,7 +74,8 @@ class HeadSampler:
         for name in self.heads:
             memory = memories.get(name)
             mix = memory.mixing(weight) if memory is not None else None
-            if mix is not self._mixes.get(name):  # its memory counted a symbol, or the weight changed
+            # Its memory counted a symbol, the weight changed, or its memory joined or left.
+            if mix is not self._mixes.get(name):
                 part = self.slices[name]
                 self._keep[part], self._term[part] = (1.0, 0.0) if mix is None else mix[1:]
                 self._mixes[name] = mix
@@ -97,8 +98,9 @@ class HeadSampler:
         self.mix(p, memories, weight)
         if sampler.method == "greedy":
             return {name: int(p[self.slices[name]].argmax()) for name in self.heads}
-        if temperature != 1.0:
-            p **= self._exponents_at(temperature)  # x ** 1.0 is x: the other heads keep theirs
+        if temperature != 1.0:  # as sampler.tempered does, with x ** 1.0 = x for the heads it leaves alone
+            np.maximum(p, TINY, out=p, where=self._is_tempered)
+            p **= self._exponents_at(temperature)
         cumulative = self._cumulative
         p.cumsum(out=cumulative[1:])
         ends = cumulative.take(self._bounds)

@@ -139,12 +139,13 @@ class NGramMemory:
             key = self._context([self._symbols[i] for i in range(max(0, last - self.order + 1), last)])
             p, confidence = self.predict(key)
             share = weight * confidence
+            # A new tuple, never one changed in place: HeadSampler.mix tells a new mix by identity.
             self._cache = (weight, 1.0 - share, p * share)
 
     def mixing(self, weight: float) -> tuple[float, float, np.ndarray] | None:
-        """``(weight, the model's share, the memory's weighed term)`` of the next mix, the
-        same tuple until a symbol is observed or the weight changes; None when the memory
-        weighs nothing."""
+        """``(weight, the model's share, the memory's weighed term)`` of the next mix: the
+        same object until a symbol is observed or the weight changes, then a new one; None
+        when the memory weighs nothing."""
         if weight <= 0 or not self._symbols:
             return None
         self.prime(weight)

@@ -24,7 +24,7 @@ import numpy as np
 
 MAX_PATTERN = 4  # patterns of 1..4 tokens are guarded
 MAX_REPEATS = 4  # a pattern may repeat at most this many times back to back
-_TINY = 1e-12
+TINY = 1e-12  # the least probability a tempered class keeps (a log of 0 has no temperature)
 
 
 def longest_loop(tokens: Sequence[object], max_pattern: int = MAX_PATTERN) -> tuple[int, int]:
@@ -66,7 +66,7 @@ def looping_ids(history: np.ndarray, max_pattern: int = MAX_PATTERN,
 def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
     """``probs`` as float64 (a copy), sharpened (< 1) or flattened (> 1) by ``temperature``."""
     p = probs.astype(np.float64)
-    return p if temperature == 1.0 else np.exp(np.log(np.maximum(p, _TINY)) / temperature)
+    return p if temperature == 1.0 else np.exp(np.log(np.maximum(p, TINY)) / temperature)
 
 
 class Sampler:
@@ -89,19 +89,19 @@ class Sampler:
         banned = looping_ids(history) if history is not None else []
         for token_id in banned:
             p[token_id] = 0.0
-        # The arrays' own methods: numpy's functions of the same name dispatch first, which
-        # costs more than sorting 167 numbers (benchmarks/RESULTS.md).
+        # The arrays' own methods: numpy's functions of the same name dispatch first, about
+        # 1 µs more a call, as much as the cumulative sum itself (benchmarks/RESULTS.md).
         if self.method == "top-p" and self.top_p < 1.0:
             order = p.argsort()[::-1]
             cumulative = p[order].cumsum()
             total = cumulative[-1]
-            if total <= _TINY:
+            if total <= TINY:
                 return self._fallback(probs, banned)
             keep = int(cumulative.searchsorted(self.top_p * total)) + 1
             pick = int(cumulative.searchsorted(self.rng.random() * cumulative[keep - 1], side="right"))
             return int(order[min(pick, keep - 1)])
         cumulative = p.cumsum()
-        if cumulative[-1] <= _TINY:
+        if cumulative[-1] <= TINY:
             return self._fallback(probs, banned)
         return self._draw(cumulative)
 

@@ -276,6 +276,40 @@ def test_a_dead_port_propagates_and_leaves_the_ledger_consistent(model: ModelRun
     assert all(m.type == "control_change" for m in calls[-1:])
 
 
+def test_a_token_whose_send_failed_has_spent_its_draws(model: ModelRunner) -> None:
+    """A send that fails mid-token still spends that token's random draws: a decision
+    dropped later starts again from after them, so it plays as if it had not been dropped."""
+    def notes_after_a_failed_send(drop_a_decision: bool) -> list[int]:
+        fail, played = [False], []
+
+        def send(msg: mido.Message) -> None:
+            if msg.type == "note_on":
+                if fail[0]:
+                    fail[0] = False
+                    raise OSError("port gone")
+                played.append(msg.note)
+
+        engine = Engine(model, EngineSettings(mode="solo", bpm=120, seed=1), send, 0)
+        now = 0
+        while len(played) < 6:
+            now = max(engine.tick(now) or now + MS, now + 1)
+        fail[0] = True
+        with pytest.raises(OSError):
+            while True:
+                now = max(engine.tick(now) or now + MS, now + 1)
+        engine.mute = True  # the performance ends before that token is tried again
+        engine.mute = False
+        engine.tick(now)  # solo starts again: its first token decided ahead
+        if drop_a_decision:
+            engine.set_temperature(engine.temperature)
+        del played[:]
+        while len(played) < 12:
+            now = max(engine.tick(now) or now + MS, now + 1)
+        return played
+
+    assert notes_after_a_failed_send(True) == notes_after_a_failed_send(False)
+
+
 def test_stats_count_and_time_every_sent_note(model: ModelRunner) -> None:
     clock = SimulatedClock()
     stats = Stats(clock=clock.now)

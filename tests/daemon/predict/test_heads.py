@@ -32,6 +32,7 @@ def memories(rng: np.random.Generator) -> dict[str, NGramMemory]:
 @pytest.mark.parametrize("method", ["top-p", "greedy"])
 @pytest.mark.parametrize(("weight", "temperature", "sharpness"), [
     (0.0, 1.0, 1.0), (0.9, 0.85, 1.0), (0.6, 0.4, 4.0), (0.9, 1.3, 0.3), (1.0, 0.85, 30.0),
+    (0.0, 5.0, 30.0),  # flattened, no memory: classes below the floor tempering keeps
 ])
 def test_one_pass_draws_what_head_by_head_draws(method, weight, temperature, sharpness):
     rng = np.random.default_rng(11)

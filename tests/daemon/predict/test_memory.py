@@ -68,6 +68,21 @@ def test_mixing_is_weighed_by_confidence_and_stays_a_distribution() -> None:
     assert np.allclose(memory.mixed(model, 0.5), mixed), "a primed mix is the same mix"
 
 
+def test_a_mix_is_the_same_object_until_it_changes() -> None:
+    """The heads' sampler keeps each memory's mix and copies it again only when the memory
+    hands out another object: a new one after every symbol and at every new weight."""
+    memory = NGramMemory(4)
+    assert memory.mixing(0.9) is None, "an empty memory does not mix"
+    memory.observe(1)
+    first = memory.mixing(0.9)
+    assert first is not None and memory.mixing(0.9) is first
+    memory.observe(2)
+    second = memory.mixing(0.9)
+    assert second is not first and memory.mixing(0.9) is second
+    assert memory.mixing(0.5) is not second
+    assert memory.mixing(0.0) is None
+
+
 def test_symbols_out_of_range_are_refused() -> None:
     with pytest.raises(ValueError, match=r"symbol must be in range 0\.\.3"):
         NGramMemory(4).observe(4)
