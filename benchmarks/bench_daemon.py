@@ -179,6 +179,7 @@ def bench_heads(model_path: Path, samples: int = 3000) -> dict[str, float] | Non
         for memory in memories.values():  # a token between decisions: each memory's mix is new
             memory.observe(int(rng.integers(0, memory.size)))
             memory.prime(DEFAULT_MEMORY)
+        one_pass.follow(memories, DEFAULT_MEMORY)  # as the engine does after a token's notes
         t0 = clock()
         old = one_by_one(prediction, token_id, b, memories, DEFAULT_MEMORY, DEFAULT_RHYTHM_TEMPERATURE)
         t1 = clock()
@@ -224,6 +225,8 @@ def bench_memory(model_path: Path, samples: int = 3000) -> dict[str, float]:
         for head in heads.values():
             head.observe(int(rng.integers(0, head.size)))
             head.prime(DEFAULT_MEMORY)
+        if sampler is not None:
+            sampler.follow(heads, DEFAULT_MEMORY)
         p = rows.copy() if rows is not None else None  # the heads' distributions, fresh at each decision
         t0 = clock()  # the decision's part: the mixes
         memory.mixed(probs, DEFAULT_MEMORY)

@@ -194,6 +194,7 @@ class Engine:
         """The session memory's weight from the next token on (0 leaves it out)."""
         self._discard_prepared()
         self.memory_weight = value
+        self._follow_head_memory()
         self._changed("memory", value)
 
     def panic(self) -> None:
@@ -357,12 +358,18 @@ class Engine:
             if value > 0 and name != "length":  # the length feature is the previous token's
                 memory.observe(value - 1)
                 memory.prime(self.memory_weight)
+        self._follow_head_memory()
 
     def _remember_length(self, length_class: int | None) -> None:
         memory = self.head_memory.get("length")
         if memory is not None and length_class is not None:
             memory.observe(length_class)
             memory.prime(self.memory_weight)
+            self._follow_head_memory()
+
+    def _follow_head_memory(self) -> None:
+        if self.head_sampler is not None:
+            self.head_sampler.follow(self.head_memory, self.memory_weight)
 
     def _take_lengths(self) -> None:
         """The player's tokens whose notes have stopped: their lengths join the window."""

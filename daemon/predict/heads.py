@@ -70,6 +70,14 @@ class HeadSampler:
     def mix(self, p: np.ndarray, memories: Mapping[str, NGramMemory], weight: float) -> None:
         """Mix each head's part of ``p`` (end to end, as :meth:`distributions` gives it) with
         its memory in ``memories`` at ``weight``, in place; the others stay as they are."""
+        if self.follow(memories, weight):
+            p *= self._keep
+            p += self._term
+
+    def follow(self, memories: Mapping[str, NGramMemory], weight: float) -> bool:
+        """Bring the end-to-end mix up to date with ``memories`` (True if any head mixes).
+        :meth:`mix` does it too; the engine calls it once a token is counted, after that
+        token's notes (as the memories' own ``prime``), so a decision finds it done."""
         mixing = False
         for name in self.heads:
             memory = memories.get(name)
@@ -80,9 +88,7 @@ class HeadSampler:
                 self._keep[part], self._term[part] = (1.0, 0.0) if mix is None else mix[1:]
                 self._mixes[name] = mix
             mixing = mixing or mix is not None
-        if mixing:
-            p *= self._keep
-            p += self._term
+        return mixing
 
     def _exponents_at(self, temperature: float) -> np.ndarray:
         if self._exponents[0] != temperature:
