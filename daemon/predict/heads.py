@@ -50,7 +50,7 @@ class HeadSampler:
         # head; a head's part changes only when its memory's mix does (once per token).
         self._keep = np.ones(total)
         self._term = np.zeros(total)
-        self._mixes: dict[str, object] = {}
+        self._mixes: dict[str, tuple[float, float, np.ndarray] | None] = {}
         self._cumulative = np.zeros(total + 1)
         self._drawn_from = np.zeros(total)
 

@@ -139,7 +139,7 @@ class NGramMemory:
             key = self._context([self._symbols[i] for i in range(max(0, last - self.order + 1), last)])
             p, confidence = self.predict(key)
             share = weight * confidence
-            # A new tuple, never one changed in place: HeadSampler.mix tells a new mix by identity.
+            # A new tuple, never one changed in place: HeadSampler.follow tells a new mix by identity.
             self._cache = (weight, 1.0 - share, p * share)
 
     def mixing(self, weight: float) -> tuple[float, float, np.ndarray] | None:
