@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mididuet.daemon.play.voicing import DEFAULT_VELOCITY, velocity_for, voice, voice_chord
+from mididuet.daemon.play.voicing import DEFAULT_VELOCITY, velocity_for, voice
 from tests.helpers.bundles import DEFAULT_VOCABULARY
 
 
@@ -24,14 +24,3 @@ def test_velocity_follows_the_player_unless_fixed() -> None:
     assert velocity_for(None, None) == DEFAULT_VELOCITY
     assert velocity_for(None, 55) == 55
     assert velocity_for(100, 55) == 100
-
-
-def test_a_voicing_handed_out_is_the_callers_to_change():
-    """Voicings are worked out once and kept: what a caller does to its list must not
-    change the next one handed out."""
-    first = voice_chord("0.4.7", 3, 0, 14, 2)
-    first.append(127)
-    assert voice_chord("0.4.7", 3, 0, 14, 2) == first[:-1]
-    notes = voice("0.4.7", 60)
-    notes.clear()
-    assert voice("0.4.7", 60) == [60, 64, 67]
