@@ -206,6 +206,14 @@ class Encoding:
             values[name] = tuple(got)
         if any(v <= 0 for v in values["delay"] + values["timing"] + values["length"]):
             raise ValueError("delay, timing and length classes must be positive ratios")
+        # Played as MIDI numbers: a velocity offset, an octave, an index into the chord,
+        # semitones and a count of notes.
+        whole = ("velocity", "octave", "bass", "spread", "spread_bounds", "doubled")
+        if any(isinstance(v, bool) or not isinstance(v, int) for name in whole for v in values[name]):
+            raise ValueError(f"classes.{', '.join(whole)} must be whole numbers")
+        if any(v < 0 for v in values["bass"] + values["doubled"] + values["spread"]) or \
+                not all(-1 <= v <= 9 for v in values["octave"]):
+            raise ValueError("bass, spread and doubled classes must be 0 or more, octaves -1..9")
         if len(values["spread"]) != len(values["spread_bounds"]):
             raise ValueError("classes.spread and classes.spread_bounds must have the same length")
         history = meta.get("history")

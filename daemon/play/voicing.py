@@ -30,8 +30,8 @@ def voice_chord(token: str, octave: int, bass: int, spread: int, doubled: int) -
     (a left-hand bass under a right-hand chord when the spread is wide), and ``doubled``
     more notes doubling pitch classes in octaves between. All on the piano."""
     pcs = token_pitch_classes(token)
-    at = min(bass, len(pcs) - 1)
-    bass_pc = pcs[at]
+    bass_pc = pcs[min(bass, len(pcs) - 1)]
+    at = pcs.index(bass_pc)
     low = 12 * (octave + 1) + bass_pc
     notes = [low]
     start = low + max(1, spread - 11)  # the upper voices sit close together below the top

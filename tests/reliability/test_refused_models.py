@@ -4,11 +4,13 @@ traceback. ``run`` goes through the real JACK fixture (ports exist; only the mod
 
 Each damaged file is made for real: cut in half, random bytes, an ONNX model that is not a
 bundle (an Add graph built with onnx.helper), and bundles that break one rule of the
-contract (vocabulary vs output width, window, format version, logits instead of softmax).
+contract (vocabulary vs output width, window, format version, logits instead of softmax,
+a voicing grid that is not whole numbers).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from mididuet.daemon.music.expression import Encoding
 from mididuet.daemon.predict import bundle
 from tests.helpers.bundles import make_bundle
 from tests.helpers.jack import REPO
@@ -58,6 +61,13 @@ def _logits(path: Path) -> Path:
     return path
 
 
+def _fractional_bass(path: Path) -> Path:
+    """A format-2 bundle whose voicing grid would play half a pitch class."""
+    meta = Encoding().as_metadata()
+    meta["classes"]["bass"] = [0, 1.5, 2, 3, 4, 5]
+    return make_bundle(path, expressive=True, metadata={bundle.META_EXPRESSION: json.dumps(meta)})
+
+
 CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "truncated": (_truncated, "not a readable ONNX model"),
     "random-bytes": (_random_bytes, "not a readable ONNX model"),
@@ -74,6 +84,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
                               "declares heads ['timing', 'velocity', 'octave', 'bass', 'spread', 'doubled'] "
                               "that are not outputs"),
     "logits-not-probabilities": (_logits, "is not a probability distribution"),
+    "format-2-fractional-bass": (_fractional_bass, "must be whole numbers"),
 }
 
 

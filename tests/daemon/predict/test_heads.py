@@ -76,3 +76,5 @@ def test_one_sampler_follows_its_memories_as_they_count_and_the_settings_change(
             one_by_one(prediction, token_id, b, given, weight, temperature), draw
         for memory in kept.values():
             memory.observe(int(rng.integers(0, memory.size)))
+        if draw % 3:  # as the engine does once a token is counted; the draw must not depend on it
+            sampler.follow(given, weight)
