@@ -7,6 +7,7 @@ from one tree (the other revision checked out in a temporary git worktree) and m
 decisions of ``bench_daemon.py``'s ``bench_engine_decision`` (solo at 400 BPM, memory
 0.9, the shipped model for both), timed as the daemon's stats time them: one sample per
 note-on sent, from the decision's start to that note (3,000 after 300), every sample kept.
+The revision's own code must have ``bench_daemon.py``'s imports (this round's layout).
 Which tree runs first alternates from pair to pair. It prints each run's p50 and p99
 and, per pair, this tree ÷ the revision.
 
@@ -24,44 +25,22 @@ import tempfile
 import types
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "chopin.onnx"
 
 
-def decide(tree: Path, model: Path, tokens: int = 3000, memory: float = 0.9) -> dict[str, float]:
-    """In a fresh process: mididuet imported from ``tree``, its engine's decisions timed."""
+def decide(tree: Path, model: Path) -> dict[str, float]:
+    """In a fresh process: mididuet imported from ``tree``, its engine's decisions timed by
+    ``bench_daemon.bench_engine_decision`` at the default memory."""
     package = types.ModuleType("mididuet")
     package.__path__ = [str(tree)]  # mididuet.daemon is tree/daemon, as the editable install maps it
     sys.modules["mididuet"] = package
-    from mididuet.daemon.engine.engine import Engine
-    from mididuet.daemon.engine.settings import EngineSettings
-    from mididuet.daemon.engine.stats import Stats
-    from mididuet.daemon.predict.bundle import ModelRunner
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_daemon
 
-    assert Path(sys.modules[Engine.__module__].__file__ or "").is_relative_to(tree)
-
-    class Exact(Stats):  # every sample kept: the daemon's histogram buckets are 4% wide
-        def __init__(self) -> None:
-            super().__init__()
-            self.times: list[int] = []
-
-        def note_sent(self, decision_ns: int, lateness_ns: int) -> None:
-            super().note_sent(decision_ns, lateness_ns)
-            if self.notes_out > 300:  # the first 300 fill the window and the memory
-                self.times.append(decision_ns)
-
-    stats = Exact()
-    engine = Engine(ModelRunner(model), EngineSettings(mode="solo", bpm=400.0, seed=1, memory=memory),
-                    lambda m: None, 0, stats=stats)
-    now, played = 0, 0
-    while played < tokens + 300:
-        deadline = engine.tick(now)
-        now = max(deadline or now + 1, now + 1)
-        played = stats.notes_out
-    times = np.asarray(stats.times, dtype=np.float64) / 1e6
-    return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99))}
+    figures = bench_daemon.bench_engine_decision(model, bench_daemon.DEFAULT_MEMORY)
+    assert Path(sys.modules["mididuet.daemon.engine.engine"].__file__ or "").is_relative_to(tree)
+    return figures
 
 
 def run(tree: Path, model: Path) -> dict[str, float]:
