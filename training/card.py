@@ -8,6 +8,7 @@ from typing import Any
 
 from .evaluate import Metrics, best_baseline, format_table
 from .evaluate_heads import HeadMetrics, format_head_table
+from .loss_weights import HEAD_LOSS_WEIGHT
 from .quality import configuration_name, format_rows
 from .quality import model_row as quality_row
 
@@ -104,8 +105,13 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
     finetune = " (fine-tuning)" if facts.get("pretrain") else ""
     kept = (f"the best validation loss at epoch {facts.get('best_epoch')} kept" if facts.get("best_epoch") else
             "no fine-tuning epoch beat the pre-trained weights, which were kept")
-    monitored = (" on the token's loss plus the heads', weighed as in training"
-                 if facts.get("monitor") == "val_total" else "")
+    monitored = ""
+    if facts.get("monitor") == "val_total":
+        weights = facts.get("head_weights") or {}
+        differing = ", ".join(f"{name} {w:g}" for name, w in weights.items() if w != HEAD_LOSS_WEIGHT)
+        monitored = (f" on the token's loss plus each head's at {HEAD_LOSS_WEIGHT:g}; in training the heads' "
+                     f"losses weighed {HEAD_LOSS_WEIGHT:g} each but {differing}" if differing else
+                     " on the token's loss plus the heads', weighed as in training")
     graph_rewrites = (",\n  with the features' embeddings in one Gather, and with each head's softmax over every "
                       "token\n  factored into its two terms") if head_rows else ""
     latency = facts.get("latency_us") or {}

@@ -69,7 +69,24 @@ def _weight(text: str) -> float:
     return value
 
 
+def _head_weight(text: str) -> tuple[str, float]:
+    """An argparse type: HEAD=WEIGHT, a head of the expressive encoding and a weight ≥ 0."""
+    from mididuet.daemon.music.expression import HEADS
+
+    name, _, value = text.partition("=")
+    if name not in HEADS:
+        raise argparse.ArgumentTypeError(f"must be HEAD=WEIGHT with HEAD one of {', '.join(HEADS)}, got {text!r}")
+    try:
+        weight = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the weight of {name} must be a number, got {value!r}") from None
+    if not weight >= 0:
+        raise argparse.ArgumentTypeError(f"the weight of {name} must be 0 or more, got {weight}")
+    return name, weight
+
+
 def train_parser() -> argparse.ArgumentParser:
+    from .loss_weights import HEAD_LOSS_WEIGHT
     p = argparse.ArgumentParser(
         prog="mididuet-train", description="Train mididuet's next-token model on a MIDI corpus and "
         "export it as a verified ONNX bundle.\n\nother commands (each has --help):\n"
@@ -123,6 +140,11 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--unconditioned", action="store_true",
                    help="with --expressive: heads that do not see the token they describe (to measure what the "
                         "conditioning is worth; default: conditioned on it)")
+    p.add_argument("--head-weight", type=_head_weight, action="append", default=[], metavar="HEAD=WEIGHT",
+                   help="with --expressive: a head's share of the training loss, beside the token's 1.0 "
+                        f"(repeatable, e.g. velocity=2; default: {HEAD_LOSS_WEIGHT:g} each; early stopping "
+                        f"weighs every head {HEAD_LOSS_WEIGHT:g} whatever this says). The heads share one "
+                        "stack: a head weighed more takes from the others (docs/model-quality.md)")
     p.add_argument("--finetune-lr", type=_between_0_and_1, default=3e-4,
                    help="Adam's learning rate when fine-tuning after --pretrain (default: 3e-4; "
                         "pre-training uses the seed's 1e-3)")
@@ -268,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             val_fraction=args.val_fraction, reader=args.reader, seed=args.seed,
             patience=args.patience, arch=args.arch, transpose=args.transpose, pretrain=args.pretrain,
             pretrain_epochs=args.pretrain_epochs, finetune_lr=args.finetune_lr, card=args.card,
-            expressive=args.expressive, conditioned=not args.unconditioned,
+            expressive=args.expressive, conditioned=not args.unconditioned, head_weights=dict(args.head_weight),
             command=" ".join(["mididuet-train", *map(shlex.quote, argv)])))
         return 0
     except (MididuetError, ValueError) as err:

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import keras
@@ -26,8 +27,7 @@ import keras
 from mididuet.daemon.music.expression import Encoding
 
 from .expression import IGNORE
-
-HEAD_LOSS_WEIGHT = 0.5  # each head's share of the loss beside the token's 1.0 (they have their own stack)
+from .loss_weights import training_weights
 
 
 def feature_sizes(encoding: Encoding) -> dict[str, int]:
@@ -94,13 +94,14 @@ def copy_features(model: keras.Model, fit: keras.Model, encoding: Encoding, fold
         model.get_layer(f"feature_{name}").set_weights([table if fold is None else table @ fold])
 
 
-def compile_expressive(model: keras.Model, encoding: Encoding, learning_rate: float = 1e-3) -> None:
+def compile_expressive(model: keras.Model, encoding: Encoding, learning_rate: float = 1e-3,
+                       head_weights: Mapping[str, float] | None = None) -> None:
     """Adam; sparse cross-entropy for the token and each head (targets of ``IGNORE`` left
-    out: voicing for single notes, delay before a pulse is known)."""
+    out: voicing for single notes, delay before a pulse is known), the heads weighed by
+    :func:`training_weights`."""
     losses: dict[str, Any] = {"probs": keras.losses.SparseCategoricalCrossentropy()}
-    weights = {"probs": 1.0}
+    weights = {"probs": 1.0, **training_weights(head_weights, encoding)}
     for name in encoding.heads:
         losses[name] = keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE)
-        weights[name] = HEAD_LOSS_WEIGHT
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses, loss_weights=weights,
                   metrics={"probs": ["sparse_categorical_accuracy"]})

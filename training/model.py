@@ -48,6 +48,7 @@ class Network:
     per_position: bool  # True: ``fit`` predicts at every position, targets are [batch, 32]
     to_export: Callable[[], keras.Model]  # [batch, 32] ids → [batch, V], the trained weights
     encoding: Encoding | None = None  # the expressive heads' classes, when it has them
+    head_weights: dict[str, float] | None = None  # overrides of the heads' training loss weights
 
     def export(self) -> keras.Model:
         return self.to_export()
@@ -57,7 +58,7 @@ class Network:
         if self.encoding is None:
             compile_model(self.fit, learning_rate)
         else:
-            compile_expressive(self.fit, self.encoding, learning_rate)
+            compile_expressive(self.fit, self.encoding, learning_rate, self.head_weights)
 
 
 def compile_model(model: keras.Model, learning_rate: float = 1e-3) -> None:
@@ -99,7 +100,7 @@ def build_seed_model(vocab_size: int, window: int = WINDOW) -> keras.Model:
 
 
 def build_expressive_seed(vocab_size: int, encoding: Encoding, conditioned: bool = True,
-                          window: int = WINDOW) -> Network:
+                          window: int = WINDOW, head_weights: dict[str, float] | None = None) -> Network:
     """The seed's network, reading the window's features and with the heads on its Dense 256."""
     layers = keras.layers
     tokens = keras.Input(shape=(window,), dtype="int32", name="tokens")
@@ -114,7 +115,7 @@ def build_expressive_seed(vocab_size: int, encoding: Encoding, conditioned: bool
     fit = keras.Model([tokens, features, next_token],
                       {"probs": probs, **head_outputs(x, next_token, vocab_size, encoding, conditioned)},
                       name="seed_expressive")
-    net = Network(fit=fit, per_position=False, encoding=encoding,
+    net = Network(fit=fit, per_position=False, encoding=encoding, head_weights=head_weights,
                   to_export=lambda: _seed_export(fit, trunk, embedding, encoding, window))
     net.compile()
     return net
@@ -171,7 +172,7 @@ def _stack(embedded: Any, stack: Stack) -> Any:
 
 
 def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | None = None,
-                  conditioned: bool = True) -> Network:
+                  conditioned: bool = True, head_weights: dict[str, float] | None = None) -> Network:
     """Embedding → 1×1 projection → 5 gated residual blocks (dilations 1..16) → skips → head.
 
     Each block: z = tanh(W_f ∗ x) ⊙ σ(W_g ∗ x) (kernel 2, dilated, causal), then a 1×1
@@ -198,7 +199,7 @@ def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | No
         next_tokens = keras.Input(shape=(window,), dtype="int32", name="next_tokens")
         heads = head_outputs(_stack(x, EXPRESSION), next_tokens, vocab_size, encoding, conditioned)
         fit = keras.Model([*inputs, next_tokens], {"probs": probs, **heads}, name="wavenet_every_position")
-    net = Network(fit=fit, per_position=True, encoding=encoding,
+    net = Network(fit=fit, per_position=True, encoding=encoding, head_weights=head_weights,
                   to_export=lambda: _wavenet_last_position(fit, vocab_size, window, encoding))
     net.compile()
     return net
@@ -282,16 +283,18 @@ def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int,
     return model
 
 
-def build_network(arch: str, vocab_size: int, encoding: Encoding | None = None, conditioned: bool = True) -> Network:
-    """The network for ``arch``, with the expressive heads when given their ``encoding``;
-    raises ``ValueError`` for an unknown name."""
+def build_network(arch: str, vocab_size: int, encoding: Encoding | None = None, conditioned: bool = True,
+                  head_weights: dict[str, float] | None = None) -> Network:
+    """The network for ``arch``, with the expressive heads when given their ``encoding``
+    (``head_weights``: overrides of their training loss weights); raises ``ValueError``
+    for an unknown name or head."""
     if arch == "seed":
         if encoding is not None:
-            return build_expressive_seed(vocab_size, encoding, conditioned)
+            return build_expressive_seed(vocab_size, encoding, conditioned, head_weights=head_weights)
         model = build_seed_model(vocab_size)
         return Network(fit=model, per_position=False, to_export=lambda: model)
     if arch == "wavenet":
-        return build_wavenet(vocab_size, encoding=encoding, conditioned=conditioned)
+        return build_wavenet(vocab_size, encoding=encoding, conditioned=conditioned, head_weights=head_weights)
     raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
 
 

@@ -13,7 +13,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from .dataset import (
 from .evaluate import Metrics, best_baseline, evaluate_all, format_table
 from .evaluate_heads import HeadMetrics, evaluate_heads, format_head_table
 from .expression import IGNORE
+from .loss_weights import HEAD_LOSS_WEIGHT, training_weights
 from .progress import progress_bar
 from .quality import measure_latency
 
@@ -62,6 +63,7 @@ class TrainOptions:
     expressive: bool = False  # the heads: when, how long, how loud and where (bundle format 2)
     conditioned: bool = True  # the heads see the token they describe
     encoding: Encoding = DEFAULT  # the heads' classes and the features read (an earlier version's, to compare)
+    head_weights: dict[str, float] = field(default_factory=dict)  # overrides of the heads' training loss weights
 
 
 def log(message: str) -> None:
@@ -102,7 +104,8 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         raise ValueError("too little music for 32-token windows on both sides of the split; add pieces")
 
     keras.utils.set_random_seed(opts.seed)
-    net = build_network(opts.arch, len(ds.vocabulary), opts.encoding if opts.expressive else None, opts.conditioned)
+    net = build_network(opts.arch, len(ds.vocabulary), opts.encoding if opts.expressive else None, opts.conditioned,
+                        opts.head_weights)
     run_dir = opts.out.with_name(opts.out.stem + "-training")
     run_dir.mkdir(parents=True, exist_ok=True)
     history_csv = run_dir / "history.csv"
@@ -146,7 +149,8 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         "arch": opts.arch,
         "transpose": opts.transpose,
         "expressive": opts.expressive,
-        **({"conditioned": opts.conditioned} if opts.expressive else {}),
+        **({"conditioned": opts.conditioned,
+            "head_weights": training_weights(opts.head_weights, opts.encoding)} if opts.expressive else {}),
         **pre_facts,
         "parameters": int(model.count_params()),
         "epochs_run": len(val_losses),
@@ -330,7 +334,6 @@ def held_out_logs(net: Any, held: HeldOut) -> dict[str, float]:
     """The last position's next-token loss and accuracy on the validation windows, each
     head's NLL (``val_<head>_nll``) and, with heads, ``val_total``: the token's loss plus
     the heads' weighed as in training."""
-    from .heads import HEAD_LOSS_WEIGHT  # with Keras: only when training
 
     outputs = last_position(net, net.fit.predict(held.inputs, batch_size=1024, verbose=0))
     probs, y_val = outputs["probs"], held.next_tokens

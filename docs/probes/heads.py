@@ -10,8 +10,10 @@ Prints, on the model's held-out pieces (its own split and encoding):
    oldest token still sounding had sounded; how many sounded); for the velocity, the
    token's pitch and chord size, then the metric position read from the score (which the
    daemon cannot know), then instead the token's own seven other classes, true ones, as if
-   they were drawn before the velocity (Notochord's order of sub-events). Held-out NLL
-   in nats.
+   they were drawn before the velocity (Notochord's order of sub-events), then the last 8
+   tokens' exact velocities against the running level at the token (the window's classes
+   are each against its own token's level), the token's own register (lowest and highest
+   pitch, notes), and both. Held-out NLL in nats.
 2. **merged**: the velocity's classes near 0 merged (−5/−2 and 2/5 into one each), the
    model's probabilities summed and the n-gram baselines recounted: the ratio again.
 3. **memory**: each rhythm and dynamics head with the session memory mixed in at 0.9, the
@@ -61,6 +63,7 @@ def tree_rows(ds: Dataset, pieces: Sequence, expressions: Sequence[Expression], 
         kept = [r for r in piece.records if r.token in ids]
         onsets = np.array([r.onset for r in kept])
         lengths = np.array([r.length for r in kept])
+        velocities = [float(r.velocity) for r in kept]
         iois = [0.0, *np.diff(onsets)]
         sounding = []
         for i in range(len(kept)):
@@ -81,7 +84,14 @@ def tree_rows(ds: Dataset, pieces: Sequence, expressions: Sequence[Expression], 
             phase = [kept[j].onset % span for span in (0.5, 1, 2, 4)]
             # The token's own other classes, as if drawn before this head (IGNORE as it is).
             own = [int(e.targets[other][j]) for other in HEADS if other != head]
-            rows.append([*np.concatenate(before), *sizes, *np.concatenate(ages_before), *phase, *own])
+            # The last 8 tokens' exact loudest velocities against the level now (the window's
+            # classes are each against its own token's level, on a coarse grid), and the
+            # token's own register: its lowest and highest pitch and how many notes.
+            level = running_median(velocities, j) or 64.0
+            loud = [velocities[j - k] - level if j >= k else 0.0 for k in range(1, HISTORY_TOKENS + 1)]
+            register = [kept[j].lowest, kept[j].highest, kept[j].notes]
+            rows.append([*np.concatenate(before), *sizes, *np.concatenate(ages_before), *phase, *own, *loud,
+                         *register])
             targets.append(int(e.targets[head][j]))
     return np.asarray(rows, dtype=float), np.asarray(targets)
 
@@ -97,12 +107,17 @@ def trees(ds: Dataset, train: Sequence, val: Sequence) -> None:
     count = [c for c in ages if (c - width - 3) % 3 == 0]
     phase = [width + 3 + 3 * HISTORY_TOKENS + k for k in range(4)]
     own = [phase[-1] + 1 + k for k in range(len(HEADS) - 1)]
+    loud = [own[-1] + 1 + k for k in range(HISTORY_TOKENS)]
+    register = [loud[-1] + 1 + k for k in range(3)]
     probes = {"length": {"the last 8 tokens' features": history, "+ the sounding ages": history + ages,
                          "+ the oldest sounding token's age only": history + oldest,
                          "+ how many tokens sound only": history + count},
               "velocity": {"the last 8 tokens' features, the token's pitch and size": token,
                            "+ the score's metric position": token + phase,
-                           "+ the token's own other classes (drawn before it)": token + own}}
+                           "+ the token's own other classes (drawn before it)": token + own,
+                           "+ the last 8 tokens' exact velocities against the level now": token + loud,
+                           "+ the token's own register (lowest, highest pitch, notes)": token + register,
+                           "+ both": token + loud + register}}
     for head, columns in probes.items():
         x_train, y_train = tree_rows(ds, train, ds.train_expression, head, 1)
         x_val, y_val = tree_rows(ds, val, ds.val_expression, head, WINDOW)

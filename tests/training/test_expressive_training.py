@@ -11,9 +11,10 @@ import numpy as np
 import onnx
 import pytest
 
-from mididuet.daemon.music.expression import FEATURES, HEADS
+from mididuet.daemon.music.expression import DEFAULT, FEATURES, HEADS
 from mididuet.daemon.predict import bundle
 from mididuet.training.cli import main
+from mididuet.training.loss_weights import training_weights
 from tests.training.conftest import MIDIS, linked
 
 
@@ -21,7 +22,7 @@ from tests.training.conftest import MIDIS, linked
 def expressive(request: pytest.FixtureRequest, small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("expressive") / f"{request.param}.onnx"
     code = main(["--data", str(small_corpus), "--out", str(out), "--epochs", "1", "--min-count", "3",
-                 "--val-fraction", "0.4", "--arch", request.param, "--expressive",
+                 "--val-fraction", "0.4", "--arch", request.param, "--expressive", "--head-weight", "timing=1.5",
                  "--card", str(out.with_suffix(".md"))])
     assert code == 0
     return out
@@ -38,6 +39,7 @@ def test_both_archs_export_every_head_checked_against_keras(expressive: Path) ->
     assert runner.info.format_version == 2 and runner.expressive
     assert runner.info.expression is not None and runner.info.expression.heads == HEADS
     assert runner.info.training["monitor"] == "val_total", "early stopping counts the heads in"
+    assert runner.info.training["head_weights"] == training_weights({"timing": 1.5}, DEFAULT)
     check = runner.info.training["export_check"]
     for head in HEADS:
         assert check[f"max_abs_diff_{head}"] <= 1e-4, head
@@ -50,6 +52,7 @@ def test_both_archs_export_every_head_checked_against_keras(expressive: Path) ->
     card = expressive.with_suffix(".md").read_text()
     for head in HEADS:
         assert f"| {head} |" in card, f"the card's heads table lacks {head}"
+    assert "losses weighed 0.5 each but timing 1.5" in card
 
 
 def test_simplify_rewrites_a_bundle_and_keeps_what_it_plays(expressive: Path, tmp_path: Path,

@@ -1,0 +1,49 @@
+"""The heads' shares of the training loss: the defaults, the overrides the command line
+gives, and that the Keras model really trains with them."""
+
+from __future__ import annotations
+
+import pytest
+
+from mididuet.daemon.music.expression import DEFAULT, HEADS
+from mididuet.training.cli import train_parser
+from mididuet.training.loss_weights import HEAD_LOSS_WEIGHT, training_weights
+
+
+def test_every_head_has_a_weight_and_overrides_win() -> None:
+    assert training_weights(None, DEFAULT) == dict.fromkeys(HEADS, HEAD_LOSS_WEIGHT)
+    weights = training_weights({"timing": 1.5, "velocity": 0}, DEFAULT)
+    assert list(weights) == list(HEADS)
+    assert (weights["timing"], weights["velocity"], weights["delay"]) == (1.5, 0.0, HEAD_LOSS_WEIGHT)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [({"volume": 1.0}, "no head named 'volume'"),
+                                                    ({"delay": -1.0}, "0 or more"),
+                                                    ({"delay": float("nan")}, "0 or more")])
+def test_a_wrong_weight_is_refused_by_name(overrides: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        training_weights(overrides, DEFAULT)
+
+
+@pytest.mark.parametrize("argument", ["volume=2", "velocity", "velocity=loud", "velocity=-1"])
+def test_the_command_line_refuses_a_wrong_head_weight(argument: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        train_parser().parse_args(["--out", "x.onnx", "--expressive", "--head-weight", argument])
+    assert exited.value.code == 2
+    assert "--head-weight" in capsys.readouterr().err
+
+
+def test_the_command_line_collects_head_weights() -> None:
+    args = train_parser().parse_args(["--out", "x.onnx", "--head-weight", "timing=1.5", "--head-weight", "length=1"])
+    assert dict(args.head_weight) == {"timing": 1.5, "length": 1.0}
+
+
+@pytest.mark.parametrize("arch", ["seed", "wavenet"])
+def test_keras_trains_with_those_weights(arch: str) -> None:
+    from mididuet.training.model import build_network
+
+    net = build_network(arch, 20, DEFAULT, head_weights={"timing": 1.5})
+    loss_weights = net.fit.get_compile_config()["loss_weights"]
+    assert loss_weights == {"probs": 1.0, **training_weights({"timing": 1.5}, DEFAULT)}
+    net.compile(3e-4)  # fine-tuning's fresh optimizer keeps them
+    assert net.fit.get_compile_config()["loss_weights"]["timing"] == 1.5
