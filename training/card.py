@@ -8,7 +8,7 @@ from typing import Any
 
 from .evaluate import Metrics, best_baseline, format_table
 from .evaluate_heads import HeadMetrics, format_head_table
-from .loss_weights import HEAD_LOSS_WEIGHT
+from .loss_weights import HEAD_LOSS_WEIGHT, differing
 from .quality import configuration_name, format_rows
 from .quality import model_row as quality_row
 
@@ -107,11 +107,10 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
             "no fine-tuning epoch beat the pre-trained weights, which were kept")
     monitored = ""
     if facts.get("monitor") == "val_total":
-        weights = facts.get("head_weights") or {}
-        differing = ", ".join(f"{name} {w:g}" for name, w in weights.items() if w != HEAD_LOSS_WEIGHT)
-        monitored = (f" on the token's loss plus each head's at {HEAD_LOSS_WEIGHT:g}; in training the heads' "
-                     f"losses weighed {HEAD_LOSS_WEIGHT:g} each but {differing}" if differing else
-                     " on the token's loss plus the heads', weighed as in training")
+        usual = facts.get("monitor_head_weight", HEAD_LOSS_WEIGHT)  # older bundles: the only weight there was
+        other = differing(facts.get("head_weights") or {}, usual)
+        monitored = (f" on the token's loss plus each head's at {usual:g}; in training {other}, the others "
+                     f"{usual:g}" if other else " on the token's loss plus the heads', weighed as in training")
     graph_rewrites = (",\n  with the features' embeddings in one Gather, and with each head's softmax over every "
                       "token\n  factored into its two terms") if head_rows else ""
     latency = facts.get("latency_us") or {}

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from collections.abc import Callable
@@ -80,8 +81,8 @@ def _head_weight(text: str) -> tuple[str, float]:
         weight = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"the weight of {name} must be a number, got {value!r}") from None
-    if not weight >= 0:
-        raise argparse.ArgumentTypeError(f"the weight of {name} must be 0 or more, got {weight}")
+    if not (math.isfinite(weight) and weight >= 0):
+        raise argparse.ArgumentTypeError(f"the weight of {name} must be a finite number, 0 or more, got {weight}")
     return name, weight
 
 

@@ -3,14 +3,15 @@ the card and the command line read it too)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from mididuet.daemon.music.expression import Encoding
 
 # Each head's share, and what early stopping weighs every head at whatever training did.
 # The heads share one stack, so a head weighed more takes from the others: the velocity at
-# 2.0 gained what the rhythm heads and the length lost (docs/model-quality.md, "The heads'
-# shares of one stack").
+# 2.0 gained, and the rhythm heads, the length and the octave lost (docs/model-quality.md,
+# "The heads' shares of one stack").
 HEAD_LOSS_WEIGHT = 0.5
 
 
@@ -20,7 +21,13 @@ def training_weights(overrides: Mapping[str, float] | None, encoding: Encoding) 
     for name, weight in (overrides or {}).items():
         if name not in weights:
             raise ValueError(f"no head named {name!r}; the heads are {', '.join(encoding.heads)}")
-        if not weight >= 0:
-            raise ValueError(f"a head's loss weight must be 0 or more, got {name}={weight}")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"a head's loss weight must be a finite number, 0 or more, got {name}={weight}")
         weights[name] = float(weight)
     return weights
+
+
+def differing(weights: Mapping[str, float], usual: float = HEAD_LOSS_WEIGHT) -> str:
+    """The heads weighed other than ``usual``, as the card and the quality table name them:
+    ``"timing 1.5, velocity 2"`` (empty when none is)."""
+    return ", ".join(f"{name} {weight:g}" for name, weight in weights.items() if weight != usual)

@@ -17,7 +17,7 @@ window's rhythm and dynamics and predict how the next token is played (:mod:`.he
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +48,7 @@ class Network:
     per_position: bool  # True: ``fit`` predicts at every position, targets are [batch, 32]
     to_export: Callable[[], keras.Model]  # [batch, 32] ids → [batch, V], the trained weights
     encoding: Encoding | None = None  # the expressive heads' classes, when it has them
-    head_weights: dict[str, float] | None = None  # overrides of the heads' training loss weights
+    head_weights: Mapping[str, float] | None = None  # overrides of the heads' training loss weights
 
     def export(self) -> keras.Model:
         return self.to_export()
@@ -100,7 +100,7 @@ def build_seed_model(vocab_size: int, window: int = WINDOW) -> keras.Model:
 
 
 def build_expressive_seed(vocab_size: int, encoding: Encoding, conditioned: bool = True,
-                          window: int = WINDOW, head_weights: dict[str, float] | None = None) -> Network:
+                          window: int = WINDOW, head_weights: Mapping[str, float] | None = None) -> Network:
     """The seed's network, reading the window's features and with the heads on its Dense 256."""
     layers = keras.layers
     tokens = keras.Input(shape=(window,), dtype="int32", name="tokens")
@@ -172,7 +172,7 @@ def _stack(embedded: Any, stack: Stack) -> Any:
 
 
 def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | None = None,
-                  conditioned: bool = True, head_weights: dict[str, float] | None = None) -> Network:
+                  conditioned: bool = True, head_weights: Mapping[str, float] | None = None) -> Network:
     """Embedding → 1×1 projection → 5 gated residual blocks (dilations 1..16) → skips → head.
 
     Each block: z = tanh(W_f ∗ x) ⊙ σ(W_g ∗ x) (kernel 2, dilated, causal), then a 1×1
@@ -284,7 +284,7 @@ def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int,
 
 
 def build_network(arch: str, vocab_size: int, encoding: Encoding | None = None, conditioned: bool = True,
-                  head_weights: dict[str, float] | None = None) -> Network:
+                  head_weights: Mapping[str, float] | None = None) -> Network:
     """The network for ``arch``, with the expressive heads when given their ``encoding``
     (``head_weights``: overrides of their training loss weights); raises ``ValueError``
     for an unknown name or head."""

@@ -20,6 +20,7 @@ import numpy as np
 from mididuet.daemon.predict import bundle
 
 from .evaluate import NGRAM_ORDERS, ngram_name
+from .loss_weights import HEAD_LOSS_WEIGHT, differing
 
 LATENCY_QUERIES = 2000
 LATENCY_WARMUP = 100
@@ -44,6 +45,8 @@ def configuration_name(facts: dict[str, Any]) -> str:
         parts.append(f"transpose ±{facts['transpose']}")
     if facts.get("pretrain"):
         parts.append(f"pretrain ({facts['pretrain']}, {facts.get('pretrain_pieces')} pieces)")
+    if other := differing(facts.get("head_weights") or {}, facts.get("monitor_head_weight", HEAD_LOSS_WEIGHT)):
+        parts.append(f"heads weighed {other}")
     return " + ".join(parts)
 
 

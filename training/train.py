@@ -93,6 +93,9 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         raise ValueError("--pretrain needs --split pieces (held-out pieces are excluded by content hash)")
     if opts.expressive and (opts.split != "pieces" or opts.reader != "mido"):
         raise ValueError("--expressive needs --split pieces and --reader mido (music21 keeps no timing)")
+    if opts.head_weights and not opts.expressive:
+        raise ValueError("--head-weight needs --expressive (only the expressive heads have weights)")
+    training_weights(opts.head_weights, opts.encoding)  # a wrong one is refused before the corpus is read
     corpus = load_corpus(opts.data, opts.reader)
     ds = build_dataset(corpus.pieces, split=opts.split, val_fraction=opts.val_fraction,
                        min_count=opts.min_count, seed=opts.seed, transpose=opts.transpose,
@@ -150,7 +153,8 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         "transpose": opts.transpose,
         "expressive": opts.expressive,
         **({"conditioned": opts.conditioned,
-            "head_weights": training_weights(opts.head_weights, opts.encoding)} if opts.expressive else {}),
+            "head_weights": training_weights(opts.head_weights, opts.encoding),
+            "monitor_head_weight": HEAD_LOSS_WEIGHT} if opts.expressive else {}),
         **pre_facts,
         "parameters": int(model.count_params()),
         "epochs_run": len(val_losses),
@@ -226,14 +230,15 @@ def last_position(net: Any, outputs: Any) -> dict[str, np.ndarray]:
 
 
 def monitored(net: Any) -> str:
-    """The held-out loss early stopping watches: with heads, the weighted sum trained on."""
+    """The held-out loss early stopping watches: with heads, the token's plus each head's at
+    :data:`HEAD_LOSS_WEIGHT`, whatever training weighed them."""
     return "val_total" if net.encoding is not None else "val_loss"
 
 
 def fit_phase(net: Any, x: Any, y: Any, ds: Dataset, opts: TrainOptions, epochs: int,
               history_csv: Path, keep_start: bool = False) -> tuple[Any, int]:
     """One ``fit`` with early stopping on the held-out pieces' loss: the next token's, with
-    the heads the weighted sum the network trains on (``val_total``). Returns the history
+    the heads plus each head's at :data:`HEAD_LOSS_WEIGHT` (``val_total``). Returns the history
     and the epoch whose weights were kept; with ``keep_start`` the weights it starts from
     compete too (epoch 0)."""
     import keras
@@ -333,8 +338,8 @@ def held_out_loss(net: Any, held: HeldOut) -> Any:
 def held_out_logs(net: Any, held: HeldOut) -> dict[str, float]:
     """The last position's next-token loss and accuracy on the validation windows, each
     head's NLL (``val_<head>_nll``) and, with heads, ``val_total``: the token's loss plus
-    the heads' weighed as in training."""
-
+    each head's at :data:`HEAD_LOSS_WEIGHT` (the same whatever ``--head-weight`` trained with,
+    so that a head weighed more in training cannot buy itself the epoch)."""
     outputs = last_position(net, net.fit.predict(held.inputs, batch_size=1024, verbose=0))
     probs, y_val = outputs["probs"], held.next_tokens
     logs = {"val_loss": mean_nll(probs, y_val),

@@ -53,10 +53,12 @@ def nll(probs: np.ndarray, targets: np.ndarray) -> float:
 
 
 def tree_rows(ds: Dataset, pieces: Sequence, expressions: Sequence[Expression], head: str,
-              first: int) -> tuple[np.ndarray, np.ndarray]:
+              first: int, history: int) -> tuple[np.ndarray, np.ndarray]:
     """Per target: the last 8 tokens' eight classes, the token's pitch and size, the sounding
     ages (count, oldest, newest, in pulses) at the last 8 onsets, the score's beat phase,
-    the token's own classes of the other heads."""
+    the token's own classes of the other heads, the last 8 tokens' loudest velocities
+    against the running level (of ``history`` tokens) at the token, the token's lowest and
+    highest pitch and how many notes."""
     ids = {t: i for i, t in enumerate(ds.vocabulary)}
     rows, targets = [], []
     for piece, e in zip(pieces, expressions, strict=True):
@@ -87,7 +89,7 @@ def tree_rows(ds: Dataset, pieces: Sequence, expressions: Sequence[Expression], 
             # The last 8 tokens' exact loudest velocities against the level now (the window's
             # classes are each against its own token's level, on a coarse grid), and the
             # token's own register: its lowest and highest pitch and how many notes.
-            level = running_median(velocities, j) or 64.0
+            level = running_median(velocities, j, history) or 64.0
             loud = [velocities[j - k] - level if j >= k else 0.0 for k in range(1, HISTORY_TOKENS + 1)]
             register = [kept[j].lowest, kept[j].highest, kept[j].notes]
             rows.append([*np.concatenate(before), *sizes, *np.concatenate(ages_before), *phase, *own, *loud,
@@ -96,7 +98,7 @@ def tree_rows(ds: Dataset, pieces: Sequence, expressions: Sequence[Expression], 
     return np.asarray(rows, dtype=float), np.asarray(targets)
 
 
-def trees(ds: Dataset, train: Sequence, val: Sequence) -> None:
+def trees(ds: Dataset, train: Sequence, val: Sequence, history: int) -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     width = len(HEADS) * HISTORY_TOKENS
@@ -119,8 +121,8 @@ def trees(ds: Dataset, train: Sequence, val: Sequence) -> None:
                            "+ the token's own register (lowest, highest pitch, notes)": token + register,
                            "+ both": token + loud + register}}
     for head, columns in probes.items():
-        x_train, y_train = tree_rows(ds, train, ds.train_expression, head, 1)
-        x_val, y_val = tree_rows(ds, val, ds.val_expression, head, WINDOW)
+        x_train, y_train = tree_rows(ds, train, ds.train_expression, head, 1, history)
+        x_val, y_val = tree_rows(ds, val, ds.val_expression, head, WINDOW, history)
         classes = int(max(y_train.max(), y_val.max())) + 1
         for name, cols in columns.items():
             model = HistGradientBoostingClassifier(max_iter=400, learning_rate=0.05, early_stopping=True,
@@ -208,7 +210,7 @@ def main() -> None:
     ds = build_dataset(corpus.pieces, vocabulary=runner.vocabulary, expressive=True, encoding=encoding)
     names = {p.name: p for p in corpus.pieces}
     if args.only in (None, "trees"):
-        trees(ds, [names[n] for n in ds.train_pieces], [names[n] for n in ds.val_pieces])
+        trees(ds, [names[n] for n in ds.train_pieces], [names[n] for n in ds.val_pieces], encoding.history)
     if args.only in (None, "merged", "memory"):
         chosen = chosen_rows(runner, ds)
         if args.only in (None, "merged"):

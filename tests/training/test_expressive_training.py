@@ -4,6 +4,7 @@ shipped one (the JSON modes, the memory, a corpus treated as unseen)."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from mididuet.daemon.music.expression import DEFAULT, FEATURES, HEADS
 from mididuet.daemon.predict import bundle
 from mididuet.training.cli import main
-from mididuet.training.loss_weights import training_weights
+from mididuet.training.loss_weights import HEAD_LOSS_WEIGHT, training_weights
 from tests.training.conftest import MIDIS, linked
 
 
@@ -52,7 +53,19 @@ def test_both_archs_export_every_head_checked_against_keras(expressive: Path) ->
     card = expressive.with_suffix(".md").read_text()
     for head in HEADS:
         assert f"| {head} |" in card, f"the card's heads table lacks {head}"
-    assert "losses weighed 0.5 each but timing 1.5" in card
+    assert "plus each head's at 0.5; in training timing 1.5, the others 0.5" in card
+    assert "heads weighed timing 1.5" in card, "the configuration's name says so"
+
+
+def test_early_stopping_weighs_every_head_alike_whatever_training_did(expressive: Path) -> None:
+    """The fixture trains the timing at 1.5; the held-out sum early stopping watches still
+    counts it at 0.5, like every head, so a head weighed more cannot buy itself the epoch."""
+    with (expressive.with_name(expressive.stem + "-training") / "history.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows
+    for row in rows:
+        heads = sum(float(row[f"val_{head}_nll"]) for head in HEADS)
+        assert float(row["val_total"]) == pytest.approx(float(row["val_loss"]) + HEAD_LOSS_WEIGHT * heads)
 
 
 def test_simplify_rewrites_a_bundle_and_keeps_what_it_plays(expressive: Path, tmp_path: Path,

@@ -3,6 +3,8 @@ gives, and that the Keras model really trains with them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mididuet.daemon.music.expression import DEFAULT, HEADS
@@ -19,13 +21,15 @@ def test_every_head_has_a_weight_and_overrides_win() -> None:
 
 @pytest.mark.parametrize(("overrides", "message"), [({"volume": 1.0}, "no head named 'volume'"),
                                                     ({"delay": -1.0}, "0 or more"),
-                                                    ({"delay": float("nan")}, "0 or more")])
+                                                    ({"delay": float("nan")}, "0 or more"),
+                                                    ({"delay": float("inf")}, "finite")])
 def test_a_wrong_weight_is_refused_by_name(overrides: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         training_weights(overrides, DEFAULT)
 
 
-@pytest.mark.parametrize("argument", ["volume=2", "velocity", "velocity=loud", "velocity=-1"])
+@pytest.mark.parametrize("argument", ["volume=2", "velocity", "velocity=loud", "velocity=-1", "velocity=inf",
+                                      "velocity=1e999"])
 def test_the_command_line_refuses_a_wrong_head_weight(argument: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         train_parser().parse_args(["--out", "x.onnx", "--expressive", "--head-weight", argument])
@@ -36,6 +40,17 @@ def test_the_command_line_refuses_a_wrong_head_weight(argument: str, capsys: pyt
 def test_the_command_line_collects_head_weights() -> None:
     args = train_parser().parse_args(["--out", "x.onnx", "--head-weight", "timing=1.5", "--head-weight", "length=1"])
     assert dict(args.head_weight) == {"timing": 1.5, "length": 1.0}
+
+
+def test_head_weights_need_the_heads(tmp_path: Path) -> None:
+    from mididuet.training.train import TrainOptions, run_training
+
+    options = TrainOptions(data=tmp_path / "no-corpus-read", out=tmp_path / "x.onnx", head_weights={"velocity": 2.0})
+    with pytest.raises(ValueError, match="--head-weight needs --expressive"):
+        run_training(options)  # refused before any corpus is read
+    with pytest.raises(ValueError, match="no head named 'volume'"):
+        run_training(TrainOptions(data=options.data, out=options.out, arch="wavenet", expressive=True,
+                                  head_weights={"volume": 2.0}))
 
 
 @pytest.mark.parametrize("arch", ["seed", "wavenet"])
