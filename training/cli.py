@@ -88,6 +88,7 @@ def _head_weight(text: str) -> tuple[str, float]:
 
 def train_parser() -> argparse.ArgumentParser:
     from .loss_weights import HEAD_LOSS_WEIGHT
+
     p = argparse.ArgumentParser(
         prog="mididuet-train", description="Train mididuet's next-token model on a MIDI corpus and "
         "export it as a verified ONNX bundle.\n\nother commands (each has --help):\n"

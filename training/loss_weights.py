@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from mididuet.daemon.music.expression import Encoding
 
 # Each head's share, and what early stopping weighs every head at whatever training did.
-# The heads share one stack, so a head weighed more takes from the others: the velocity at
-# 2.0 gained, and the rhythm heads, the length and the octave lost (docs/model-quality.md,
-# "The heads' shares of one stack").
+# The heads share one stack, so a head weighed more takes from the others: weighed 2.0, the
+# velocity gained what the rhythm heads, the length and the octave lost
+# (docs/model-quality.md, "The heads' shares of one stack").
 HEAD_LOSS_WEIGHT = 0.5
 
 
