@@ -8,7 +8,7 @@ from typing import Any
 
 from .evaluate import Metrics, best_baseline, format_table
 from .evaluate_heads import HeadMetrics, format_head_table
-from .loss_weights import HEAD_LOSS_WEIGHT, differing
+from .loss_weights import stopping_weight, weighed_otherwise
 from .quality import configuration_name, format_rows
 from .quality import model_row as quality_row
 
@@ -107,8 +107,7 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
             "no fine-tuning epoch beat the pre-trained weights, which were kept")
     monitored = ""
     if facts.get("monitor") == "val_total":
-        usual = facts.get("monitor_head_weight", HEAD_LOSS_WEIGHT)  # older bundles: the only weight there was
-        other = differing(facts.get("head_weights") or {}, usual)
+        usual, other = stopping_weight(facts), weighed_otherwise(facts)
         monitored = (f" on the token's loss plus each head's at {usual:g}; in training {other}, the others "
                      f"{usual:g}" if other else " on the token's loss plus the heads', weighed as in training")
     graph_rewrites = (",\n  with the features' embeddings in one Gather, and with each head's softmax over every "

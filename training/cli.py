@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import sys
 from collections.abc import Callable
@@ -71,18 +70,21 @@ def _weight(text: str) -> float:
 
 
 def _head_weight(text: str) -> tuple[str, float]:
-    """An argparse type: HEAD=WEIGHT, a head of the expressive encoding and a weight ≥ 0."""
-    from mididuet.daemon.music.expression import HEADS
+    """An argparse type: HEAD=WEIGHT, checked as training checks it (a head of the
+    expressive encoding, a finite weight ≥ 0)."""
+    from mididuet.daemon.music.expression import DEFAULT
+
+    from .loss_weights import training_weights
 
     name, _, value = text.partition("=")
-    if name not in HEADS:
-        raise argparse.ArgumentTypeError(f"must be HEAD=WEIGHT with HEAD one of {', '.join(HEADS)}, got {text!r}")
     try:
         weight = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"the weight of {name} must be a number, got {value!r}") from None
-    if not (math.isfinite(weight) and weight >= 0):
-        raise argparse.ArgumentTypeError(f"the weight of {name} must be a finite number, 0 or more, got {weight}")
+        raise argparse.ArgumentTypeError(f"must be HEAD=WEIGHT with WEIGHT a number, got {text!r}") from None
+    try:
+        training_weights({name: weight}, DEFAULT)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     return name, weight
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 from mididuet.daemon.music.expression import Encoding
 
@@ -27,7 +28,15 @@ def training_weights(overrides: Mapping[str, float] | None, encoding: Encoding) 
     return weights
 
 
-def differing(weights: Mapping[str, float], usual: float = HEAD_LOSS_WEIGHT) -> str:
-    """The heads weighed other than ``usual``, as the card and the quality table name them:
-    ``"timing 1.5, velocity 2"`` (empty when none is)."""
+def stopping_weight(facts: Mapping[str, Any]) -> float:
+    """The weight early stopping gave every head, from a bundle's training facts (older
+    bundles did not record it: it was the only weight there was)."""
+    return float(facts.get("monitor_head_weight", HEAD_LOSS_WEIGHT))
+
+
+def weighed_otherwise(facts: Mapping[str, Any]) -> str:
+    """The heads a bundle's training weighed other than early stopping did, as the card and
+    the quality table name them: ``"timing 1.5, velocity 2"`` (empty when none was)."""
+    usual = stopping_weight(facts)
+    weights: Mapping[str, float] = facts.get("head_weights") or {}
     return ", ".join(f"{name} {weight:g}" for name, weight in weights.items() if weight != usual)

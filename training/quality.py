@@ -20,7 +20,7 @@ import numpy as np
 from mididuet.daemon.predict import bundle
 
 from .evaluate import NGRAM_ORDERS, ngram_name
-from .loss_weights import HEAD_LOSS_WEIGHT, differing
+from .loss_weights import weighed_otherwise
 
 LATENCY_QUERIES = 2000
 LATENCY_WARMUP = 100
@@ -45,7 +45,7 @@ def configuration_name(facts: dict[str, Any]) -> str:
         parts.append(f"transpose ±{facts['transpose']}")
     if facts.get("pretrain"):
         parts.append(f"pretrain ({facts['pretrain']}, {facts.get('pretrain_pieces')} pieces)")
-    if other := differing(facts.get("head_weights") or {}, facts.get("monitor_head_weight", HEAD_LOSS_WEIGHT)):
+    if other := weighed_otherwise(facts):
         parts.append(f"heads weighed {other}")
     return " + ".join(parts)
 

@@ -95,7 +95,8 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         raise ValueError("--expressive needs --split pieces and --reader mido (music21 keeps no timing)")
     if opts.head_weights and not opts.expressive:
         raise ValueError("--head-weight needs --expressive (only the expressive heads have weights)")
-    training_weights(opts.head_weights, opts.encoding)  # a wrong one is refused before the corpus is read
+    # Resolved once, so a wrong one is refused before the corpus is read.
+    head_weights = training_weights(opts.head_weights, opts.encoding) if opts.expressive else None
     corpus = load_corpus(opts.data, opts.reader)
     ds = build_dataset(corpus.pieces, split=opts.split, val_fraction=opts.val_fraction,
                        min_count=opts.min_count, seed=opts.seed, transpose=opts.transpose,
@@ -108,7 +109,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
 
     keras.utils.set_random_seed(opts.seed)
     net = build_network(opts.arch, len(ds.vocabulary), opts.encoding if opts.expressive else None, opts.conditioned,
-                        opts.head_weights)
+                        head_weights)
     run_dir = opts.out.with_name(opts.out.stem + "-training")
     run_dir.mkdir(parents=True, exist_ok=True)
     history_csv = run_dir / "history.csv"
@@ -153,7 +154,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         "transpose": opts.transpose,
         "expressive": opts.expressive,
         **({"conditioned": opts.conditioned,
-            "head_weights": training_weights(opts.head_weights, opts.encoding),
+            "head_weights": head_weights,
             "monitor_head_weight": HEAD_LOSS_WEIGHT} if opts.expressive else {}),
         **pre_facts,
         "parameters": int(model.count_params()),
