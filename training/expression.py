@@ -12,7 +12,8 @@ daemon's window drops them), with the encoding of
   except the length, which is the previous token's (or "held", when it was still
   sounding as this one began): only that is known when the next token is decided; and
   (version 3) how long the oldest token still sounding at its onset has sounded
-  (:func:`sounding_ages`).
+  (:func:`sounding_ages`); and (version 4) how loud it and the tokens before it were
+  against the level after it (:meth:`~mididuet.daemon.music.expression.Encoding.loud_features`).
 
 The daemon computes the same features of the player's tokens live from their onsets and
 velocities (:mod:`mididuet.daemon.predict.window`), so the model sees what it saw here.
@@ -87,8 +88,12 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
         previous = encoding.previous_length(lengths[-1], stopped[i - 1] <= i) if i else UNKNOWN
         lengths.append(length)
         sounding = encoding.sounding_feature(None if np.isnan(ages[i]) else float(ages[i]), pulse)
+        # The loudness of this token and those before it against the level after it: what
+        # the daemon knows of them when deciding the next token.
+        loud = encoding.loud_features(velocities[max(0, i + 1 - encoding.loud):i + 1],
+                                      running_median(velocities, i + 1, encoding.history))
         features[i] = encoding.played(r.token, delay, timing, previous, velocity, r.lowest, r.highest, r.notes,
-                                      sounding)
+                                      sounding, loud)
         for head, value in (("delay", delay), ("timing", timing), ("length", length), ("velocity", velocity)):
             if value is not None:
                 targets[head][i] = value

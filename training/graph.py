@@ -52,8 +52,9 @@ def simplify(proto: Any, heads: Sequence[str] = ()) -> dict[str, int]:
 def merge_feature_embeddings(proto: Any, source: str = FEATURES_NAME) -> int:
     """Replace the chain of ``Add`` s that sums one ``Gather`` per column of the input
     ``source`` (``[batch, T, F]``, each column behind a ``Slice`` and a ``Squeeze``) onto
-    another tensor by one ``Gather`` from the ``F`` tables stacked and a ``ReduceSum``; the
-    number of gathers merged (0: no such chain, or one that is not exactly every column)."""
+    another tensor by one ``Gather`` from the tables stacked and a ``ReduceSum``; the
+    number of gathers merged (0: no such chain, or one that is not exactly the first
+    columns, all of them or those before the heads' own)."""
     import numpy as np
     import onnx
     import onnx.numpy_helper
@@ -93,7 +94,10 @@ def merge_feature_embeddings(proto: Any, source: str = FEATURES_NAME) -> int:
         out, embedding = links[out]
         used.append(embedding)
     tables = sorted((gathers[name] for name in used), key=lambda item: item[0])
-    if [column for column, _ in tables] != list(range(columns)) or len({t.shape[1:] for _, t in tables}) != 1:
+    # Every column, or the first ones (version 4's loud columns, after them, are not the trunk's).
+    width = len(tables)
+    if not 0 < width <= columns or [column for column, _ in tables] != list(range(width)) or \
+            len({t.shape[1:] for _, t in tables}) != 1:
         return 0
     sizes = [len(table) for _, table in tables]
     offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(
@@ -103,8 +107,16 @@ def merge_feature_embeddings(proto: Any, source: str = FEATURES_NAME) -> int:
         onnx.numpy_helper.from_array(offsets, f"{source}.offsets"),
         onnx.numpy_helper.from_array(np.array([2], np.int64), f"{source}.axis"),
     ])
-    merged = [
-        onnx.helper.make_node("Add", [source, f"{source}.offsets"], [f"{source}.rows"]),
+    columns_read = source
+    merged = []
+    if width < columns:
+        graph.initializer.extend([onnx.numpy_helper.from_array(np.array(values, np.int64), f"{source}.{name}")
+                                  for name, values in (("first", [0]), ("width", [width]))])
+        columns_read = f"{source}.trunk"
+        merged.append(onnx.helper.make_node("Slice", [source, f"{source}.first", f"{source}.width", f"{source}.axis"],
+                                            [columns_read]))
+    merged += [
+        onnx.helper.make_node("Add", [columns_read, f"{source}.offsets"], [f"{source}.rows"]),
         onnx.helper.make_node("Gather", [f"{source}.tables", f"{source}.rows"], [f"{source}.embedded"], axis=0),
         onnx.helper.make_node("ReduceSum", [f"{source}.embedded", f"{source}.axis"], [f"{source}.summed"],
                               keepdims=0),

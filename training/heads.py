@@ -24,19 +24,23 @@ from typing import Any
 
 import keras
 
-from mididuet.daemon.music.expression import Encoding
+from mididuet.daemon.music.expression import LOUD, Encoding
 
 from .expression import IGNORE
 from .loss_weights import training_weights
 
+LOUD_EMBEDDING = 8  # per loud feature, into the velocity's hidden layer
+LOUD_HEADS = ("velocity",)  # the heads that read the loud features (the others lost a little by them)
+LOUD_LAYERS = ("loud_embedding", "loud_hidden")
+
 
 def feature_sizes(encoding: Encoding) -> dict[str, int]:
-    """Each input feature's vocabulary: its classes, the unknown index 0 (and held)."""
-    return {name: encoding.feature_size(name) for name in encoding.features}
+    """Each trunk feature's vocabulary: its classes, the unknown index 0 (and held)."""
+    return {name: encoding.feature_size(name) for name in encoding.trunk_features}
 
 
 def add_features(x: Any, features: Any, encoding: Encoding, width: int) -> Any:
-    """``x`` (token embeddings ``[batch, T, width]``) plus each feature's embedding."""
+    """``x`` (token embeddings ``[batch, T, width]``) plus each trunk feature's embedding."""
     layers = keras.layers
     for k, (name, size) in enumerate(feature_sizes(encoding).items()):
         embedded = layers.Embedding(size, width, name=f"feature_{name}")(features[:, :, k])
@@ -44,13 +48,49 @@ def add_features(x: Any, features: Any, encoding: Encoding, width: int) -> Any:
     return x
 
 
-def head_outputs(h: Any, next_tokens: Any, vocab_size: int, encoding: Encoding, conditioned: bool) -> dict[str, Any]:
+def loud_hidden(h: Any, loud: Any, encoding: Encoding, width: int, dropout: float = 0.0) -> Any:
+    """The velocity head's own hidden layer (version 4): the heads' hidden ``h``
+    (``[..., H]``) beside the loud features ``loud`` (``[..., K]``) at the same positions,
+    each embedded (one stacked table, each column offset to its rows), through one ReLU
+    layer, so the head can weigh the last tokens' loudness against each other and the
+    context. Fed to the trunk as well, the same classes had moved nothing."""
+    layers = keras.layers
+    flat = StackedEmbedding(encoding.loud, encoding.feature_size(LOUD[0]), LOUD_EMBEDDING, name="loud_embedding")(loud)
+    hidden = layers.Dense(width, activation="relu", name="loud_hidden")(layers.Concatenate(name="loud_with")([h, flat]))
+    return layers.Dropout(dropout, name="loud_dropout")(hidden) if dropout else hidden
+
+
+class StackedEmbedding(keras.layers.Layer):
+    """``count`` integer columns ``[..., count]``, each embedded in its own table of ``size``
+    rows, side by side: ``[..., count × width]``. The tables are one weight, each column
+    shifted to its rows, so the export is one Gather, not ``count``."""
+
+    def __init__(self, count: int, size: int, width: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.count, self.size, self.width = count, size, width
+
+    def build(self, input_shape: Any) -> None:
+        self.table = self.add_weight(shape=(self.count * self.size, self.width), initializer="uniform",
+                                     name="embeddings")
+
+    def call(self, columns: Any) -> Any:
+        rows = columns + keras.ops.arange(self.count, dtype="int32") * self.size
+        embedded = keras.ops.take(self.table, rows, axis=0)
+        return keras.ops.reshape(embedded, (-1, *columns.shape[1:-1], self.count * self.width))
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
+        return (*input_shape[:-1], self.count * self.width)
+
+
+def head_outputs(h: Any, next_tokens: Any, vocab_size: int, encoding: Encoding, conditioned: bool,
+                 own: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The training heads: for each attribute, its softmax given the token each position
-    is told of (``next_tokens``, the targets, in training)."""
+    is told of (``next_tokens``, the targets, in training); ``own``: heads that read their
+    own hidden layer instead of ``h`` (:func:`loud_hidden`)."""
     layers = keras.layers
     outputs = {}
     for name in encoding.heads:
-        logits = layers.Dense(encoding.size(name), name=f"{name}_context")(h)
+        logits = layers.Dense(encoding.size(name), name=f"{name}_context")((own or {}).get(name, h))
         table = layers.Embedding(vocab_size, encoding.size(name), name=f"{name}_token", trainable=conditioned,
                                  embeddings_initializer="zeros")
         logits = layers.Add(name=f"{name}_logits")([logits, table(next_tokens)])
@@ -74,13 +114,14 @@ class EveryToken(keras.layers.Layer):
         return keras.ops.softmax(keras.ops.expand_dims(context, 1) + keras.ops.expand_dims(self.table, 0), axis=-1)
 
 
-def export_heads(h: Any, fit: keras.Model, encoding: Encoding) -> dict[str, Any]:
-    """The exported heads on hidden ``h`` (``[batch, H]``), with the fit model's weights."""
+def export_heads(h: Any, fit: keras.Model, encoding: Encoding, own: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The exported heads on hidden ``h`` (``[batch, H]``), with the fit model's weights;
+    ``own`` as in :func:`head_outputs`."""
     outputs = {}
     for name in encoding.heads:
         context = fit.get_layer(f"{name}_context")
         dense = keras.layers.Dense(encoding.size(name), name=f"{name}_context")
-        logits = dense(h)
+        logits = dense((own or {}).get(name, h))
         dense.set_weights(context.get_weights())
         outputs[name] = EveryToken(fit.get_layer(f"{name}_token").get_weights()[0], name=name)(logits)
     return outputs
@@ -88,10 +129,14 @@ def export_heads(h: Any, fit: keras.Model, encoding: Encoding) -> dict[str, Any]
 
 def copy_features(model: keras.Model, fit: keras.Model, encoding: Encoding, fold: Any = None) -> None:
     """Give ``model``'s feature embeddings the trained ones (``fold``: a matrix each is
-    multiplied by, as the wavenet's export folds its input projection into the tables)."""
-    for name in encoding.features:
+    multiplied by, as the wavenet's export folds its input projection into the tables),
+    and its loud layers theirs."""
+    for name in encoding.trunk_features:
         (table,) = fit.get_layer(f"feature_{name}").get_weights()
         model.get_layer(f"feature_{name}").set_weights([table if fold is None else table @ fold])
+    if encoding.loud:
+        for name in LOUD_LAYERS:
+            model.get_layer(name).set_weights(fit.get_layer(name).get_weights())
 
 
 def compile_expressive(model: keras.Model, encoding: Encoding, learning_rate: float = 1e-3,

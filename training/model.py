@@ -27,7 +27,16 @@ from mididuet.daemon.music.expression import Encoding
 from mididuet.daemon.predict.bundle import WINDOW
 
 from . import ARCHITECTURES
-from .heads import add_features, compile_expressive, copy_features, export_heads, head_outputs
+from .heads import (
+    LOUD_HEADS,
+    LOUD_LAYERS,
+    add_features,
+    compile_expressive,
+    copy_features,
+    export_heads,
+    head_outputs,
+    loud_hidden,
+)
 
 WAVENET_DILATIONS = (1, 2, 4, 8, 16)  # kernel 2: receptive field 1 + sum = 32 tokens
 WAVENET_EMBEDDING = 64
@@ -38,6 +47,8 @@ WAVENET_DROPOUT = 0.2
 WAVENET_EXPRESSION_CHANNELS = 48  # the heads' stack: narrower, since decisions must stay fast
 WAVENET_EXPRESSION_SKIP = 96
 WAVENET_EXPRESSION_HEAD = 128
+SEED_HIDDEN = 256  # the seed's Dense before its softmax and heads
+SEED_DROPOUT = 0.2
 
 
 @dataclass
@@ -112,8 +123,9 @@ def build_expressive_seed(vocab_size: int, encoding: Encoding, conditioned: bool
     for layer in trunk:
         x = layer(x)
     probs = layers.Dense(vocab_size, activation="softmax", name="probs")(x)
+    own = _loud_heads(x, features[:, -1, len(encoding.trunk_features):], encoding, SEED_HIDDEN, SEED_DROPOUT)
     fit = keras.Model([tokens, features, next_token],
-                      {"probs": probs, **head_outputs(x, next_token, vocab_size, encoding, conditioned)},
+                      {"probs": probs, **head_outputs(x, next_token, vocab_size, encoding, conditioned, own)},
                       name="seed_expressive")
     net = Network(fit=fit, per_position=False, encoding=encoding, head_weights=head_weights,
                   to_export=lambda: _seed_export(fit, trunk, embedding, encoding, window))
@@ -127,12 +139,25 @@ def _seed_export(fit: keras.Model, trunk: list, embedding: keras.layers.Layer, e
     tokens = keras.Input(shape=(window,), dtype="int32", name="tokens")
     features = keras.Input(shape=(window, len(encoding.features)), dtype="int32", name="features")
     x = embedding(tokens)
-    for k, name in enumerate(encoding.features):
+    for k, name in enumerate(encoding.trunk_features):
         x = x + fit.get_layer(f"feature_{name}")(features[:, :, k])
     for layer in trunk:
         x = layer(x)
-    outputs = {"probs": fit.get_layer("probs")(x), **export_heads(x, fit, encoding)}
-    return keras.Model([tokens, features], outputs, name="seed_expressive")
+    own = _loud_heads(x, features[:, -1, len(encoding.trunk_features):], encoding, SEED_HIDDEN)
+    outputs = {"probs": fit.get_layer("probs")(x), **export_heads(x, fit, encoding, own)}
+    model = keras.Model([tokens, features], outputs, name="seed_expressive")
+    if encoding.loud:
+        for name in LOUD_LAYERS:
+            model.get_layer(name).set_weights(fit.get_layer(name).get_weights())
+    return model
+
+
+def _loud_heads(h: Any, loud: Any, encoding: Encoding, width: int, dropout: float = 0.0) -> dict[str, Any]:
+    """The heads that read their own hidden layer with the loud features (none before version 4)."""
+    if not encoding.loud:
+        return {}
+    hidden = loud_hidden(h, loud, encoding, width, dropout)
+    return {name: hidden for name in LOUD_HEADS}
 
 
 @dataclass(frozen=True)
@@ -197,7 +222,10 @@ def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | No
         fit = keras.Model(tokens, probs, name="wavenet_every_position")
     else:
         next_tokens = keras.Input(shape=(window,), dtype="int32", name="next_tokens")
-        heads = head_outputs(_stack(x, EXPRESSION), next_tokens, vocab_size, encoding, conditioned)
+        h = _stack(x, EXPRESSION)
+        heads = head_outputs(h, next_tokens, vocab_size, encoding, conditioned,
+                             _loud_heads(h, features[:, :, len(encoding.trunk_features):], encoding,
+                                         EXPRESSION.head, WAVENET_DROPOUT))
         fit = keras.Model([*inputs, next_tokens], {"probs": probs, **heads}, name="wavenet_every_position")
     net = Network(fit=fit, per_position=True, encoding=encoding, head_weights=head_weights,
                   to_export=lambda: _wavenet_last_position(fit, vocab_size, window, encoding))
@@ -274,7 +302,8 @@ def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int,
         h = _last_position_stack(x, fit, TRUNK, window, weights, project=True)
         h_expression = _last_position_stack(x, fit, EXPRESSION, window, weights, project=True)
         probs = layers.Dense(vocab_size, activation="softmax", name="probs")(h)
-        model = keras.Model([tokens, features], {"probs": probs, **export_heads(h_expression, fit, encoding)},
+        own = _loud_heads(h_expression, features[:, -1, len(encoding.trunk_features):], encoding, EXPRESSION.head)
+        model = keras.Model([tokens, features], {"probs": probs, **export_heads(h_expression, fit, encoding, own)},
                             name="wavenet")
         embedding.set_weights([emb])
         copy_features(model, fit, encoding)

@@ -37,6 +37,15 @@ needs to be known.
   player's keys and pedal, mididuet's own scheduled note-offs). Only the
   :data:`SOUNDING_LOOKBACK` tokens before count.
 
+- **loud_0 … loud_7** (features only, version 4): how loud this token and each of the 7
+  before it were against the level after this token, the one the next token's velocity
+  is measured from: the exact offset in velocity steps, clipped to ±:data:`LOUD_RANGE`.
+  The velocity class of a window token is against the level before *it*, on a coarse
+  grid; the velocity of the next token moves with the last few tokens' exact loudness
+  against the level now, which the network did not work out from those classes
+  (docs/model-quality.md). Only the heads read them, at the position they predict from.
+  Known once the token is played, so they never change afterwards.
+
 The model reads the same eight classes of every window token as its input features
 (a single note's voicing is its own: bass 0, spread 0, nothing doubled), then the
 sounding class, as class + 1, with 0 for "unknown" (the primer; a first token with no
@@ -58,12 +67,16 @@ from .tokens import token_pitch_classes
 
 HISTORY = 16
 # 2: the length feature is the previous token's, known live (1 leaked the future);
-# 3: a ninth feature, what still sounds at the onset
-VERSION = 3
+# 3: a ninth feature, what still sounds at the onset;
+# 4: the last tokens' exact loudness against the level after each token (the heads')
+VERSION = 4
 UNKNOWN = 0  # the feature index of an unknown value
 HEADS = ("delay", "timing", "length", "velocity", "octave", "bass", "spread", "doubled")  # what it predicts
-FEATURES = (*HEADS, "sounding")  # what it reads of each window token (version 3)
-FEATURES_BY_VERSION = {2: HEADS, 3: FEATURES}
+LOUD_TOKENS = 8  # tokens whose loudness the loud features give: this one and 7 before it
+LOUD_RANGE = 40  # velocity steps either side of the level; further is clipped to it
+LOUD = tuple(f"loud_{k}" for k in range(LOUD_TOKENS))
+FEATURES = (*HEADS, "sounding", *LOUD)  # what it reads of each window token (version 4)
+FEATURES_BY_VERSION = {2: HEADS, 3: (*HEADS, "sounding"), 4: FEATURES}
 READABLE_VERSIONS = tuple(FEATURES_BY_VERSION)
 SOUNDING_LOOKBACK = 32  # tokens: how far back the sounding feature looks for a token still sounding
 VOICING_HEADS = ("octave", "bass", "spread", "doubled")  # meaningful for chord tokens only
@@ -89,15 +102,37 @@ class Encoding:
 
     @property
     def version(self) -> int:
-        return 3 if "sounding" in self.features else 2
+        return 4 if LOUD[0] in self.features else 3 if "sounding" in self.features else 2
+
+    @property
+    def trunk_features(self) -> tuple[str, ...]:
+        """The features the token stacks read; the loud ones, after them, are the heads'."""
+        return tuple(name for name in self.features if name not in LOUD)
+
+    @property
+    def loud(self) -> int:
+        """How many loud features each token has (0 before version 4)."""
+        return len(self.features) - len(self.trunk_features)
 
     def size(self, head: str) -> int:
+        if head in LOUD:
+            return 2 * LOUD_RANGE + 1
         return len(getattr(self, "length" if head == "sounding" else head))
 
     def feature_size(self, name: str) -> int:
         """How many values a feature takes: unknown, each class, and for the length, held,
         for the sounding, nothing."""
         return self.size(name) + (2 if name in ("length", "sounding") else 1)
+
+    def loud_features(self, velocities: Sequence[float], level: float | None) -> tuple[int, ...]:
+        """A token's loud features: ``velocities`` are its own loudest velocity and those
+        of the tokens before it, latest last (NaN where unknown: a primer token); ``level``
+        the running level after it. Empty before version 4."""
+        count = self.loud
+        recent = list(velocities[-count:])[::-1] if count else []
+        recent += [math.nan] * (count - len(recent))
+        return tuple(UNKNOWN if level is None or math.isnan(v)
+                     else feature(min(max(round(v - level), -LOUD_RANGE), LOUD_RANGE) + LOUD_RANGE) for v in recent)
 
     @property
     def longest_delay(self) -> float:
@@ -154,14 +189,19 @@ class Encoding:
         return min(pcs.index(lowest % 12) if lowest % 12 in pcs else 0, len(self.bass) - 1)
 
     def played(self, token: str, delay: int | None, timing: int | None, length: int, velocity: int | None,
-               lowest: int, highest: int, notes: int, sounding: int = UNKNOWN) -> tuple[int, ...]:
+               lowest: int, highest: int, notes: int, sounding: int = UNKNOWN,
+               loud: tuple[int, ...] = ()) -> tuple[int, ...]:
         """A token's features, in :attr:`features` order, from its classes and pitches;
-        ``length`` and ``sounding`` are already features (:meth:`previous_length`,
-        :meth:`sounding_feature`)."""
+        ``length``, ``sounding`` and ``loud`` are already features (:meth:`previous_length`,
+        :meth:`sounding_feature`, :meth:`loud_features`)."""
         voicing = (self.octave_class(lowest), self.bass_class(token, lowest), self.spread_class(highest - lowest),
                    self.doubled_class(notes, token))
         played = (feature(delay), feature(timing), length, *(feature(c) for c in (velocity, *voicing)))
-        return (*played, sounding) if self.version >= 3 else played
+        if self.version < 3:
+            return played
+        if self.version < 4:
+            return (*played, sounding)
+        return (*played, sounding, *(loud or (UNKNOWN,) * self.loud))
 
     def doubled_class(self, notes: int, token: str) -> int:
         return min(max(notes - len(set(token_pitch_classes(token))), 0), len(self.doubled) - 1)
@@ -180,15 +220,19 @@ class Encoding:
                           "octave": "octave of the lowest note", "bass": "index in normal order",
                           "spread": "semitones, lowest to highest", "doubled": "notes beyond the pitch classes",
                           **({"sounding": "pulse: how long the oldest token still sounding at the onset has "
-                                          "sounded (as a feature only), or nothing"} if self.version >= 3 else {})}}
+                                          "sounded (as a feature only), or nothing"} if self.version >= 3 else {}),
+                          **({"loud_k": f"velocity steps: the loudest velocity k tokens back (0: this one) minus "
+                                        f"the running level after this token, clipped to ±{LOUD_RANGE} "
+                                        "(as a feature only, read by the heads)"} if self.version >= 4 else {})}}
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any]) -> Encoding:
         """The encoding a bundle declares. Raises ``ValueError`` naming what is wrong."""
         version = meta.get("version")
         if version not in READABLE_VERSIONS:
+            *first, last = map(str, READABLE_VERSIONS)
             raise ValueError(f"expression encoding version {version!r}, this mididuet reads "
-                             f"{' and '.join(map(str, READABLE_VERSIONS))}")
+                             f"{', '.join(first)} and {last}")
         features = FEATURES_BY_VERSION[version]
         if list(meta.get("features", ())) != list(features):
             raise ValueError(f"features must be {list(features)} (version {version}), got {meta.get('features')!r}")

@@ -15,8 +15,9 @@ of the last IOIs) and the *level* (the median of the last velocities) they give,
 for an expressive bundle, each token's feature classes as the trainer derived them
 (:mod:`..music.expression`: delay and velocity against the pulse and level before it,
 voicing from its pitches, the length of the token before it if that one had stopped
-sounding, :meth:`Window.set_length`, and how long the oldest token still sounding at its
-onset has sounded). A token's features never change once it is pushed:
+sounding, :meth:`Window.set_length`, how long the oldest token still sounding at its
+onset has sounded, and how loud it and the tokens before it were against the level after
+it). A token's features never change once it is pushed:
 what the model reads is what was known then, as in training. Primer tokens have unknown
 features.
 
@@ -72,6 +73,7 @@ class Window:
         self._own = np.zeros(size, dtype=bool)
         self._pulses = np.zeros(size, dtype=np.float64)
         self._ends = np.full(size, SOUNDING, dtype=np.int64)
+        self._loudness: np.ndarray = np.full(size, np.nan)  # each token's loudest velocity, NaN: not played
 
     def token_id(self, token: str) -> int | None:
         return self._index.get(token)
@@ -107,14 +109,7 @@ class Window:
         self._onsets[-1], self._pulses[-1] = onset_ns, pulse or 0.0
         self._own[-1] = length_ns is not None
         self._ends[-1] = SOUNDING if length_ns is None else onset_ns + length_ns
-        encoding = self.encoding
-        if encoding is not None:
-            token = self.vocabulary[token_id]
-            delay = encoding.delay_class(ioi, pulse) if ioi is not None else None
-            timing = encoding.timing_class(ioi, delay, pulse) if ioi is not None else None
-            self.features[-1] = encoding.played(token, delay, timing, previous,
-                                                encoding.velocity_class(velocity, level), lowest, highest, notes,
-                                                sounding)
+        self._loudness[-1] = velocity
         if ioi is not None and ioi > 0:
             self._iois.append(ioi)
         self._velocities.append(velocity)
@@ -122,6 +117,17 @@ class Window:
         # The whole deque (the bundle's history long), as training reads it: not the default 16.
         self._pulse = running_median(list(self._iois), len(self._iois), len(self._iois))
         self._level = running_median(list(self._velocities), len(self._velocities), len(self._velocities))
+        encoding = self.encoding
+        if encoding is not None:
+            token = self.vocabulary[token_id]
+            delay = encoding.delay_class(ioi, pulse) if ioi is not None else None
+            timing = encoding.timing_class(ioi, delay, pulse) if ioi is not None else None
+            # Against the level after this token, the one the next token's velocity is drawn against.
+            loud = encoding.loud_features(self._loudness[-encoding.loud:].tolist(), self._level) \
+                if encoding.loud else ()
+            self.features[-1] = encoding.played(token, delay, timing, previous,
+                                                encoding.velocity_class(velocity, level), lowest, highest, notes,
+                                                sounding, loud)
 
     def _previous_length(self, onset_ns: int) -> int:
         """The length feature a token starting at ``onset_ns`` carries: the last token's."""
@@ -191,6 +197,8 @@ class Window:
         self._pulses[:-1] = self._pulses[1:]
         self._ends[:-1] = self._ends[1:]
         self._ends[-1] = SOUNDING
+        self._loudness[:-1] = self._loudness[1:]
+        self._loudness[-1] = np.nan
 
     def copy(self) -> Window:
         """An independent window with the same tokens and history (a duet answer
@@ -203,7 +211,7 @@ class Window:
         other._last_onset, other._last_length, other._last_own = self._last_onset, self._last_length, self._last_own
         other._pulse, other._level = self._pulse, self._level
         other._onsets, other._pulses, other._ends = self._onsets.copy(), self._pulses.copy(), self._ends.copy()
-        other._own = self._own.copy()
+        other._own, other._loudness = self._own.copy(), self._loudness.copy()
         return other
 
     def tokens(self) -> list[str]:

@@ -3,7 +3,7 @@
 A MIDI file with chords, rests, triplets, the pedal and changing dynamics is read by the
 trainer (records → features) and played, message by message in its own time, into a
 real engine (muted: it only listens) over a format-2 bundle of the file's own tokens.
-The window's features must be the trainer's, token for token.
+The window's features must be the trainer's, token for token (the loud ones too).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 
 from mididuet.daemon.engine.engine import Engine
 from mididuet.daemon.engine.settings import EngineSettings
+from mididuet.daemon.music.expression import DEFAULT
 from mididuet.daemon.music.midi_reader import read_records
 from mididuet.daemon.music.units import NS_PER_S
 from mididuet.daemon.predict.bundle import ModelRunner
@@ -69,3 +70,5 @@ def test_the_window_computes_the_features_the_trainer_derived(tmp_path) -> None:
     live = engine.window.features[-n:]
     assert list(engine.window.ids[-n:]) == list(trained.ids)
     assert np.array_equal(live, trained.features), f"live:\n{live}\ntrained:\n{trained.features}"
+    loud = live[:, len(DEFAULT.trunk_features):]
+    assert loud.shape[1] == DEFAULT.loud and len(np.unique(loud)) > 5, "the crescendo's loudness, token by token"

@@ -46,9 +46,12 @@ def test_both_archs_export_every_head_checked_against_keras(expressive: Path) ->
         assert check[f"max_abs_diff_{head}"] <= 1e-4, head
     # Checked against Keras after the graph's rewrites: each Embedding's negative-index guard
     # went, the features' embeddings are one Gather, each head's softmax over every token went.
-    assert check["nodes_after"] <= check["nodes_before"] - 9 * (1 + len(FEATURES)), check  # token + features
+    trunk = len(DEFAULT.trunk_features)
+    assert check["nodes_after"] <= check["nodes_before"] - 9 * (1 + trunk), check  # token + trunk features
     graph = onnx.load(str(expressive)).graph
-    assert sum(node.op_type == "Gather" for node in graph.node) == 2
+    # The token's, the trunk features' (one for all), the loud features' (one for all).
+    assert sum(node.op_type == "Gather" for node in graph.node) == 3
+    assert runner.info.expression.version == 4 and runner.features == FEATURES
     assert [node.output[0] for node in graph.node if node.op_type == "Softmax"] == [bundle.OUTPUT_NAME]
     card = expressive.with_suffix(".md").read_text()
     for head in HEADS:

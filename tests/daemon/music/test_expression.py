@@ -3,12 +3,23 @@ and back again."""
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
 from statistics import median_low
 
 import pytest
 
-from mididuet.daemon.music.expression import DEFAULT, FEATURES, HEADS, Encoding, feature, running_median
+from mididuet.daemon.music.expression import (
+    DEFAULT,
+    FEATURES,
+    HEADS,
+    LOUD,
+    LOUD_RANGE,
+    LOUD_TOKENS,
+    Encoding,
+    feature,
+    running_median,
+)
 from mididuet.daemon.music.midi_reader import read_notes, read_records
 from mididuet.daemon.play.voicing import voice_chord
 from mididuet.daemon.predict.bundle import BundleError
@@ -98,18 +109,35 @@ def test_features_are_class_plus_one_and_zero_unknown() -> None:
     assert played[:4] == (0, 0, feature(3), feature(6))
     unknown = DEFAULT.previous_length(None, ended=None)
     octave = feature(DEFAULT.octave_class(60))
-    assert DEFAULT.played("C4", 5, 3, unknown, None, 60, 60, 1)[2:] == (0, 0, octave, 1, 1, 1, 0)
+    assert DEFAULT.played("C4", 5, 3, unknown, None, 60, 60, 1)[2:] == (0, 0, octave, 1, 1, 1, 0, *[0] * len(LOUD))
+    version_3 = Encoding(features=(*HEADS, "sounding"))
+    assert version_3.played("C4", 5, 3, unknown, None, 60, 60, 1, sounding=4)[2:] == (0, 0, octave, 1, 1, 1, 4)
     version_2 = Encoding(features=HEADS)
     assert version_2.played("C4", 5, 3, unknown, None, 60, 60, 1, sounding=4)[2:] == (0, 0, octave, 1, 1, 1)
 
 
 def test_the_sounding_feature_is_the_oldest_sounding_token_s_age_in_pulses() -> None:
-    assert FEATURES[-1] == "sounding" and FEATURES[:-1] == HEADS
+    assert FEATURES[len(HEADS)] == "sounding" and FEATURES[:len(HEADS)] == HEADS
     assert DEFAULT.sounding_feature(None, 0.5) == DEFAULT.nothing_sounding == DEFAULT.size("length") + 1
     assert DEFAULT.feature_size("sounding") == DEFAULT.nothing_sounding + 1
     assert DEFAULT.sounding_feature(2.0, None) == 0, "no pulse yet: unknown"
     assert DEFAULT.length[DEFAULT.sounding_feature(2.0, 0.5) - 1] == 4.0  # 2 beats at half a beat's pulse
     assert DEFAULT.length[DEFAULT.sounding_feature(100.0, 0.5) - 1] == DEFAULT.length[-1]
+
+
+def test_the_loud_features_are_the_last_tokens_exact_offsets_from_the_level_after() -> None:
+    assert FEATURES[-len(LOUD):] == LOUD and DEFAULT.loud == LOUD_TOKENS and DEFAULT.version == 4
+    assert DEFAULT.trunk_features == (*HEADS, "sounding")
+    assert DEFAULT.feature_size(LOUD[0]) == 2 * LOUD_RANGE + 2  # unknown, then -40..40
+    # This token (latest last) first, then each before it; against the level after it.
+    loud = DEFAULT.loud_features([50.0, 64.0, 70.0], 64.0)
+    assert loud[:3] == (feature(LOUD_RANGE + 6), feature(LOUD_RANGE), feature(LOUD_RANGE - 14))
+    assert loud[3:] == (0,) * (LOUD_TOKENS - 3), "no token that far back: unknown"
+    assert DEFAULT.loud_features([127.0, 1.0], 64.0)[:2] == (feature(0), feature(2 * LOUD_RANGE)), "clipped"
+    assert DEFAULT.loud_features([math.nan, 64.0], 64.0)[:2] == (feature(LOUD_RANGE), 0), "a primer token's"
+    assert DEFAULT.loud_features([64.0], None) == (0,) * LOUD_TOKENS, "no level yet"
+    assert len(DEFAULT.loud_features(list(range(40, 60)), 50.0)) == LOUD_TOKENS
+    assert Encoding(features=(*HEADS, "sounding")).loud_features([64.0], 64.0) == ()
 
 
 def test_the_length_feature_says_held_when_the_token_before_still_sounded() -> None:
@@ -124,14 +152,19 @@ def test_the_length_feature_says_held_when_the_token_before_still_sounded() -> N
 def test_the_metadata_round_trips_and_bad_metadata_is_named() -> None:
     meta = DEFAULT.as_metadata()
     assert Encoding.from_metadata(meta) == DEFAULT
-    assert meta["version"] == 3 and meta["features"] == list(FEATURES)
+    assert meta["version"] == 4 and meta["features"] == list(FEATURES)
+    version_3 = Encoding(features=(*HEADS, "sounding"))
+    assert Encoding.from_metadata(version_3.as_metadata()) == version_3
+    assert version_3.version == 3 and "loud_k" not in version_3.as_metadata()["units"] and version_3.loud == 0
     version_2 = Encoding(features=HEADS).as_metadata()
     assert version_2["version"] == 2 and "sounding" not in version_2["units"]
     assert Encoding.from_metadata(version_2).features == HEADS, "a version-2 bundle reads eight features"
     with pytest.raises(ValueError, match=r"features must be .* \(version 2\)"):
         Encoding.from_metadata({**version_2, "features": list(FEATURES)})
-    with pytest.raises(ValueError, match="this mididuet reads 2 and 3"):
-        Encoding.from_metadata({**meta, "version": 4})
+    with pytest.raises(ValueError, match="this mididuet reads 2, 3 and 4"):
+        Encoding.from_metadata({**meta, "version": 5})
+    with pytest.raises(ValueError, match=r"features must be .* \(version 3\)"):
+        Encoding.from_metadata({**meta, "version": 3})
     with pytest.raises(ValueError, match="heads must be"):
         Encoding.from_metadata({**meta, "heads": ["tempo"]})
     with pytest.raises(ValueError, match="heads must be"):  # the daemon plays them all
