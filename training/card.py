@@ -49,7 +49,9 @@ The trunk reads all eight classes of every window token with it, so it can conti
 player's rhythm and dynamics; the length it reads is the previous token's (or "held", if
 that one still sounded when this one began), the only length known when the next token is
 decided. From encoding version 3 it also reads, per token, how long the oldest token still
-sounding at its onset has sounded (where the token falls in the pedal's span). The classes
+sounding at its onset has sounded (where the token falls in the pedal's span). From version
+4 the velocity head has its own hidden layer, which also reads how loud the last 8 tokens
+were against the level the next one is measured from (exact offsets, ±40). The classes
 are in the bundle's `mididuet.expression` metadata; `docs/architecture.md` explains the
 encoding and why."""
 

@@ -60,6 +60,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from statistics import median_low
 from typing import Any
 
@@ -100,16 +101,16 @@ class Encoding:
     heads: tuple[str, ...] = field(default=HEADS)
     features: tuple[str, ...] = field(default=FEATURES)
 
-    @property
+    @cached_property
     def version(self) -> int:
         return 4 if LOUD[0] in self.features else 3 if "sounding" in self.features else 2
 
-    @property
+    @cached_property
     def trunk_features(self) -> tuple[str, ...]:
         """The features the token stacks read; the loud ones, after them, are the heads'."""
         return tuple(name for name in self.features if name not in LOUD)
 
-    @property
+    @cached_property
     def loud(self) -> int:
         """How many loud features each token has (0 before version 4)."""
         return len(self.features) - len(self.trunk_features)
@@ -129,10 +130,13 @@ class Encoding:
         of the tokens before it, latest last (NaN where unknown: a primer token); ``level``
         the running level after it. Empty before version 4."""
         count = self.loud
-        recent = list(velocities[-count:])[::-1] if count else []
-        recent += [math.nan] * (count - len(recent))
-        return tuple(UNKNOWN if level is None or math.isnan(v)
-                     else feature(min(max(round(v - level), -LOUD_RANGE), LOUD_RANGE) + LOUD_RANGE) for v in recent)
+        if level is None or not count:
+            return (UNKNOWN,) * count
+        loud = [UNKNOWN] * count
+        for k, v in enumerate(reversed(velocities[-count:])):
+            if v == v:  # not NaN
+                loud[k] = feature(min(max(round(v - level), -LOUD_RANGE), LOUD_RANGE) + LOUD_RANGE)
+        return tuple(loud)
 
     @property
     def longest_delay(self) -> float:

@@ -5,7 +5,8 @@ traceback. ``run`` goes through the real JACK fixture (ports exist; only the mod
 Each damaged file is made for real: cut in half, random bytes, an ONNX model that is not a
 bundle (an Add graph built with onnx.helper), and bundles that break one rule of the
 contract (vocabulary vs output width, window, format version, logits instead of softmax,
-a voicing grid that is not whole numbers).
+a voicing grid that is not whole numbers, a graph without the features its encoding
+declares).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from mididuet.daemon.music.expression import Encoding
+from mididuet.daemon.music.expression import FEATURES, FEATURES_BY_VERSION, Encoding
 from mididuet.daemon.predict import bundle
 from tests.helpers.bundles import make_bundle
 from tests.helpers.jack import REPO
@@ -68,6 +69,19 @@ def _fractional_bass(path: Path) -> Path:
     return make_bundle(path, expressive=True, metadata={bundle.META_EXPRESSION: json.dumps(meta)})
 
 
+def _loud_features_missing(path: Path) -> Path:
+    """A graph that reads version 3's nine features under metadata that declares version 4's
+    loud ones too: the daemon would feed columns the graph does not have."""
+    make_bundle(path, expressive=True, encoding=Encoding(features=FEATURES_BY_VERSION[3]))
+    model = onnx.load(path)
+    meta = {prop.key: prop.value for prop in model.metadata_props}
+    meta[bundle.META_EXPRESSION] = json.dumps(Encoding().as_metadata())
+    del model.metadata_props[:]
+    helper.set_model_props(model, meta)
+    onnx.save(model, path)
+    return path
+
+
 CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "truncated": (_truncated, "not a readable ONNX model"),
     "random-bytes": (_random_bytes, "not a readable ONNX model"),
@@ -85,6 +99,8 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
                               "that are not outputs"),
     "logits-not-probabilities": (_logits, "is not a probability distribution"),
     "format-2-fractional-bass": (_fractional_bass, "must be whole numbers"),
+    "version-4-graph-without-loud-features": (_loud_features_missing,
+                                              f"input 'features' must have shape [batch, 32, {len(FEATURES)}]"),
 }
 
 

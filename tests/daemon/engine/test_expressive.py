@@ -244,13 +244,16 @@ def test_a_duet_answer_s_first_token_reads_no_rhythm_from_the_pause_before_it(ex
     assert answered[1][delay] > 0, "the second answered token carries its interval"
 
 
-def test_a_version_2_bundle_still_plays_expressively(tmp_path) -> None:
-    """The model shipped before the sounding feature reads eight features and plays as it did."""
-    from mididuet.daemon.music.expression import HEADS, Encoding
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_earlier_encoding_s_bundle_still_plays_expressively(tmp_path, version: int) -> None:
+    """The models shipped before the sounding feature (eight features) and before the loud
+    ones (nine) read the features they declare and play as they did."""
+    from mididuet.daemon.music.expression import FEATURES_BY_VERSION, Encoding
 
-    model = ModelRunner(make_bundle(tmp_path / "v2.onnx", expressive=True, seed=3, sharpness=0.6,
-                                    encoding=Encoding(features=HEADS)))
-    assert model.info.expression is not None and model.info.expression.version == 2
+    model = ModelRunner(make_bundle(tmp_path / f"v{version}.onnx", expressive=True, seed=3, sharpness=0.6,
+                                    encoding=Encoding(features=FEATURES_BY_VERSION[version])))
+    assert model.info.expression is not None and model.info.expression.version == version
+    assert model.info.expression.loud == 0 and len(model.features) == 8 + (version == 3)
     out = duet(model)
     assert len(set(np.diff(onsets(out)))) >= 3, "its heads decide the intervals"
     assert not hanging(out)
