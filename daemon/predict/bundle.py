@@ -7,7 +7,8 @@ A bundle is a single ONNX file; ``metadata_props`` carry what the daemon needs t
   ``[batch, V]``, the softmax over the vocabulary.
 - **2** (expressive): ``tokens`` stays the first input and ``probs`` the first output. A
   second input ``features`` int32 ``[batch, 32, F]`` holds each window token's classes
-  (one per head, then (version 3) what sounds at its onset, in the order the metadata
+  (one per head, then (version 3) what sounds at its onset, then (version 4) how loud it
+  and the 7 tokens before it were against the level after it, in the order the metadata
   declares: class + 1, 0 unknown), and two more outputs per head
   ``h``: ``h`` float32 ``[batch, C]``, the window's logits over that head's classes, and
   ``h.by_token`` float32 ``[V, C]``, what each token adds to them. Should token ``t`` be
@@ -210,6 +211,7 @@ class ModelRunner:
             fetched = self._session.run([name + TABLE_SUFFIX for name in self.heads],
                                         {INPUT_NAME: self._input, FEATURES_NAME: self._features})
             self.tables = dict(zip(self.heads, fetched, strict=True))
+        self._binding, self._bound = self._bind()
         warm = self.predict(self._input[0], self._features[0] if self.heads else None)
         self._check_distribution(OUTPUT_NAME, warm.probs, (self.info.size,))
         for name, logits in warm.heads.items():
@@ -222,6 +224,25 @@ class ModelRunner:
             if not finite:
                 raise BundleError(f"{self.path}: head '{name}' plus its table overflows: no distribution for "
                                   "some token (logits too large)")
+
+    def _bind(self) -> tuple[Any, list[np.ndarray]]:
+        """One window's inputs and outputs bound to arrays kept for the session's life, so a
+        prediction skips onnxruntime's per-call conversion of feeds and fetches
+        (benchmarks/RESULTS.md). The inputs are read where :meth:`predict` writes them."""
+        import onnxruntime as ort
+
+        binding = self._session.io_binding()
+        binding.bind_cpu_input(INPUT_NAME, self._input)
+        if self.heads:
+            binding.bind_cpu_input(FEATURES_NAME, self._features)
+        bound = []
+        for name in self._outputs:
+            assert name == OUTPUT_NAME or self.info.expression is not None
+            width = self.info.size if name == OUTPUT_NAME else self.info.expression.size(name)
+            array = np.zeros((1, width), np.float32)
+            binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(array))
+            bound.append(array)
+        return binding, bound
 
     def _check_distribution(self, name: str, values: np.ndarray, shape: tuple[int, ...]) -> None:
         """An output the contract says is a softmax must be one: a model exported without it
@@ -333,15 +354,13 @@ class ModelRunner:
             raise ValueError(f"window must hold {self.info.window} token ids, got shape {window.shape}")
         self._check_ids(window)
         self._input[0] = window
-        if not self.heads:
-            return Prediction(self._session.run([OUTPUT_NAME], {INPUT_NAME: self._input})[0][0], {})
-        if features is None:
-            self._features[0] = 0
-        else:
-            self._features[0] = features
-        results = self._session.run(self._outputs, {INPUT_NAME: self._input, FEATURES_NAME: self._features})
-        heads = {name: logits[0] for name, logits in zip(self.heads, results[1:], strict=True)}
-        return Prediction(results[0][0], heads, self.tables)
+        if self.heads:
+            self._features[0] = 0 if features is None else features
+        self._session.run_with_iobinding(self._binding)
+        # Copies: the bound arrays are written again by the next call.
+        probs, *heads = self._bound
+        return Prediction(probs[0].copy(), {name: logits[0].copy() for name, logits in zip(self.heads, heads,
+                                                                                           strict=True)}, self.tables)
 
     def query_batch(self, windows: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """Probabilities for a ``[batch, 32]`` array of ids (evaluation and tests)."""

@@ -112,6 +112,25 @@ def test_a_format_2_bundle_predicts_the_token_and_every_head(tmp_path):
     assert np.allclose(runner.query(window), runner.predict(window, None).probs)
 
 
+@pytest.mark.parametrize("expressive", [False, True])
+def test_each_prediction_reads_its_own_window_and_keeps_its_numbers(tmp_path, expressive):
+    """The daemon's one-window call runs on inputs and outputs bound once: it must read
+    the window and features written for it, and a prediction kept must not change when
+    the next is made."""
+    runner = bundle.load_bundle(make_bundle(tmp_path / "m.onnx", expressive=expressive))
+    rng = np.random.default_rng(5)
+    windows = rng.integers(0, runner.info.size, (6, 32)).astype(np.int32)
+    highs = [runner.info.expression.feature_size(f) for f in runner.features] if expressive else []
+    features = (rng.random((6, 32, len(highs))) * highs).astype(np.int32) if expressive else None
+    kept = [runner.predict(windows[k], None if features is None else features[k]) for k in range(6)]
+    batch = runner.predict_batch(windows, features)
+    for k, prediction in enumerate(kept):
+        np.testing.assert_allclose(prediction.probs, batch[bundle.OUTPUT_NAME][k], atol=1e-6)
+        for name in prediction.heads:
+            np.testing.assert_allclose(prediction.head(name, 3), batch[name][k, 3], atol=1e-6)
+    assert len({prediction.probs.tobytes() for prediction in kept}) == 6
+
+
 def test_a_format_1_bundle_has_no_heads(tmp_path):
     runner = bundle.load_bundle(make_bundle(tmp_path / "m.onnx"))
     assert runner.info.format_version == 1 and not runner.expressive and runner.info.expression is None
