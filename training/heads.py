@@ -15,6 +15,10 @@
   onnxruntime call decides everything. Unconditioned heads
   (``conditioned=False``, to measure what the conditioning is worth) export the same
   shape with an all-zero table.
+- **The velocity's own layer** (encoding version 4): the velocity head reads, instead, a
+  ReLU layer over the same hidden layer and the loud features of the position it predicts
+  from (:func:`loud_hidden`): the last 8 tokens' exact loudness against the level the
+  next velocity is measured from.
 """
 
 from __future__ import annotations

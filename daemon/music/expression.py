@@ -43,8 +43,8 @@ needs to be known.
   The velocity class of a window token is against the level before *it*, on a coarse
   grid; the velocity of the next token moves with the last few tokens' exact loudness
   against the level now, which the network did not work out from those classes
-  (docs/model-quality.md). Only the heads read them, at the position they predict from.
-  Known once the token is played, so they never change afterwards.
+  (docs/model-quality.md). Only the velocity head reads them, at the position it predicts
+  from. Known once the token is played, so they never change afterwards.
 
 The model reads the same eight classes of every window token as its input features
 (a single note's voicing is its own: bass 0, spread 0, nothing doubled), then the
@@ -226,8 +226,8 @@ class Encoding:
                           **({"sounding": "pulse: how long the oldest token still sounding at the onset has "
                                           "sounded (as a feature only), or nothing"} if self.version >= 3 else {}),
                           **({"loud_k": f"velocity steps: the loudest velocity k tokens back (0: this one) minus "
-                                        f"the running level after this token, clipped to ±{LOUD_RANGE} "
-                                        "(as a feature only, read by the heads)"} if self.version >= 4 else {})}}
+                                        f"the running level after this token, clipped to ±{LOUD_RANGE} (as a "
+                                        "feature only, read by the velocity head)"} if self.version >= 4 else {})}}
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any]) -> Encoding:
