@@ -11,7 +11,9 @@ The revision's own code must have ``bench_daemon.py``'s imports (this round's la
 Which tree runs first alternates from pair to pair. It prints each run's p50 and p99
 and, per pair, this tree ÷ the revision.
 
-Run: ``.venv/bin/python benchmarks/bench_decision_versions.py REVISION [--pairs 6]``.
+Run: ``.venv/bin/python benchmarks/bench_decision_versions.py REVISION [--pairs 6]``; with
+``--revision-model`` the revision decides with its own shipped model (a new model and the
+code that reads it, against the old pair).
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ def main() -> int:
     parser.add_argument("revision", nargs="?", help="the git revision to compare with (e.g. HEAD~3)")
     parser.add_argument("--pairs", type=int, default=6, help="alternating runs of each (default 6)")
     parser.add_argument("--model", type=Path, default=MODEL, help="the bundle both decide with")
+    parser.add_argument("--revision-model", action="store_true",
+                        help="the revision decides with its own models/chopin.onnx (a change of model and code "
+                        "together: the revision's code may not read this tree's bundle)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -74,13 +79,14 @@ def main() -> int:
         other = Path(tmp) / "tree"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(other), args.revision],
                        check=True)
+        their_model = other / "models" / "chopin.onnx" if args.revision_model else args.model
         try:
             ratios = []
             for pair in range(1, args.pairs + 1):
                 if pair % 2:
-                    before, now = run(other, args.model), run(ROOT, args.model)
+                    before, now = run(other, their_model), run(ROOT, args.model)
                 else:
-                    now, before = run(ROOT, args.model), run(other, args.model)
+                    now, before = run(ROOT, args.model), run(other, their_model)
                 ratios.append((now["p50"] / before["p50"], now["p99"] / before["p99"]))
                 print(f"pair {pair}: {args.revision} p50 {before['p50']:.3f} p99 {before['p99']:.3f} ms; "
                       f"this tree p50 {now['p50']:.3f} p99 {now['p99']:.3f} ms; ÷ {ratios[-1][0]:.2f}x, "
