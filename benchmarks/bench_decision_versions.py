@@ -57,7 +57,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("revision", nargs="?", help="the git revision to compare with (e.g. HEAD~3)")
     parser.add_argument("--pairs", type=int, default=6, help="alternating runs of each (default 6)")
-    parser.add_argument("--model", type=Path, default=MODEL, help="the bundle both decide with")
+    parser.add_argument("--model", type=Path, default=MODEL,
+                        help="the bundle this tree decides with, and the revision too unless --revision-model")
     parser.add_argument("--revision-model", action="store_true",
                         help="the revision decides with its own models/chopin.onnx (a change of model and code "
                         "together: the revision's code may not read this tree's bundle)")

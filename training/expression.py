@@ -7,13 +7,15 @@ daemon's window drops them), with the encoding of
 - the **targets** the heads learn, one class per head (``-1`` where a head says nothing:
   voicing for a single note, delay and length before any IOI is known, velocity before
   any level is known);
-- the **features** the trunk reads with each token: the same eight classes
+- the **features** the network reads with each token: the same eight classes
   (:meth:`~mididuet.daemon.music.expression.Encoding.played`), as class + 1 (0: unknown),
   except the length, which is the previous token's (or "held", when it was still
   sounding as this one began): only that is known when the next token is decided; and
   (version 3) how long the oldest token still sounding at its onset has sounded
-  (:func:`sounding_ages`); and (version 4) how loud it and the tokens before it were
-  against the level after it (:meth:`~mididuet.daemon.music.expression.Encoding.loud_features`).
+  (:func:`sounding_ages`); the trunk reads these. And (version 4) how loud it and the
+  tokens before it were against the level after it
+  (:meth:`~mididuet.daemon.music.expression.Encoding.loud_features`), which only the
+  velocity head reads.
 
 The daemon computes the same features of the player's tokens live from their onsets and
 velocities (:mod:`mididuet.daemon.predict.window`), so the model sees what it saw here.
@@ -46,7 +48,7 @@ EPSILON = 1e-6  # beats: a note released exactly as the next begins has stopped
 
 @dataclass
 class Expression:
-    """A piece's ids, features ``[n, 8]`` and head targets ``{head: [n]}``, aligned, and
+    """A piece's ids, features ``[n, F]`` (the encoding's) and head targets ``{head: [n]}``, aligned, and
     ``stopped``: for each token, the first token at whose onset all its notes had stopped
     (``n`` if none did), which says when its length is known live (None: each by the next)."""
 
@@ -90,7 +92,7 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
         sounding = encoding.sounding_feature(None if np.isnan(ages[i]) else float(ages[i]), pulse)
         # The loudness of this token and those before it against the level after it: what
         # the daemon knows of them when deciding the next token.
-        loud = encoding.loud_features(velocities[max(0, i + 1 - encoding.loud):i + 1],
+        loud = encoding.loud_features(velocities[max(0, i + 1 - encoding.loud_count):i + 1],
                                       running_median(velocities, i + 1, encoding.history))
         features[i] = encoding.played(r.token, delay, timing, previous, velocity, r.lowest, r.highest, r.notes,
                                       sounding, loud)

@@ -17,7 +17,8 @@ the one row it needs.
 The window's features reach the trunk as ``x + Σ_k table_k[features[:, :, k]]``: per
 column a ``Slice``, a ``Squeeze``, a ``Gather`` and an ``Add``. :func:`merge_feature_embeddings`
 stacks the tables and makes it one ``Gather`` (each column shifted to its table's rows) and
-one ``ReduceSum``.
+one ``ReduceSum``; when the chain reads only the first columns (version 4's loud ones
+come after the trunk's), a ``Slice`` keeps those.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def merge_feature_embeddings(proto: Any, source: str = FEATURES_NAME) -> int:
     ``source`` (``[batch, T, F]``, each column behind a ``Slice`` and a ``Squeeze``) onto
     another tensor by one ``Gather`` from the tables stacked and a ``ReduceSum``; the
     number of gathers merged (0: no such chain, or one that is not exactly the first
-    columns, all of them or those before the heads' own)."""
+    columns, all of them or those before the velocity head's own)."""
     import numpy as np
     import onnx
     import onnx.numpy_helper

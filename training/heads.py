@@ -35,7 +35,7 @@ from .loss_weights import training_weights
 
 LOUD_EMBEDDING = 8  # per loud feature, into the velocity's hidden layer
 LOUD_HEADS = ("velocity",)  # the heads that read the loud features (the others lost a little by them)
-LOUD_LAYERS = ("loud_embedding", "loud_hidden")
+LOUD_EMBEDDING_LAYER, LOUD_HIDDEN_LAYER = "loud_embedding", "loud_hidden"  # the layers with the loud weights
 
 
 def feature_sizes(encoding: Encoding) -> dict[str, int]:
@@ -59,8 +59,10 @@ def loud_hidden(h: Any, loud: Any, encoding: Encoding, width: int, dropout: floa
     layer, so the head can weigh the last tokens' loudness against each other and the
     context. Fed to the trunk as well, the same classes had moved nothing."""
     layers = keras.layers
-    flat = StackedEmbedding(encoding.loud, encoding.feature_size(LOUD[0]), LOUD_EMBEDDING, name="loud_embedding")(loud)
-    hidden = layers.Dense(width, activation="relu", name="loud_hidden")(layers.Concatenate(name="loud_with")([h, flat]))
+    flat = StackedEmbedding(encoding.loud_count, encoding.feature_size(LOUD[0]), LOUD_EMBEDDING,
+                            name=LOUD_EMBEDDING_LAYER)(loud)
+    hidden = layers.Dense(width, activation="relu", name=LOUD_HIDDEN_LAYER)(
+        layers.Concatenate(name="loud_with")([h, flat]))
     return layers.Dropout(dropout, name="loud_dropout")(hidden) if dropout else hidden
 
 
@@ -138,8 +140,13 @@ def copy_features(model: keras.Model, fit: keras.Model, encoding: Encoding, fold
     for name in encoding.trunk_features:
         (table,) = fit.get_layer(f"feature_{name}").get_weights()
         model.get_layer(f"feature_{name}").set_weights([table if fold is None else table @ fold])
-    if encoding.loud:
-        for name in LOUD_LAYERS:
+    copy_loud_layers(model, fit, encoding)
+
+
+def copy_loud_layers(model: keras.Model, fit: keras.Model, encoding: Encoding) -> None:
+    """Give ``model``'s velocity layer (:func:`loud_hidden`) the trained weights (none before version 4)."""
+    if encoding.loud_count:
+        for name in (LOUD_EMBEDDING_LAYER, LOUD_HIDDEN_LAYER):
             model.get_layer(name).set_weights(fit.get_layer(name).get_weights())
 
 

@@ -29,10 +29,10 @@ from mididuet.daemon.predict.bundle import WINDOW
 from . import ARCHITECTURES
 from .heads import (
     LOUD_HEADS,
-    LOUD_LAYERS,
     add_features,
     compile_expressive,
     copy_features,
+    copy_loud_layers,
     export_heads,
     head_outputs,
     loud_hidden,
@@ -47,7 +47,7 @@ WAVENET_DROPOUT = 0.2
 WAVENET_EXPRESSION_CHANNELS = 48  # the heads' stack: narrower, since decisions must stay fast
 WAVENET_EXPRESSION_SKIP = 96
 WAVENET_EXPRESSION_HEAD = 128
-SEED_HIDDEN = 256  # the seed's Dense before its softmax and heads
+SEED_HIDDEN = 256  # the width of the seed's last Dense, which its softmax and heads read
 SEED_DROPOUT = 0.2
 
 
@@ -86,11 +86,11 @@ def _seed_trunk(hidden: str | None = None) -> list[keras.layers.Layer]:
     blocks → GlobalMaxPool → Dense 256 (named ``hidden`` when given)."""
     layers = keras.layers
     return [
-        layers.Conv1D(64, 3, padding="causal", activation="relu"), layers.Dropout(0.2), layers.MaxPool1D(2),
-        layers.Conv1D(128, 3, dilation_rate=2, padding="causal", activation="relu"), layers.Dropout(0.2),
+        layers.Conv1D(64, 3, padding="causal", activation="relu"), layers.Dropout(SEED_DROPOUT), layers.MaxPool1D(2),
+        layers.Conv1D(128, 3, dilation_rate=2, padding="causal", activation="relu"), layers.Dropout(SEED_DROPOUT),
         layers.MaxPool1D(2),
-        layers.Conv1D(256, 3, dilation_rate=4, padding="causal", activation="relu"), layers.Dropout(0.2),
-        layers.MaxPool1D(2), layers.GlobalMaxPool1D(), layers.Dense(256, activation="relu", name=hidden),
+        layers.Conv1D(256, 3, dilation_rate=4, padding="causal", activation="relu"), layers.Dropout(SEED_DROPOUT),
+        layers.MaxPool1D(2), layers.GlobalMaxPool1D(), layers.Dense(SEED_HIDDEN, activation="relu", name=hidden),
     ]
 
 
@@ -146,15 +146,13 @@ def _seed_export(fit: keras.Model, trunk: list, embedding: keras.layers.Layer, e
     own = _loud_heads(x, features[:, -1, len(encoding.trunk_features):], encoding, SEED_HIDDEN)
     outputs = {"probs": fit.get_layer("probs")(x), **export_heads(x, fit, encoding, own)}
     model = keras.Model([tokens, features], outputs, name="seed_expressive")
-    if encoding.loud:
-        for name in LOUD_LAYERS:
-            model.get_layer(name).set_weights(fit.get_layer(name).get_weights())
+    copy_loud_layers(model, fit, encoding)
     return model
 
 
 def _loud_heads(h: Any, loud: Any, encoding: Encoding, width: int, dropout: float = 0.0) -> dict[str, Any]:
     """The heads that read their own hidden layer with the loud features (none before version 4)."""
-    if not encoding.loud:
+    if not encoding.loud_count:
         return {}
     hidden = loud_hidden(h, loud, encoding, width, dropout)
     return {name: hidden for name in LOUD_HEADS}

@@ -48,11 +48,12 @@ needs to be known.
 
 The model reads the same eight classes of every window token as its input features
 (a single note's voicing is its own: bass 0, spread 0, nothing doubled), then the
-sounding class, as class + 1, with 0 for "unknown" (the primer; a first token with no
-history) and one more value for the length's "held" and the sounding's "nothing"
-(:meth:`Encoding.feature_size`). The classes travel in each bundle's metadata
-(:meth:`Encoding.as_metadata`), so a bundle is read with the grid it was trained on; a
-version-2 bundle reads the first eight features only.
+sounding class, then the loud ones, as class + 1, with 0 for "unknown" (the primer; a
+first token with no history) and one more value for the length's "held" and the
+sounding's "nothing" (:meth:`Encoding.feature_size`). The classes travel in each
+bundle's metadata (:meth:`Encoding.as_metadata`), so a bundle is read with the grid it
+was trained on; a version-3 bundle reads the first nine features only, a version-2 bundle
+the first eight.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ from .tokens import token_pitch_classes
 HISTORY = 16
 # 2: the length feature is the previous token's, known live (1 leaked the future);
 # 3: a ninth feature, what still sounds at the onset;
-# 4: the last tokens' exact loudness against the level after each token (the heads')
+# 4: the last tokens' exact loudness against the level after each token (the velocity head's)
 VERSION = 4
 UNKNOWN = 0  # the feature index of an unknown value
 HEADS = ("delay", "timing", "length", "velocity", "octave", "bass", "spread", "doubled")  # what it predicts
@@ -101,21 +102,30 @@ class Encoding:
     heads: tuple[str, ...] = field(default=HEADS)
     features: tuple[str, ...] = field(default=FEATURES)
 
+    def __post_init__(self) -> None:
+        # The networks slice the loud columns off the end; the window writes them there.
+        loud = [name for name in self.features if name in LOUD]
+        if loud != list(LOUD[:len(loud)]) or self.features[len(self.features) - len(loud):] != tuple(loud):
+            raise ValueError(f"the loud features must come last, in order: {list(self.features)}")
+
     @cached_property
     def version(self) -> int:
-        return 4 if LOUD[0] in self.features else 3 if "sounding" in self.features else 2
+        if LOUD[0] in self.features:
+            return 4
+        return 3 if "sounding" in self.features else 2
 
     @cached_property
     def trunk_features(self) -> tuple[str, ...]:
-        """The features the token stacks read; the loud ones, after them, are the heads'."""
+        """The features the token stacks read; the loud ones, after them, are the velocity head's."""
         return tuple(name for name in self.features if name not in LOUD)
 
     @cached_property
-    def loud(self) -> int:
+    def loud_count(self) -> int:
         """How many loud features each token has (0 before version 4)."""
         return len(self.features) - len(self.trunk_features)
 
     def size(self, head: str) -> int:
+        """How many classes a head (or a feature read on a head's grid) has."""
         if head in LOUD:
             return 2 * LOUD_RANGE + 1
         return len(getattr(self, "length" if head == "sounding" else head))
@@ -128,8 +138,9 @@ class Encoding:
     def loud_features(self, velocities: Sequence[float], level: float | None) -> tuple[int, ...]:
         """A token's loud features: ``velocities`` are its own loudest velocity and those
         of the tokens before it, latest last (NaN where unknown: a primer token); ``level``
-        the running level after it. Empty before version 4."""
-        count = self.loud
+        the running level after it. Empty before version 4. (The bundle's metadata carries
+        the range, ``loud_range``: another would need another version.)"""
+        count = self.loud_count
         if level is None or not count:
             return (UNKNOWN,) * count
         loud = [UNKNOWN] * count
@@ -205,7 +216,10 @@ class Encoding:
             return played
         if self.version < 4:
             return (*played, sounding)
-        return (*played, sounding, *(loud or (UNKNOWN,) * self.loud))
+        loud = loud or (UNKNOWN,) * self.loud_count
+        if len(loud) != self.loud_count:
+            raise ValueError(f"{self.loud_count} loud features expected, got {len(loud)}")
+        return (*played, sounding, *loud)
 
     def doubled_class(self, notes: int, token: str) -> int:
         return min(max(notes - len(set(token_pitch_classes(token))), 0), len(self.doubled) - 1)
@@ -213,6 +227,7 @@ class Encoding:
     # --- the bundle's metadata --------------------------------------------------------------
     def as_metadata(self) -> dict[str, Any]:
         return {"version": self.version, "history": self.history, "features": list(self.features),
+                **({"loud_range": LOUD_RANGE} if self.version >= 4 else {}),
                 "heads": list(self.heads),
                 "classes": {"delay": list(self.delay), "timing": list(self.timing), "length": list(self.length),
                             "velocity": list(self.velocity),
@@ -267,6 +282,9 @@ class Encoding:
         history = meta.get("history")
         if not isinstance(history, int) or history < 1:
             raise ValueError(f"history must be a positive integer, got {history!r}")
+        if version >= 4 and meta.get("loud_range") != LOUD_RANGE:
+            raise ValueError(f"loud_range must be {LOUD_RANGE} (this mididuet's loud classes), "
+                             f"got {meta.get('loud_range')!r}")
         return cls(**values, history=history, heads=heads, features=features)  # type: ignore[arg-type]
 
 

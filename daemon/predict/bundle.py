@@ -211,8 +211,11 @@ class ModelRunner:
             fetched = self._session.run([name + TABLE_SUFFIX for name in self.heads],
                                         {INPUT_NAME: self._input, FEATURES_NAME: self._features})
             self.tables = dict(zip(self.heads, fetched, strict=True))
-        self._binding, self._bound = self._bind()
-        warm = self.predict(self._input[0], self._features[0] if self.heads else None)
+        # Warmed and checked through a plain call: bound outputs would take the metadata's
+        # shapes on trust, and a graph that disagrees would fail in onnxruntime, not here.
+        feeds = {INPUT_NAME: self._input, **({FEATURES_NAME: self._features} if self.heads else {})}
+        probs, *logits = (values[0] for values in self._session.run(self._outputs, feeds))
+        warm = Prediction(probs, dict(zip(self.heads, logits, strict=True)), self.tables)
         self._check_distribution(OUTPUT_NAME, warm.probs, (self.info.size,))
         for name, logits in warm.heads.items():
             assert self.info.expression is not None
@@ -224,25 +227,29 @@ class ModelRunner:
             if not finite:
                 raise BundleError(f"{self.path}: head '{name}' plus its table overflows: no distribution for "
                                   "some token (logits too large)")
+        self._binding, self._bound, self._values = self._bind()
 
-    def _bind(self) -> tuple[Any, list[np.ndarray]]:
+    def _bind(self) -> tuple[Any, list[np.ndarray], list[Any]]:
         """One window's inputs and outputs bound to arrays kept for the session's life, so a
         prediction skips onnxruntime's per-call conversion of feeds and fetches
-        (benchmarks/RESULTS.md). The inputs are read where :meth:`predict` writes them."""
+        (benchmarks/RESULTS.md). The inputs are read where :meth:`predict` writes them:
+        an OrtValue over a CPU numpy array shares its memory. Returns the binding, the
+        output arrays and every OrtValue (kept alive with the binding)."""
         import onnxruntime as ort
 
         binding = self._session.io_binding()
-        binding.bind_cpu_input(INPUT_NAME, self._input)
-        if self.heads:
-            binding.bind_cpu_input(FEATURES_NAME, self._features)
+        values = []
+        for name, array in ((INPUT_NAME, self._input), (FEATURES_NAME, self._features))[:1 + bool(self.heads)]:
+            values.append(ort.OrtValue.ortvalue_from_numpy(array))
+            binding.bind_ortvalue_input(name, values[-1])
+        expression = self.info.expression
+        widths = [self.info.size, *(expression.size(name) for name in self.heads)] if expression else [self.info.size]
         bound = []
-        for name in self._outputs:
-            assert name == OUTPUT_NAME or self.info.expression is not None
-            width = self.info.size if name == OUTPUT_NAME else self.info.expression.size(name)
-            array = np.zeros((1, width), np.float32)
-            binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(array))
-            bound.append(array)
-        return binding, bound
+        for name, width in zip(self._outputs, widths, strict=True):
+            bound.append(np.zeros((1, width), np.float32))
+            values.append(ort.OrtValue.ortvalue_from_numpy(bound[-1]))
+            binding.bind_ortvalue_output(name, values[-1])
+        return binding, bound, values
 
     def _check_distribution(self, name: str, values: np.ndarray, shape: tuple[int, ...]) -> None:
         """An output the contract says is a softmax must be one: a model exported without it
@@ -359,8 +366,8 @@ class ModelRunner:
         self._session.run_with_iobinding(self._binding)
         # Copies: the bound arrays are written again by the next call.
         probs, *heads = self._bound
-        return Prediction(probs[0].copy(), {name: logits[0].copy() for name, logits in zip(self.heads, heads,
-                                                                                           strict=True)}, self.tables)
+        logits = {name: values[0].copy() for name, values in zip(self.heads, heads, strict=True)}
+        return Prediction(probs[0].copy(), logits, self.tables)
 
     def query_batch(self, windows: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """Probabilities for a ``[batch, 32]`` array of ids (evaluation and tests)."""

@@ -122,9 +122,10 @@ class Window:
             token = self.vocabulary[token_id]
             delay = encoding.delay_class(ioi, pulse) if ioi is not None else None
             timing = encoding.timing_class(ioi, delay, pulse) if ioi is not None else None
-            # Against the level after this token, the one the next token's velocity is drawn against.
-            loud = encoding.loud_features(self._loudness[-encoding.loud:].tolist(), self._level) \
-                if encoding.loud else ()
+            # Against the level after this token, the one the next token's velocity is drawn
+            # against. (Without loud features, [-0:] would be the whole array.)
+            loud = encoding.loud_features(self._loudness[-encoding.loud_count:].tolist(), self._level) \
+                if encoding.loud_count else ()
             self.features[-1] = encoding.played(token, delay, timing, previous,
                                                 encoding.velocity_class(velocity, level), lowest, highest, notes,
                                                 sounding, loud)

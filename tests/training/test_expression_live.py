@@ -28,8 +28,10 @@ def piece(path):
     events = [(0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(100)))]
     melody = [(0, 1, 72), (1, 0.5, 74), (1.5, 0.5, 76), (2, 1 / 3, 77), (2 + 1 / 3, 1 / 3, 76), (2 + 2 / 3, 1 / 3, 74),
               (3, 1.5, 72), (4.5, 0.5, 71), (5, 1, 69), (7, 1, 67), (8, 0.75, 69), (8.75, 0.25, 71), (9, 2, 72)]
+    # A run after it, so the level slides over more than the 16 velocities it is the median of.
+    melody += [(11 + k / 4, 0.25, pitch) for k, pitch in enumerate((74, 76, 77, 79, 81, 79, 77, 76, 74, 72, 71, 72))]
     for i, (beat, length, pitch) in enumerate(melody):
-        velocity = 50 + 5 * i
+        velocity = 40 + 3 * i + 7 * (i % 3 == 0)  # a crescendo, every third note accented
         events += [(round(beat * TICKS), mido.Message("note_on", note=pitch, velocity=velocity)),
                    (round((beat + length) * TICKS), mido.Message("note_off", note=pitch))]
     for beat in (0, 3, 5, 9):  # a chord under the pedal, released at once, sounding on
@@ -38,7 +40,7 @@ def piece(path):
                        (round((beat + 0.25) * TICKS), mido.Message("note_off", note=pitch))]
         events += [(round(beat * TICKS) - 1 if beat else 0, mido.Message("control_change", control=64, value=0)),
                    (round(beat * TICKS) + 1, mido.Message("control_change", control=64, value=127))]
-    events.append((11 * TICKS, mido.Message("control_change", control=64, value=0)))
+    events.append((14 * TICKS, mido.Message("control_change", control=64, value=0)))
     events.sort(key=lambda e: (e[0], e[1].type == "note_on"))
     track, now = mido.MidiTrack(), 0
     for tick, msg in events:
@@ -66,9 +68,9 @@ def test_the_window_computes_the_features_the_trainer_derived(tmp_path) -> None:
             engine.tick(int(t * NS_PER_S))
     engine.tick(int((t + 1) * NS_PER_S))
     n = len(records)
-    assert n > 10
+    assert 16 + 4 < n <= 32, n  # past the level's 16-velocity history, inside the window
     live = engine.window.features[-n:]
     assert list(engine.window.ids[-n:]) == list(trained.ids)
     assert np.array_equal(live, trained.features), f"live:\n{live}\ntrained:\n{trained.features}"
     loud = live[:, len(DEFAULT.trunk_features):]
-    assert loud.shape[1] == DEFAULT.loud and len(np.unique(loud)) > 5, "the crescendo's loudness, token by token"
+    assert loud.shape[1] == DEFAULT.loud_count and len(np.unique(loud)) > 5, "the crescendo's loudness, token by token"

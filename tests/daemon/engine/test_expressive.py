@@ -253,7 +253,7 @@ def test_an_earlier_encoding_s_bundle_still_plays_expressively(tmp_path, version
     model = ModelRunner(make_bundle(tmp_path / f"v{version}.onnx", expressive=True, seed=3, sharpness=0.6,
                                     encoding=Encoding(features=FEATURES_BY_VERSION[version])))
     assert model.info.expression is not None and model.info.expression.version == version
-    assert model.info.expression.loud == 0 and len(model.features) == 8 + (version == 3)
+    assert model.info.expression.loud_count == 0 and len(model.features) == 8 + (version == 3)
     out = duet(model)
     assert len(set(np.diff(onsets(out)))) >= 3, "its heads decide the intervals"
     assert not hanging(out)

@@ -126,7 +126,7 @@ def test_the_sounding_feature_is_the_oldest_sounding_token_s_age_in_pulses() -> 
 
 
 def test_the_loud_features_are_the_last_tokens_exact_offsets_from_the_level_after() -> None:
-    assert FEATURES[-len(LOUD):] == LOUD and DEFAULT.loud == LOUD_TOKENS and DEFAULT.version == 4
+    assert FEATURES[-len(LOUD):] == LOUD and DEFAULT.loud_count == LOUD_TOKENS and DEFAULT.version == 4
     assert DEFAULT.trunk_features == (*HEADS, "sounding")
     assert DEFAULT.feature_size(LOUD[0]) == 2 * LOUD_RANGE + 2  # unknown, then -40..40
     # This token (latest last) first, then each before it; against the level after it.
@@ -155,12 +155,20 @@ def test_the_metadata_round_trips_and_bad_metadata_is_named() -> None:
     assert meta["version"] == 4 and meta["features"] == list(FEATURES)
     version_3 = Encoding(features=(*HEADS, "sounding"))
     assert Encoding.from_metadata(version_3.as_metadata()) == version_3
-    assert version_3.version == 3 and "loud_k" not in version_3.as_metadata()["units"] and version_3.loud == 0
+    assert version_3.version == 3 and "loud_k" not in version_3.as_metadata()["units"] and version_3.loud_count == 0
     version_2 = Encoding(features=HEADS).as_metadata()
     assert version_2["version"] == 2 and "sounding" not in version_2["units"]
     assert Encoding.from_metadata(version_2).features == HEADS, "a version-2 bundle reads eight features"
     with pytest.raises(ValueError, match=r"features must be .* \(version 2\)"):
         Encoding.from_metadata({**version_2, "features": list(FEATURES)})
+    with pytest.raises(ValueError, match="loud_range must be 40"):
+        Encoding.from_metadata({**meta, "loud_range": 30})
+    with pytest.raises(ValueError, match="loud_range must be 40"):
+        Encoding.from_metadata({key: value for key, value in meta.items() if key != "loud_range"})
+    with pytest.raises(ValueError, match="the loud features must come last"):
+        Encoding(features=(*HEADS, *LOUD, "sounding"))
+    with pytest.raises(ValueError, match="8 loud features expected, got 2"):
+        DEFAULT.played("C4", None, None, 0, None, 60, 60, 1, 0, (1, 2))
     with pytest.raises(ValueError, match="this mididuet reads 2, 3 and 4"):
         Encoding.from_metadata({**meta, "version": 5})
     with pytest.raises(ValueError, match=r"features must be .* \(version 3\)"):
