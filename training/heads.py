@@ -57,7 +57,8 @@ def loud_hidden(h: Any, loud: Any, encoding: Encoding, width: int, dropout: floa
     (``[..., H]``) beside the loud features ``loud`` (``[..., K]``) at the same positions,
     each embedded (one stacked table, each column offset to its rows), through one ReLU
     layer, so the head can weigh the last tokens' loudness against each other and the
-    context. Fed to the trunk as well, the same classes had moved nothing."""
+    context. Fed to the trunk instead, the window's velocities and levels (banded or exact)
+    had moved the velocity by nothing (docs/model-quality.md)."""
     layers = keras.layers
     flat = StackedEmbedding(encoding.loud_count, encoding.feature_size(LOUD[0]), LOUD_EMBEDDING,
                             name=LOUD_EMBEDDING_LAYER)(loud)
