@@ -78,11 +78,13 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
     # says whether that is the very next one, the baselines when the length is known.
     stopped = [max(bisect_left(onsets, r.onset + r.length, key=lambda o: o + EPSILON), k + 1)
                for k, r in enumerate(kept)]
+    # levels[i]: the level before token i, which is also the level after token i - 1.
+    levels = [running_median(velocities, i, encoding.history) for i in range(n + 1)]
     for i, r in enumerate(kept):
         # The pulse and level before this token: what the daemon knows when deciding it.
         pulse = running_median(iois[1:i], i - 1, encoding.history) if i >= 2 else None
         pulse_s = running_median(seconds[1:i], i - 1, encoding.history) if i >= 2 else None
-        level = running_median(velocities, i, encoding.history)
+        level = levels[i]
         delay = encoding.delay_class(iois[i], pulse) if i >= 1 else None
         timing = encoding.timing_class(seconds[i], delay, pulse_s) if seconds[i] > 0 else None
         length = encoding.length_class(r.length, pulse)
@@ -92,8 +94,7 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
         sounding = encoding.sounding_feature(None if np.isnan(ages[i]) else float(ages[i]), pulse)
         # The loudness of this token and those before it against the level after it: what
         # the daemon knows of them when deciding the next token.
-        loud = encoding.loud_features(velocities[max(0, i + 1 - encoding.loud_count):i + 1],
-                                      running_median(velocities, i + 1, encoding.history))
+        loud = encoding.loud_features(velocities[max(0, i + 1 - encoding.loud_count):i + 1], levels[i + 1])
         features[i] = encoding.played(r.token, delay, timing, previous, velocity, r.lowest, r.highest, r.notes,
                                       sounding, loud)
         for head, value in (("delay", delay), ("timing", timing), ("length", length), ("velocity", velocity)):
