@@ -263,9 +263,25 @@ def fit_phase(net: Any, x: Any, y: Any, ds: Dataset, opts: TrainOptions, epochs:
         log(f"before this phase: held-out {monitor} {start:.4f}")
     keep = keep_best(monitor, opts.patience, start)
     callbacks += [keep, keras.callbacks.CSVLogger(str(history_csv))]
+    build_training_state(net.fit, x, y)
     history = net.fit.fit(x, y, validation_data=validation, epochs=epochs, batch_size=opts.batch_size,
                           shuffle=True, callbacks=callbacks, verbose=1 if sys.stderr.isatty() else 2)
     return history, keep.best_epoch
+
+
+def build_training_state(model: Any, x: Any, y: Any) -> None:
+    """Create the optimizer's and the metrics' variables before ``fit``, from two rows.
+    Keras's TensorFlow backend otherwise creates them while tracing the training step, and
+    TensorFlow then traces the step a second time: a third of a short run (benchmarks/RESULTS.md).
+    The numbers trained are the same."""
+    import keras
+
+    rows = keras.tree.map_structure(lambda values: values[:2], (x, y))
+    predicted = model(rows[0], training=False)
+    model.compute_loss(rows[0], rows[1], predicted)
+    model.compute_metrics(rows[0], rows[1], predicted, None)
+    model.reset_metrics()
+    model.optimizer.build(model.trainable_variables)
 
 
 def _keep_best() -> type:
