@@ -282,34 +282,36 @@ def training_pieces(model: ModelRunner, data: Path) -> list[str]:
     return [name for name in names if name not in held_out]
 
 
-def evaluate_answers(model_path: Path, data: Path, settings: EngineSettings | None = None,
-                     pieces: Sequence[str] | None = None) -> dict[str, Any]:
-    """The answers' figures on the bundle's held-out pieces (or ``pieces`` under ``data``)."""
+def evaluate_answers(model_path: Path, data: Path, runs: Sequence[EngineSettings] = (EngineSettings(seed=SEED),),
+                     pieces: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The answers' figures on the bundle's held-out pieces (or ``pieces`` under ``data``),
+    one result per run's settings; the phrases are read and Chopin's column measured once."""
     model = ModelRunner(model_path)
     names = list(pieces or model.info.training.get("val_pieces") or [])
     if not names:
         raise ValueError(f"{model_path}: no held-out pieces recorded; name the pieces to use")
-    base = settings or EngineSettings(seed=SEED)
     found = [p for name in names for p in phrases(Path(data) / name)]
     real = [p.continuation for p in found]
     calls = [p.call for p in found]
-    columns = {"pulse": dataclasses.replace(base, rhythm="pulse"), "expressive": base}
-    answers = {name: [answer(model, phrase_settings(s, i), p) for i, p in enumerate(found)]
-               for name, s in columns.items()}
-    result: dict[str, Any] = {"pieces": len(names), "phrases": len(found), "phrase_tokens": PHRASE_TOKENS,
-                              "expressive_bundle": model.expressive,
-                              "settings": {k: getattr(base, k) for k in ANSWER_SETTINGS},
-                              "chopin": {**summary(real, real, calls), "ioi_ratio_js": ioi_ratio_distance(
-                                  [r for e in calls for r in ratios_of(e)], [r for e in real for r in ratios_of(e)])}}
-    for name, excerpts in answers.items():
-        result[name] = {**summary(excerpts, real, calls), "two_sample_accuracy": two_sample_accuracy(real, excerpts),
-                        "feature_separation": feature_separation(real, excerpts),
-                        "trigram_reuse": float(np.mean([trigram_reuse(e.tokens, p.call.tokens)
-                                                        for e, p in zip(excerpts, found, strict=True)]))}
-    result["chopin"]["two_sample_accuracy"] = two_sample_accuracy(real, calls)
-    result["chopin"]["trigram_reuse"] = float(np.mean([trigram_reuse(p.continuation.tokens, p.call.tokens)
-                                                       for p in found]))
-    return result
+    chopin = {**summary(real, real, calls), "two_sample_accuracy": two_sample_accuracy(real, calls),
+              "ioi_ratio_js": ioi_ratio_distance([r for e in calls for r in ratios_of(e)],
+                                                 [r for e in real for r in ratios_of(e)]),
+              "trigram_reuse": float(np.mean([trigram_reuse(p.continuation.tokens, p.call.tokens) for p in found]))}
+    results = []
+    for base in runs:
+        columns = {"pulse": dataclasses.replace(base, rhythm="pulse"), "expressive": base}
+        result: dict[str, Any] = {"pieces": len(names), "phrases": len(found), "phrase_tokens": PHRASE_TOKENS,
+                                  "expressive_bundle": model.expressive,
+                                  "settings": {k: getattr(base, k) for k in ANSWER_SETTINGS}, "chopin": dict(chopin)}
+        for name, s in columns.items():
+            excerpts = [answer(model, phrase_settings(s, i), p) for i, p in enumerate(found)]
+            result[name] = {**summary(excerpts, real, calls),
+                            "two_sample_accuracy": two_sample_accuracy(real, excerpts),
+                            "feature_separation": feature_separation(real, excerpts),
+                            "trigram_reuse": float(np.mean([trigram_reuse(e.tokens, p.call.tokens)
+                                                            for e, p in zip(excerpts, found, strict=True)]))}
+        results.append(result)
+    return results
 
 
 ROWS = (("IOI-ratio histogram distance (JS, base 2; lower is closer to Chopin)", "ioi_ratio_js", "{:.3f}"),

@@ -25,10 +25,10 @@ def run_answers(model: Path, data: Path, settings: EngineSettings, as_json: bool
         raise ValueError("--card stores one run on the held-out pieces: leave out --seeds and --pieces")
     names = training_pieces(runner, data) if pieces == "training" else None
     first = settings.seed if settings.seed is not None else 1
-    results = []
-    for seed in range(first, first + seeds):
-        log(f"playing phrases of {model.name}'s {pieces} pieces, pulse and expressive (seed {seed})")
-        results.append(evaluate_answers(model, data, dataclasses.replace(settings, seed=seed), pieces=names))
+    which = f"seed {first}" if seeds == 1 else f"seeds {first}–{first + seeds - 1}"
+    log(f"playing phrases of {model.name}'s {pieces} pieces, pulse and expressive ({which})")
+    results = evaluate_answers(model, data, [dataclasses.replace(settings, seed=first + k) for k in range(seeds)],
+                               pieces=names)
     if as_json:
         print(json.dumps(results[0] if seeds == 1 else results, indent=2, sort_keys=True))
     else:
