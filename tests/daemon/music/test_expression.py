@@ -17,6 +17,7 @@ from mididuet.daemon.music.expression import (
     LOUD_RANGE,
     LOUD_TOKENS,
     Encoding,
+    _nearest_log,
     feature,
     running_median,
 )
@@ -43,6 +44,18 @@ def test_delays_snap_to_the_musical_grid() -> None:
     assert enc.velocity[enc.velocity_class(90, 80)] == 9 and enc.velocity[enc.velocity_class(20, 80)] == -30
     assert enc.octave[enc.octave_class(60)] == 4 and enc.octave[enc.octave_class(10)] == 1
     assert enc.spread[enc.spread_class(0)] == 5 and enc.spread[enc.spread_class(60)] == 38
+
+
+@pytest.mark.parametrize("grid", [DEFAULT.delay, DEFAULT.timing, DEFAULT.length, (3.0, 1.0, 2.0), (1.0, 1.0, 2.0)])
+def test_a_ratio_s_class_is_the_nearest_in_log_space_the_first_on_a_tie(grid: tuple[float, ...]) -> None:
+    """The classes are found by bisection on a rising grid (a scan otherwise): the same as
+    the scan everywhere, at the grid's values and exactly between two of them too."""
+    logs = [math.log(value) for value in grid]
+    targets = [*logs, *((a + b) / 2 for a, b in pairwise(sorted(logs))), *(k / 37 for k in range(-300, 300))]
+    for ratio in map(math.exp, targets):
+        target = math.log(ratio)
+        scan = min(range(len(grid)), key=lambda i: abs(logs[i] - target))
+        assert _nearest_log(ratio, grid) == scan, (grid, ratio)
 
 
 def test_a_files_rhythm_comes_back_from_its_classes(tmp_path) -> None:
