@@ -42,6 +42,7 @@ bench: $(VENV)/.installed-train+test
 	$(BIN)/python benchmarks/bench_graph_shapes.py
 	$(BIN)/python benchmarks/bench_wait.py
 	$(BIN)/python benchmarks/bench_pipewire.py
+	$(BIN)/python benchmarks/bench_first_fit.py
 
 # python-rtmidi built from source against the system's libjack: the PyPI wheel bundles its own,
 # which ignores pw-jack and cannot reach PipeWire's JACK. Needs (Debian/Ubuntu)
