@@ -18,7 +18,7 @@ PIECES = ("held-out", "training")
 
 def run_answers(model: Path, data: Path, settings: EngineSettings, as_json: bool, card: Path | None,
                 seeds: int = 1, pieces: str = "held-out") -> int:
-    """One run of :func:`.answers.evaluate_answers` per seed (``settings.seed`` on), on the
+    """:func:`.answers.evaluate_answers` with one run per seed (``settings.seed`` on), on the
     bundle's held-out pieces or on the pieces it trained on (to tune settings on)."""
     runner = bundle.ModelRunner(model)  # refuses a damaged or foreign file with a clear message
     if card is not None and (seeds != 1 or pieces != "held-out"):

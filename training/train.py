@@ -272,8 +272,8 @@ def fit_phase(net: Any, x: Any, y: Any, ds: Dataset, opts: TrainOptions, epochs:
 def build_training_state(model: Any, x: Any, y: Any) -> None:
     """Create the optimizer's and the metrics' variables before ``fit``, from two rows.
     Keras's TensorFlow backend otherwise creates them while tracing the training step, and
-    TensorFlow then traces the step a second time: a third of a short run (benchmarks/RESULTS.md).
-    The numbers trained are the same."""
+    TensorFlow then traces the step a second time: half of a one-batch epoch
+    (benchmarks/RESULTS.md). The numbers trained are the same."""
     import keras
 
     rows = keras.tree.map_structure(lambda values: values[:2], (x, y))

@@ -154,7 +154,9 @@ def test_answers_sweep_seeds_and_settings_on_the_training_pieces(expressive: Pat
     assert [r["settings"]["seed"] for r in results] == [1, 2]
     assert all(r["settings"]["rhythm_temperature"] == 0.5 and r["settings"]["legato"] is False for r in results)
     assert results[0]["pieces"] == 5 - len(held_out)
-    table = format_seeds(results)  # what the command prints without --json
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert table.split("\n\n")[0] == format_seeds(results).split("\n\n")[0], "the same rows as its JSON"
     assert table.count("\n| 1 |") == table.count("\n| 2 |") == table.count("| **mean** |") == 1
     assert "rhythm temperature 0.5" in table and "legato False" in table
     assert main(["answers", "--model", str(expressive), "--seeds", "2", "--card", "x.md"]) == 2

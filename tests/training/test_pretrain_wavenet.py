@@ -127,7 +127,8 @@ def test_a_phase_that_only_makes_it_worse_keeps_the_weights_it_started_from(smal
     from mididuet.training.train import TrainOptions, fit_phase
 
     ds = build_dataset(read_corpus(small_corpus).pieces, val_fraction=0.4, min_count=3, expressive=True)
-    net = build_network("seed", len(ds.vocabulary), DEFAULT)  # fit_phase is the same for both; the seed traces faster
+    # The seed traces faster; the per-position (wavenet) path keeps its start in `pretrained`.
+    net = build_network("seed", len(ds.vocabulary), DEFAULT)
     net.compile(0.9)
     start = [w.copy() for w in net.fit.get_weights()]
     x, y = expressive_windows(ds.fit_expression or [], net.per_position)

@@ -49,7 +49,8 @@ def test_delays_snap_to_the_musical_grid() -> None:
 @pytest.mark.parametrize("grid", [DEFAULT.delay, DEFAULT.timing, DEFAULT.length, (3.0, 1.0, 2.0), (1.0, 1.0, 2.0)])
 def test_a_ratio_s_class_is_the_nearest_in_log_space_the_first_on_a_tie(grid: tuple[float, ...]) -> None:
     """The classes are found by bisection on a rising grid (a scan otherwise): the same as
-    the scan everywhere, at the grid's values and exactly between two of them too."""
+    the scan at the grid's values, at the midpoints between them (some exact ties after the
+    round trip through exp) and elsewhere."""
     logs = [math.log(value) for value in grid]
     targets = [*logs, *((a + b) / 2 for a, b in pairwise(sorted(logs))), *(k / 37 for k in range(-300, 300))]
     for ratio in map(math.exp, targets):
