@@ -273,11 +273,12 @@ def summary(excerpts: Sequence[Excerpt], reference: Sequence[Excerpt],
 
 
 def training_pieces(model: ModelRunner, data: Path) -> list[str]:
-    """The pieces under ``data`` the bundle did not hold out: where settings are tuned, so
-    that the held-out table is not."""
+    """The pieces under ``data`` the bundle did not hold out (nor, trained on a development
+    split, leave out): where settings are tuned, so that the held-out table is not."""
     from .corpus import find_midi_files
 
-    held_out = set(model.info.training.get("val_pieces") or [])
+    facts = model.info.training
+    held_out = {*(facts.get("val_pieces") or []), *(facts.get("excluded_pieces") or [])}
     names = [str(path.relative_to(data)) for path in find_midi_files(Path(data))]
     return [name for name in names if name not in held_out]
 

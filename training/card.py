@@ -60,6 +60,14 @@ playing it to mididuet would: the next token (and each remembered head's class) 
 the model alone, and mixed with the memory as the daemon mixes it."""
 
 
+def _development(facts: dict[str, Any]) -> str:
+    """What a development split left out: the test pieces, which no figure here has seen."""
+    excluded = facts.get("excluded_pieces")
+    if facts.get("split") != "development" or excluded is None:
+        return ""
+    return (f"\n  A development split: the {len(excluded)} pieces `--split pieces` holds out (the test set) were "
+            "left out entirely, so every figure below is on development pieces, for choosing settings.")
+
 
 def graph_nodes(model_path: Path) -> int:
     """How many nodes the bundle's ONNX graph has."""
@@ -166,7 +174,7 @@ through onnxruntime, 1 thread, measured after training on a shared 2-core machin
 - License: {LICENSE}
 - Split: by **{facts.get("split")}**, seed {facts.get("seed")}, {facts.get("val_fraction"):.0%} held out:
   {facts.get("train_windows")} training windows, {facts.get("val_windows")} validation windows.
-  Held-out pieces: {", ".join(f"`{v}`" for v in val) or "(random windows, not pieces)"}.
+  Held-out pieces: {", ".join(f"`{v}`" for v in val) or "(random windows, not pieces)"}.{_development(facts)}
 
 ## How well it predicts unseen music
 Next-token prediction on the held-out pieces (every 32-token window's next token),

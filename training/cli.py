@@ -113,10 +113,12 @@ def train_parser() -> argparse.ArgumentParser:
                         "rarer tokens are dropped from the sequences (default: 40, as the notebook)")
     p.add_argument("--split", choices=SPLITS, default="pieces",
                    help="'pieces' holds out whole pieces, so validation is music the model never saw "
-                        "(default); 'windows' is the notebook's random split of overlapping windows "
-                        "(test_size 0.3, random_state 42), kept only for comparison")
+                        "(default); 'development' leaves out the pieces 'pieces' holds out (the test set) "
+                        "and holds out the same share of the rest: train with it to choose a setting, so "
+                        "the held-out figures are not tuned; 'windows' is the notebook's random split of "
+                        "overlapping windows (test_size 0.3, random_state 42), kept only for comparison")
     p.add_argument("--val-fraction", type=_between_0_and_1, default=0.2,
-                   help="share of pieces held out with --split pieces (default: 0.2)")
+                   help="share of pieces held out with --split pieces or development (default: 0.2)")
     p.add_argument("--reader", choices=READERS, default="mido",
                    help="'mido' reads all tracks, merging notes that start together into chords "
                         "(seconds); 'music21' reproduces the notebook's reading (minutes)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,7 +23,11 @@ from .augment import augment_pieces
 from .corpus import Piece
 from .expression import Expression, encode_records
 
-SPLITS = ("pieces", "windows")
+SPLITS = ("pieces", "development", "windows")
+# Splits that hold out whole pieces. "development" leaves out the pieces "pieces" holds out
+# (the test set) and holds out the same share of the rest: a run to choose on, whose
+# figures never touch the pieces a shipped model reports on.
+PIECE_SPLITS = ("pieces", "development")
 
 
 def build_vocabulary(pieces: Sequence[Piece], min_count: int) -> list[str]:
@@ -105,6 +109,7 @@ class Dataset:
     fit_expression: list[Expression] | None = None
     train_expression: list[Expression] | None = None
     val_expression: list[Expression] | None = None
+    excluded_pieces: list[str] = field(default_factory=list)  # left out of a development split: the test set
 
 
 def build_dataset(
@@ -130,8 +135,12 @@ def build_dataset(
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    if split == "pieces":
+    if split in PIECE_SPLITS:
         train, val = split_pieces(pieces, val_fraction, seed)
+        excluded: list[Piece] = []
+        if split == "development":
+            excluded = val
+            train, val = split_pieces(train, val_fraction, seed)
         vocab = list(vocabulary) if vocabulary is not None else build_vocabulary(train, min_count)
         if not vocab:
             raise ValueError(f"no token occurs {min_count} times in the training pieces; lower --min-count")
@@ -140,7 +149,8 @@ def build_dataset(
         x_train, y_train = make_windows(fit_seqs)
         x_val, y_val = make_windows(val_seqs)
         ds = Dataset(vocab, x_train, y_train, x_val, y_val, split,
-                     [p.name for p in train], [p.name for p in val], train_seqs, val_seqs, fit_seqs)
+                     [p.name for p in train], [p.name for p in val], train_seqs, val_seqs, fit_seqs,
+                     excluded_pieces=[p.name for p in excluded])
         if expressive:
             ds.fit_expression = expressions(augment_pieces(train, transpose) if transpose else train, vocab,
                                             encoding)
@@ -149,7 +159,7 @@ def build_dataset(
         return ds
 
     if expressive:
-        raise ValueError("the expressive heads need --split pieces")
+        raise ValueError("the expressive heads need --split pieces (or development)")
     # The notebook's way: one pool of windows from all pieces, split at random.
     from sklearn.model_selection import train_test_split
 

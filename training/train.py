@@ -25,6 +25,7 @@ from mididuet.daemon.predict import bundle
 from .augment import augment_pieces
 from .corpus import Corpus, read_corpus
 from .dataset import (
+    PIECE_SPLITS,
     Dataset,
     build_dataset,
     encode_pieces,
@@ -85,14 +86,17 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     from .export import export_bundle
     from .model import build_network
 
-    if opts.arch != "seed" and opts.split != "pieces":
+    by_pieces = opts.split in PIECE_SPLITS
+    if opts.arch != "seed" and not by_pieces:
         # It trains on chunks of whole pieces, which with random windows would hold the
         # validation windows' own tokens.
-        raise ValueError(f"--arch {opts.arch} needs --split pieces")
-    if opts.pretrain is not None and opts.split != "pieces":
-        raise ValueError("--pretrain needs --split pieces (held-out pieces are excluded by content hash)")
-    if opts.expressive and (opts.split != "pieces" or opts.reader != "mido"):
-        raise ValueError("--expressive needs --split pieces and --reader mido (music21 keeps no timing)")
+        raise ValueError(f"--arch {opts.arch} needs --split pieces (or development)")
+    if opts.pretrain is not None and not by_pieces:
+        raise ValueError("--pretrain needs --split pieces or development (held-out pieces are excluded by content "
+                         "hash)")
+    if opts.expressive and (not by_pieces or opts.reader != "mido"):
+        raise ValueError("--expressive needs --split pieces (or development) and --reader mido (music21 keeps no "
+                         "timing)")
     if opts.head_weights and not opts.expressive:
         raise ValueError("--head-weight needs --expressive (only the expressive heads have weights)")
     # Resolved once, so a wrong one is refused before the corpus is read.
@@ -148,6 +152,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         "min_count": opts.min_count,
         "vocabulary_size": len(ds.vocabulary),
         "val_pieces": ds.val_pieces,
+        **({"excluded_pieces": ds.excluded_pieces} if ds.split == "development" else {}),
         "train_windows": len(ds.x_train),
         "val_windows": len(ds.x_val),
         "arch": opts.arch,
@@ -368,14 +373,22 @@ def held_out_logs(net: Any, held: HeldOut) -> dict[str, float]:
     return logs
 
 
+def left_out(corpus: Corpus, ds: Dataset) -> set[str]:
+    """The content hashes of the corpus's pieces that training must not see: the held-out
+    pieces and a development split's test pieces."""
+    names = {*ds.val_pieces, *ds.excluded_pieces}
+    return {p.sha256 for p in corpus.pieces if p.name in names}
+
+
 def pretrain(net: Any, opts: TrainOptions, corpus: Corpus, ds: Dataset, history_csv: Path) -> dict[str, Any]:
     """Train on the whole collection first, with the corpus's vocabulary; returns its facts.
 
-    The corpus's validation pieces are excluded by content hash, so a copy of one under
-    another name (or the corpus itself inside the collection) cannot leak into training.
+    The corpus's validation pieces (and a development split's test pieces) are excluded by
+    content hash, so a copy of one under another name (or the corpus itself inside the
+    collection) cannot leak into training.
     """
     collection = load_corpus(opts.pretrain, opts.reader)  # type: ignore[arg-type]
-    held_out = {p.sha256 for p in corpus.pieces if p.name in set(ds.val_pieces)}
+    held_out = left_out(corpus, ds)
     pieces = [p for p in collection.pieces if p.sha256 not in held_out]
     excluded = len(collection.pieces) - len(pieces)
     if opts.transpose:

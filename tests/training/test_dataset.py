@@ -33,6 +33,17 @@ def test_piece_split_is_seeded_and_disjoint():
     assert [p.name for p in split_pieces(pieces, 0.2, seed=2)[1]] != [p.name for p in val]
 
 
+def test_a_development_split_leaves_the_test_pieces_out_and_holds_out_some_of_the_rest():
+    pieces = [piece(f"p{i}", ["C4", "D4"] * 30) for i in range(25)]
+    test = build_dataset(pieces, val_fraction=0.2, min_count=1, seed=3)
+    dev = build_dataset(pieces, split="development", val_fraction=0.2, min_count=1, seed=3)
+    assert dev.excluded_pieces == test.val_pieces and test.excluded_pieces == []
+    assert len(dev.val_pieces) == 4, "a fifth of the 20 pieces left"
+    assert set(dev.train_pieces) | set(dev.val_pieces) == set(test.train_pieces)
+    assert set(dev.val_pieces).isdisjoint(dev.train_pieces)
+    assert len(dev.val_sequences) == 4 and len(dev.train_sequences) == 16
+
+
 def test_dataset_vocabulary_comes_from_training_pieces_only():
     rng = np.random.default_rng(0)
     tokens = ["C4", "D4", "E4", "F4"]

@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 from mididuet.daemon.predict import bundle
+from mididuet.training.answers import training_pieces
 from mididuet.training.cli import main
+from mididuet.training.corpus import read_corpus
+from mididuet.training.dataset import build_dataset
+from mididuet.training.train import left_out
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +38,6 @@ def test_training_exports_a_bundle_that_the_daemon_accepts(trained):
 
 def test_exported_model_reproduces_its_recorded_held_out_loss(trained, small_corpus):
     """The bundle, rebuilt split and all from its metadata, scores what training recorded."""
-    from mididuet.training.corpus import read_corpus
-    from mididuet.training.dataset import build_dataset
 
     runner = bundle.load_bundle(trained)
     ds = build_dataset(read_corpus(small_corpus).pieces, val_fraction=0.4, seed=42,
@@ -61,6 +63,30 @@ def test_window_split_trains_too(small_corpus, tmp_path):
     assert main(["--data", str(small_corpus), "--out", str(out), "--epochs", "1", "--min-count", "3",
                  "--split", "windows"]) == 0
     assert json.loads(json.dumps(bundle.load_bundle(out).info.training))["split"] == "windows"
+
+
+def test_a_development_run_never_sees_the_test_pieces(small_corpus, tmp_path, capsys):
+    """Trained on a development split, a bundle records what it left out; its card says so,
+    evaluate rebuilds the same split, and answers tunes on neither kind of held-out piece."""
+    out = tmp_path / "dev.onnx"
+    assert main(["--data", str(small_corpus), "--out", str(out), "--epochs", "1", "--min-count", "3",
+                 "--val-fraction", "0.25", "--split", "development", "--card", str(tmp_path / "dev.md")]) == 0
+    runner = bundle.load_bundle(out)
+    facts = runner.info.training
+    test = build_dataset(read_corpus(small_corpus).pieces, val_fraction=0.25, min_count=3, seed=42)
+    assert facts["split"] == "development" and facts["excluded_pieces"] == test.val_pieces
+    assert set(facts["val_pieces"]).isdisjoint(test.val_pieces)
+    assert "the 1 pieces `--split pieces` holds out (the test set) were left out" in (tmp_path / "dev.md").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out), "--data", str(small_corpus)]) == 0
+    assert "differ" not in capsys.readouterr().err, "evaluate rebuilt the split it was trained on"
+    everything = {path.name for path in small_corpus.glob("*.mid")}
+    assert set(training_pieces(runner, small_corpus)) == everything - {*facts["val_pieces"], *test.val_pieces}
+    # Pre-training leaves out both kinds too (by content hash).
+    corpus = read_corpus(small_corpus)
+    dev = build_dataset(corpus.pieces, split="development", val_fraction=0.25, min_count=3, seed=42)
+    unseen = {*dev.val_pieces, *test.val_pieces}
+    assert left_out(corpus, dev) == {p.sha256 for p in corpus.pieces if p.name in unseen} and len(unseen) == 2
 
 
 def test_cli_errors_exit_2_with_a_message(tmp_path, capsys):
