@@ -123,6 +123,10 @@ def train_parser() -> argparse.ArgumentParser:
                    help="'mido' reads all tracks, merging notes that start together into chords "
                         "(seconds); 'music21' reproduces the notebook's reading (minutes)")
     p.add_argument("--seed", type=int, default=42, help="seed for the split and the weights (default: 42)")
+    p.add_argument("--split-seed", type=int, default=None,
+                   help="seed for the split alone (default: --seed): keep the shipped model's split (42) while "
+                        "--seed varies the weights, as runs on --split development must to leave its test "
+                        "pieces out")
     p.add_argument("--arch", choices=ARCHITECTURES, default="seed",
                    help="'seed': the notebook's Conv1D network, exactly (default); 'wavenet': gated, "
                         "residual, dilated causal convolutions (WaveNet blocks) whose receptive field is the "
@@ -293,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         run_training(TrainOptions(
             data=args.data or default_data_dir(), out=args.out, epochs=args.epochs,
             batch_size=args.batch_size, min_count=args.min_count, split=args.split,
-            val_fraction=args.val_fraction, reader=args.reader, seed=args.seed,
+            val_fraction=args.val_fraction, reader=args.reader, seed=args.seed, split_seed=args.split_seed,
             patience=args.patience, arch=args.arch, transpose=args.transpose, pretrain=args.pretrain,
             pretrain_epochs=args.pretrain_epochs, finetune_lr=args.finetune_lr, card=args.card,
             expressive=args.expressive, conditioned=not args.unconditioned, head_weights=dict(args.head_weight),

@@ -39,7 +39,8 @@ def _dataset(runner: bundle.ModelRunner, data: Path) -> Any:
         log("warning: this corpus differs from the one the model was trained on; "
             "the numbers are not comparable with its card")
     ds = build_dataset(corpus.pieces, split=facts["split"], val_fraction=facts["val_fraction"],
-                       seed=facts["seed"], vocabulary=runner.vocabulary, expressive=runner.expressive,
+                       seed=facts.get("split_seed", facts["seed"]), vocabulary=runner.vocabulary,
+                       expressive=runner.expressive,
                        encoding=runner.info.expression or DEFAULT)
     if facts.get("val_pieces") and sorted(facts["val_pieces"]) != sorted(ds.val_pieces):
         log("warning: the held-out pieces differ from those recorded at training")

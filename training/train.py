@@ -53,6 +53,7 @@ class TrainOptions:
     val_fraction: float = 0.2
     reader: str = "mido"
     seed: int = 42
+    split_seed: int | None = None  # the split's own seed (None: ``seed``), to vary the weights' alone
     patience: int = 5
     arch: str = "seed"
     transpose: int = 0  # augment training pieces by −K…+K semitones
@@ -103,7 +104,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     head_weights = training_weights(opts.head_weights, opts.encoding) if opts.expressive else None
     corpus = load_corpus(opts.data, opts.reader)
     ds = build_dataset(corpus.pieces, split=opts.split, val_fraction=opts.val_fraction,
-                       min_count=opts.min_count, seed=opts.seed, transpose=opts.transpose,
+                       min_count=opts.min_count, seed=split_seed(opts), transpose=opts.transpose,
                        expressive=opts.expressive, encoding=opts.encoding)
     augmented = f", transposed by ±{opts.transpose} semitones" if opts.transpose else ""
     log(f"vocabulary: {len(ds.vocabulary)} tokens (count ≥ {opts.min_count}); "
@@ -149,6 +150,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         "split": ds.split,
         "val_fraction": opts.val_fraction,
         "seed": opts.seed,
+        **({"split_seed": opts.split_seed} if opts.split_seed is not None else {}),
         "min_count": opts.min_count,
         "vocabulary_size": len(ds.vocabulary),
         "val_pieces": ds.val_pieces,
@@ -371,6 +373,10 @@ def held_out_logs(net: Any, held: HeldOut) -> dict[str, float]:
     if held.heads:
         logs["val_total"] = logs["val_loss"] + HEAD_LOSS_WEIGHT * sum(logs[f"val_{name}_nll"] for name in held.heads)
     return logs
+
+
+def split_seed(opts: TrainOptions) -> int:
+    return opts.seed if opts.split_seed is None else opts.split_seed
 
 
 def left_out(corpus: Corpus, ds: Dataset) -> set[str]:

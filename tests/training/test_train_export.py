@@ -67,16 +67,21 @@ def test_window_split_trains_too(small_corpus, tmp_path):
 
 def test_a_development_run_never_sees_the_test_pieces(small_corpus, tmp_path, capsys):
     """Trained on a development split, a bundle records what it left out; its card says so,
-    evaluate rebuilds the same split, and answers tunes on neither kind of held-out piece."""
+    evaluate rebuilds the same split, and answers tunes on neither kind of held-out piece.
+    The weights' seed varies while the split keeps the shipped model's (``--split-seed``)."""
     out = tmp_path / "dev.onnx"
     assert main(["--data", str(small_corpus), "--out", str(out), "--epochs", "1", "--min-count", "3",
-                 "--val-fraction", "0.25", "--split", "development", "--card", str(tmp_path / "dev.md")]) == 0
+                 "--val-fraction", "0.25", "--split", "development", "--seed", "7", "--split-seed", "42",
+                 "--card", str(tmp_path / "dev.md")]) == 0
     runner = bundle.load_bundle(out)
     facts = runner.info.training
     test = build_dataset(read_corpus(small_corpus).pieces, val_fraction=0.25, min_count=3, seed=42)
     assert facts["split"] == "development" and facts["excluded_pieces"] == test.val_pieces
+    assert facts["seed"] == 7 and facts["split_seed"] == 42
     assert set(facts["val_pieces"]).isdisjoint(test.val_pieces)
-    assert "the 1 pieces `--split pieces` holds out (the test set) were left out" in (tmp_path / "dev.md").read_text()
+    card = (tmp_path / "dev.md").read_text()
+    assert "Split: by **development**, seed 42" in card
+    assert "the 1 pieces `--split pieces` holds out (the test set) were left out" in card
     capsys.readouterr()
     assert main(["evaluate", "--model", str(out), "--data", str(small_corpus)]) == 0
     assert "differ" not in capsys.readouterr().err, "evaluate rebuilt the split it was trained on"
