@@ -104,8 +104,8 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     head_weights = training_weights(opts.head_weights, opts.encoding) if opts.expressive else None
     corpus = load_corpus(opts.data, opts.reader)
     ds = build_dataset(corpus.pieces, split=opts.split, val_fraction=opts.val_fraction,
-                       min_count=opts.min_count, seed=split_seed(opts), transpose=opts.transpose,
-                       expressive=opts.expressive, encoding=opts.encoding)
+                       min_count=opts.min_count, seed=opts.seed if opts.split_seed is None else opts.split_seed,
+                       transpose=opts.transpose, expressive=opts.expressive, encoding=opts.encoding)
     augmented = f", transposed by ±{opts.transpose} semitones" if opts.transpose else ""
     log(f"vocabulary: {len(ds.vocabulary)} tokens (count ≥ {opts.min_count}); "
         f"windows: {len(ds.x_train)} train{augmented}, {len(ds.x_val)} validation; split by {ds.split}")
@@ -373,10 +373,6 @@ def held_out_logs(net: Any, held: HeldOut) -> dict[str, float]:
     if held.heads:
         logs["val_total"] = logs["val_loss"] + HEAD_LOSS_WEIGHT * sum(logs[f"val_{name}_nll"] for name in held.heads)
     return logs
-
-
-def split_seed(opts: TrainOptions) -> int:
-    return opts.seed if opts.split_seed is None else opts.split_seed
 
 
 def left_out(corpus: Corpus, ds: Dataset) -> set[str]:
