@@ -38,7 +38,6 @@ def test_training_exports_a_bundle_that_the_daemon_accepts(trained):
 
 def test_exported_model_reproduces_its_recorded_held_out_loss(trained, small_corpus):
     """The bundle, rebuilt split and all from its metadata, scores what training recorded."""
-
     runner = bundle.load_bundle(trained)
     ds = build_dataset(read_corpus(small_corpus).pieces, val_fraction=0.4, seed=42,
                        vocabulary=runner.vocabulary)
@@ -75,7 +74,8 @@ def test_a_development_run_never_sees_the_test_pieces(small_corpus, tmp_path, ca
                  "--card", str(tmp_path / "dev.md")]) == 0
     runner = bundle.load_bundle(out)
     facts = runner.info.training
-    test = build_dataset(read_corpus(small_corpus).pieces, val_fraction=0.25, min_count=3, seed=42)
+    corpus = read_corpus(small_corpus)
+    test = build_dataset(corpus.pieces, val_fraction=0.25, min_count=3, seed=42)
     assert facts["split"] == "development" and facts["excluded_pieces"] == test.val_pieces
     assert facts["seed"] == 7 and facts["split_seed"] == 42
     assert set(facts["val_pieces"]).isdisjoint(test.val_pieces)
@@ -88,7 +88,6 @@ def test_a_development_run_never_sees_the_test_pieces(small_corpus, tmp_path, ca
     everything = {path.name for path in small_corpus.glob("*.mid")}
     assert set(training_pieces(runner, small_corpus)) == everything - {*facts["val_pieces"], *test.val_pieces}
     # Pre-training leaves out both kinds too (by content hash).
-    corpus = read_corpus(small_corpus)
     dev = build_dataset(corpus.pieces, split="development", val_fraction=0.25, min_count=3, seed=42)
     unseen = {*dev.val_pieces, *test.val_pieces}
     assert left_out(corpus, dev) == {p.sha256 for p in corpus.pieces if p.name in unseen} and len(unseen) == 2
