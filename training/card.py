@@ -116,6 +116,8 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
     finetune = " (fine-tuning)" if facts.get("pretrain") else ""
     kept = (f"the best validation loss at epoch {facts.get('best_epoch')} kept" if facts.get("best_epoch") else
             "no fine-tuning epoch beat the pre-trained weights, which were kept")
+    if facts.get("average_weights"):
+        kept += "; each epoch scored and kept as its weights' moving average over about an epoch of steps"
     monitored = ""
     if facts.get("monitor") == "val_total":
         usual, other = stopping_weight(facts), weighed_otherwise(facts)

@@ -155,6 +155,9 @@ def train_parser() -> argparse.ArgumentParser:
                         f"(repeatable, e.g. velocity=2; default: {HEAD_LOSS_WEIGHT:g} each; early stopping "
                         f"weighs every head {HEAD_LOSS_WEIGHT:g} whatever this says). The heads share one "
                         "stack: a head weighed more takes from the others (docs/model-quality.md)")
+    p.add_argument("--average-weights", action="store_true",
+                   help="score and keep, at each epoch's end, the moving average of the weights over about an "
+                        "epoch of steps instead of the last step's (in every phase; default: off)")
     p.add_argument("--finetune-lr", type=_between_0_and_1, default=3e-4,
                    help="Adam's learning rate when fine-tuning after --pretrain (default: 3e-4; "
                         "pre-training uses the seed's 1e-3)")
@@ -301,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             patience=args.patience, arch=args.arch, transpose=args.transpose, pretrain=args.pretrain,
             pretrain_epochs=args.pretrain_epochs, finetune_lr=args.finetune_lr, card=args.card,
             expressive=args.expressive, conditioned=not args.unconditioned, head_weights=dict(args.head_weight),
+            average_weights=args.average_weights,
             command=" ".join(["mididuet-train", *map(shlex.quote, argv)])))
         return 0
     except (MididuetError, ValueError) as err:

@@ -66,6 +66,7 @@ class TrainOptions:
     conditioned: bool = True  # the heads see the token they describe
     encoding: Encoding = DEFAULT  # the heads' classes and the features read (an earlier version's, to compare)
     head_weights: dict[str, float] = field(default_factory=dict)  # overrides of the heads' training loss weights
+    average_weights: bool = False  # score and keep each epoch's moving average of the weights (about an epoch long)
 
 
 def log(message: str) -> None:
@@ -169,6 +170,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         "best_epoch": best_epoch,
         "monitor": monitored(net),
         "batch_size": opts.batch_size,
+        **({"average_weights": True} if opts.average_weights else {}),
         "train_seconds": round(train_seconds, 1),
         "command": opts.command,
     }
@@ -270,10 +272,29 @@ def fit_phase(net: Any, x: Any, y: Any, ds: Dataset, opts: TrainOptions, epochs:
         log(f"before this phase: held-out {monitor} {start:.4f}")
     keep = keep_best(monitor, opts.patience, start)
     callbacks += [keep, keras.callbacks.CSVLogger(str(history_csv))]
+    if opts.average_weights:
+        average_over(net.fit.optimizer, steps=math.ceil(len(first_input(x)) / opts.batch_size))
+        # First, so the held-out loss and early stopping see the average, not the last step.
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     build_training_state(net.fit, x, y)
     history = net.fit.fit(x, y, validation_data=validation, epochs=epochs, batch_size=opts.batch_size,
                           shuffle=True, callbacks=callbacks, verbose=1 if sys.stderr.isatty() else 2)
     return history, keep.best_epoch
+
+
+def first_input(x: Any) -> Any:
+    """The rows of a fit's inputs (an array, or a dict of them)."""
+    return x["tokens"] if isinstance(x, dict) else x
+
+
+def average_over(optimizer: Any, steps: int) -> None:
+    """Make an optimizer not yet built keep an exponential moving average of the weights
+    whose horizon (1 / (1 − momentum)) is ``steps``: one epoch. Each epoch's weights then
+    average out the last steps' noise, the one thing a seed's draw moved the length by
+    (docs/model-quality.md)."""
+    if optimizer.built:
+        raise ValueError("the optimizer is already built: average its weights before the first step")
+    optimizer.use_ema, optimizer.ema_momentum, optimizer.ema_overwrite_frequency = True, 1 - 1 / max(steps, 1), None
 
 
 def build_training_state(model: Any, x: Any, y: Any) -> None:
@@ -404,7 +425,7 @@ def pretrain(net: Any, opts: TrainOptions, corpus: Corpus, ds: Dataset, history_
         x, y = make_sequences(sequences) if net.per_position else make_windows(sequences)
     log(f"pre-training on {len(collection.pieces) - excluded} pieces of {opts.pretrain} "
         f"({excluded} held-out pieces excluded by hash; {kept / max(total, 1):.0%} of tokens in the "
-        f"vocabulary): {len(x['tokens'] if isinstance(x, dict) else x)} training rows")
+        f"vocabulary): {len(first_input(x))} training rows")
     started = time.perf_counter()
     history, best_epoch = fit_phase(net, x, y, ds, opts, opts.pretrain_epochs, history_csv)
     val_losses = history.history["val_loss"]
@@ -413,7 +434,7 @@ def pretrain(net: Any, opts: TrainOptions, corpus: Corpus, ds: Dataset, history_
         "pretrain_sha256": collection.sha256,
         "pretrain_pieces": len(collection.pieces) - excluded,
         "pretrain_excluded": excluded,
-        "pretrain_rows": len(x["tokens"] if isinstance(x, dict) else x),
+        "pretrain_rows": len(first_input(x)),
         "pretrain_epochs_run": len(val_losses),
         "pretrain_best_epoch": best_epoch,
         "pretrain_best_val_loss": round(float(val_losses[best_epoch - 1]), 4),

@@ -139,6 +139,39 @@ def test_a_phase_that_only_makes_it_worse_keeps_the_weights_it_started_from(smal
     assert all(np.array_equal(a, b) for a, b in zip(start, net.fit.get_weights(), strict=True))
 
 
+@pytest.mark.parametrize("expressive", [False, True], ids=["keras-validation", "held-out-callback"])
+def test_averaged_weights_are_the_ones_scored_and_kept(small_corpus, tmp_path, expressive):
+    """With ``average_weights`` each epoch is scored on the moving average of its steps'
+    weights (a horizon of one epoch), whether Keras's validation scores it or the trainer's
+    own held-out callback, and the epoch kept keeps that average: the held-out loss of the
+    weights the phase ends with is the one early stopping saw, and they are not the weights
+    plain training ends with from the same seed."""
+    import keras
+
+    from mididuet.daemon.music.expression import DEFAULT
+    from mididuet.training.corpus import read_corpus
+    from mididuet.training.dataset import build_dataset, expressive_windows
+    from mididuet.training.model import build_network
+    from mididuet.training.train import TrainOptions, first_input, fit_phase, held_out, held_out_logs, monitored
+
+    ds = build_dataset(read_corpus(small_corpus).pieces, val_fraction=0.4, min_count=3, expressive=expressive)
+    ended = {}
+    for average in (False, True):
+        keras.utils.set_random_seed(3)
+        net = build_network("seed", len(ds.vocabulary), DEFAULT if expressive else None)
+        x, y = expressive_windows(ds.fit_expression or [], False) if expressive else (ds.x_train, ds.y_train)
+        opts = TrainOptions(data=small_corpus, out=tmp_path / "m.onnx", batch_size=64, average_weights=average)
+        history, kept = fit_phase(net, x, y, ds, opts, 1, tmp_path / f"history-{average}.csv")
+        steps = -(-len(first_input(x)) // opts.batch_size)
+        assert steps >= 4 and net.fit.optimizer.use_ema is average
+        if average:
+            assert net.fit.optimizer.ema_momentum == pytest.approx(1 - 1 / steps)
+        scored = history.history[monitored(net)][kept - 1]
+        assert held_out_logs(net, held_out(net, ds))[monitored(net)] == pytest.approx(scored, abs=1e-4)
+        ended[average] = net.fit.get_weights()
+    assert not all(np.allclose(a, b) for a, b in zip(ended[False], ended[True], strict=True))
+
+
 def test_a_score_that_is_not_a_number_is_never_kept() -> None:
     import keras
 
