@@ -30,7 +30,7 @@ lint: $(VENV)/.installed-train+test
 	$(BIN)/lint-imports --no-cache
 
 model: $(VENV)/.installed-train+test
-	$(BIN)/mididuet-train --data $(DATA) --out models/chopin.onnx --card models/chopin.md --arch wavenet --expressive --transpose 3 --pretrain $(patsubst %/,%,$(dir $(DATA))) --pretrain-epochs 8
+	$(BIN)/mididuet-train --data $(DATA) --out models/chopin.onnx --card models/chopin.md --arch wavenet --expressive --transpose 3 --pretrain $(patsubst %/,%,$(dir $(DATA))) --pretrain-epochs 8 --average-weights
 	$(BIN)/mididuet-train answers --model models/chopin.onnx --data $(DATA) --card models/chopin.md
 
 demo: $(VENV)/.installed-demo

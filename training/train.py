@@ -290,8 +290,8 @@ def first_input(x: Any) -> Any:
 def average_over(optimizer: Any, steps: int) -> None:
     """Make an optimizer not yet built keep an exponential moving average of the weights
     whose horizon (1 / (1 − momentum)) is ``steps``: one epoch. Each epoch's weights then
-    average out the last steps' noise, the one thing a seed's draw moved the length by
-    (docs/model-quality.md)."""
+    average out the last steps' noise, which the length head is the most sensitive to
+    (docs/model-quality.md, "Averaged weights")."""
     if optimizer.built:
         raise ValueError("the optimizer is already built: average its weights before the first step")
     optimizer.use_ema, optimizer.ema_momentum, optimizer.ema_overwrite_frequency = True, 1 - 1 / max(steps, 1), None
