@@ -290,7 +290,7 @@ def first_input(x: Any) -> Any:
 def average_over(optimizer: Any, steps: int) -> None:
     """Make an optimizer not yet built keep an exponential moving average of the weights
     whose horizon (1 / (1 − momentum)) is ``steps``: one epoch. Each epoch's weights then
-    average out the last steps' noise, which the length head is the most sensitive to
+    average out the last steps' noise; of the heads, the length gained most by it
     (docs/model-quality.md, "Averaged weights")."""
     if optimizer.built:
         raise ValueError("the optimizer is already built: average its weights before the first step")
