@@ -275,6 +275,7 @@ def fit_phase(net: Any, x: Any, y: Any, ds: Dataset, opts: TrainOptions, epochs:
     if opts.average_weights:
         average_over(net.fit.optimizer, steps=math.ceil(len(first_input(x)) / opts.batch_size))
         # First, so the held-out loss and early stopping see the average, not the last step.
+        # The kept epoch's average is restored after Keras's own end-of-fit EMA assignment.
         callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     build_training_state(net.fit, x, y)
     history = net.fit.fit(x, y, validation_data=validation, epochs=epochs, batch_size=opts.batch_size,
