@@ -116,13 +116,13 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
     finetune = " (fine-tuning)" if facts.get("pretrain") else ""
     kept = (f"the best validation loss at epoch {facts.get('best_epoch')} kept" if facts.get("best_epoch") else
             "no fine-tuning epoch beat the pre-trained weights, which were kept")
-    if facts.get("average_weights"):
-        kept += "; each epoch scored and kept as its weights' moving average over about an epoch of steps"
     monitored = ""
     if facts.get("monitor") == "val_total":
         usual, other = stopping_weight(facts), weighed_otherwise(facts)
         monitored = (f" on the token's loss plus each head's at {usual:g}; in training {other}, the others "
                      f"{usual:g}" if other else " on the token's loss plus the heads', weighed as in training")
+    averaged = ("; each epoch scored and kept as its weights' moving average over about an epoch of steps"
+                if facts.get("average_weights") else "")
     graph_rewrites = (",\n  with the features' embeddings in one Gather, and with each head's softmax over every "
                       "token\n  factored into its two terms") if head_rows else ""
     latency = facts.get("latency_us") or {}
@@ -163,7 +163,7 @@ through onnxruntime, 1 thread, measured after training on a shared 2-core machin
 - Vocabulary: {facts.get("vocabulary_size")} tokens — those seen at least
   {facts.get("min_count")} times in the training pieces.
 - Training: Adam, batch {facts.get("batch_size")}, {facts.get("epochs_run")} epochs run{finetune}, {kept}
-  (early stopping{monitored}), seed {facts.get("seed")},
+  (early stopping{monitored}){averaged}, seed {facts.get("seed")},
   {facts.get("train_seconds")} s on a 2-core CPU (all stages).{data_steps}
 - Export: tf2onnx, checked against Keras on {int(check.get("windows", 0))} validation windows: max
   |Δprob| {check.get("max_abs_diff", float("nan")):.1e}, same argmax on {check.get("argmax_agreement", 0):.2%}.

@@ -290,9 +290,8 @@ def first_input(x: Any) -> Any:
 
 def average_over(optimizer: Any, steps: int) -> None:
     """Make an optimizer not yet built keep an exponential moving average of the weights
-    whose horizon (1 / (1 − momentum)) is ``steps``: one epoch. Each epoch's weights then
-    average out the last steps' noise; of the heads, the length gained most by it
-    (docs/model-quality.md, "Averaged weights")."""
+    whose horizon (1 / (1 − momentum)) is ``steps``: one epoch, so each epoch's weights
+    average out its last steps' noise (docs/model-quality.md, "Averaged weights")."""
     if optimizer.built:
         raise ValueError("the optimizer is already built: average its weights before the first step")
     optimizer.use_ema, optimizer.ema_momentum, optimizer.ema_overwrite_frequency = True, 1 - 1 / max(steps, 1), None

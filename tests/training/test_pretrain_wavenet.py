@@ -172,6 +172,29 @@ def test_averaged_weights_are_the_ones_scored_and_kept(small_corpus, tmp_path, e
     assert not all(np.allclose(a, b) for a, b in zip(ended[False], ended[True], strict=True))
 
 
+def test_an_averaged_phase_stopped_early_ends_with_the_weights_it_kept(small_corpus, tmp_path):
+    """When early stopping ends an averaged phase before its last epoch, Keras writes the
+    last step's weights back at the end of ``fit``; the weights kept must still win. As in
+    fine-tuning after pre-training: a fresh optimizer, the starting weights competing. A
+    learning rate far too high makes the first epoch worse, patience 1 stops there, and the
+    phase ends with the weights it started from, exactly."""
+    from mididuet.daemon.music.expression import DEFAULT
+    from mididuet.training.corpus import read_corpus
+    from mididuet.training.dataset import build_dataset, expressive_windows
+    from mididuet.training.model import build_network
+    from mididuet.training.train import TrainOptions, fit_phase
+
+    ds = build_dataset(read_corpus(small_corpus).pieces, val_fraction=0.4, min_count=3, expressive=True)
+    net = build_network("seed", len(ds.vocabulary), DEFAULT)
+    net.compile(0.9)
+    start = [w.copy() for w in net.fit.get_weights()]
+    x, y = expressive_windows(ds.fit_expression or [], net.per_position)
+    opts = TrainOptions(data=small_corpus, out=tmp_path / "m.onnx", batch_size=64, patience=1, average_weights=True)
+    history, kept = fit_phase(net, x, y, ds, opts, 3, tmp_path / "history.csv", keep_start=True)
+    assert len(history.history["val_total"]) == 1 and kept == 0, history.history["val_total"]
+    assert all(np.array_equal(a, b) for a, b in zip(start, net.fit.get_weights(), strict=True))
+
+
 def test_a_score_that_is_not_a_number_is_never_kept() -> None:
     import keras
 
