@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .dataset import recorded_split_seed
 from .evaluate import Metrics, best_baseline, format_table
 from .evaluate_heads import HeadMetrics, format_head_table
 from .loss_weights import stopping_weight, weighed_otherwise
@@ -98,7 +99,6 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
                f"{model_row.nll:.4f} vs {best.nll:.4f} nats. It is shipped as the best this "
                "configuration reached; see docs/ for the work on better configurations.")
     val = facts.get("val_pieces") or []
-    split_seed = facts.get("split_seed", facts.get("seed"))
     check = facts.get("export_check", {})
     curves = model_path.with_name(model_path.stem + "-training") / "curves.png"
     arch = str(facts.get("arch", "seed"))
@@ -175,7 +175,7 @@ through onnxruntime, 1 thread, measured after training on a shared 2-core machin
 - Corpus: `{facts.get("corpus")}` ({facts.get("pieces")} pieces, read with the `{facts.get("reader")}`
   reader; content hash `{str(facts.get("corpus_sha256"))[:16]}…`).
 - License: {LICENSE}
-- Split: by **{facts.get("split")}**, seed {split_seed}, {facts.get("val_fraction"):.0%} held out:
+- Split: by **{facts.get("split")}**, seed {recorded_split_seed(facts)}, {facts.get("val_fraction"):.0%} held out:
   {facts.get("train_windows")} training windows, {facts.get("val_windows")} validation windows.
   Held-out pieces: {", ".join(f"`{v}`" for v in val) or "(random windows, not pieces)"}.{_development(facts)}
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +77,12 @@ def make_sequences(sequences: Sequence[np.ndarray], window: int = WINDOW,
     if not xs:
         return np.zeros((0, window), np.int32), np.zeros((0, window), np.int32)
     return np.concatenate(xs).astype(np.int32), np.concatenate(ys).astype(np.int32)
+
+
+def recorded_split_seed(facts: Mapping[str, Any]) -> Any:
+    """The seed a bundle's split was drawn with, from its training facts: its own
+    (``--split-seed``), else the run's ``seed`` (runs without one, and older bundles)."""
+    return facts.get("split_seed", facts.get("seed"))
 
 
 def split_pieces(pieces: Sequence[Piece], val_fraction: float, seed: int) -> tuple[list[Piece], list[Piece]]:

@@ -28,7 +28,7 @@ from .train import evaluate_bundle_on, load_corpus, log
 
 
 def _dataset(runner: bundle.ModelRunner, data: Path) -> Any:
-    from .dataset import build_dataset
+    from .dataset import build_dataset, recorded_split_seed
 
     facts = runner.info.training
     for key in ("reader", "split", "seed", "val_fraction"):
@@ -39,7 +39,7 @@ def _dataset(runner: bundle.ModelRunner, data: Path) -> Any:
         log("warning: this corpus differs from the one the model was trained on; "
             "the numbers are not comparable with its card")
     ds = build_dataset(corpus.pieces, split=facts["split"], val_fraction=facts["val_fraction"],
-                       seed=facts.get("split_seed", facts["seed"]), vocabulary=runner.vocabulary,
+                       seed=recorded_split_seed(facts), vocabulary=runner.vocabulary,
                        expressive=runner.expressive,
                        encoding=runner.info.expression or DEFAULT)
     if facts.get("val_pieces") and sorted(facts["val_pieces"]) != sorted(ds.val_pieces):
