@@ -123,6 +123,10 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
                      f"{usual:g}" if other else " on the token's loss plus the heads', weighed as in training")
     averaged = ("; each epoch scored and kept as its weights' moving average over about an epoch of steps"
                 if facts.get("average_weights") else "")
+    temperatures = facts.get("head_temperatures") or {}
+    tempered = ("; then each named head's logits divided by its temperature, chosen on a development run's "
+                "pieces (" + ", ".join(f"{k} {v:g}" for k, v in temperatures.items()) + ")"
+                if temperatures else "")
     graph_rewrites = (",\n  with the features' embeddings in one Gather, and with each head's softmax over every "
                       "token\n  factored into its two terms") if head_rows else ""
     latency = facts.get("latency_us") or {}
@@ -163,7 +167,7 @@ through onnxruntime, 1 thread, measured after training on a shared 2-core machin
 - Vocabulary: {facts.get("vocabulary_size")} tokens — those seen at least
   {facts.get("min_count")} times in the training pieces.
 - Training: Adam, batch {facts.get("batch_size")}, {facts.get("epochs_run")} epochs run{finetune}, {kept}
-  (early stopping{monitored}){averaged}, seed {facts.get("seed")},
+  (early stopping{monitored}){averaged}{tempered}, seed {facts.get("seed")},
   {facts.get("train_seconds")} s on a 2-core CPU (all stages).{data_steps}
 - Export: tf2onnx, checked against Keras on {int(check.get("windows", 0))} validation windows: max
   |Δprob| {check.get("max_abs_diff", float("nan")):.1e}, same argmax on {check.get("argmax_agreement", 0):.2%}.

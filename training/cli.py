@@ -69,23 +69,40 @@ def _weight(text: str) -> float:
     return value
 
 
+def _head_setting(what: str, check: Callable[[dict[str, float]], object]) -> Callable[[str], tuple[str, float]]:
+    """An argparse type: HEAD=VALUE, checked as training checks it (``check`` raises a
+    ValueError that says what is wrong)."""
+    def parse(text: str) -> tuple[str, float]:
+        name, _, value = text.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be HEAD={what} with {what} a number, got {text!r}") from None
+        try:
+            check({name: number})
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return name, number
+
+    return parse
+
+
 def _head_weight(text: str) -> tuple[str, float]:
-    """An argparse type: HEAD=WEIGHT, checked as training checks it (a head of the
-    expressive encoding, a finite weight ≥ 0)."""
+    """HEAD=WEIGHT: a head of the expressive encoding, a finite weight ≥ 0."""
     from mididuet.daemon.music.expression import DEFAULT
 
     from .loss_weights import training_weights
 
-    name, _, value = text.partition("=")
-    try:
-        weight = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be HEAD=WEIGHT with WEIGHT a number, got {text!r}") from None
-    try:
-        training_weights({name: weight}, DEFAULT)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return name, weight
+    return _head_setting("WEIGHT", lambda weights: training_weights(weights, DEFAULT))(text)
+
+
+def _head_temperature(text: str) -> tuple[str, float]:
+    """HEAD=T: a head of the expressive encoding, a finite temperature > 0."""
+    from mididuet.daemon.music.expression import DEFAULT
+
+    from .temperature import checked_temperatures
+
+    return _head_setting("T", lambda temperatures: checked_temperatures(temperatures, DEFAULT.heads))(text)
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -158,6 +175,12 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--average-weights", action="store_true",
                    help="score and keep, at each epoch's end, the moving average of the weights over about an "
                         "epoch of steps instead of the last step's (in every phase; default: off)")
+    p.add_argument("--head-temperature", type=_head_temperature, action="append", default=[], metavar="HEAD=T",
+                   help="with --expressive: bake a temperature into a head after training, its distribution "
+                        "p^(1/T) renormalised, so T > 1 flattens a head surer than it should be (repeatable, "
+                        "e.g. length=1.2; default: none). Choose T on a --split development run: `mididuet-train "
+                        "evaluate` prints each head's best; the shipped split's own held-out pieces would tune "
+                        "on its test")
     p.add_argument("--finetune-lr", type=_between_0_and_1, default=3e-4,
                    help="Adam's learning rate when fine-tuning after --pretrain (default: 3e-4; "
                         "pre-training uses the seed's 1e-3)")
@@ -304,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             patience=args.patience, arch=args.arch, transpose=args.transpose, pretrain=args.pretrain,
             pretrain_epochs=args.pretrain_epochs, finetune_lr=args.finetune_lr, card=args.card,
             expressive=args.expressive, conditioned=not args.unconditioned, head_weights=dict(args.head_weight),
-            average_weights=args.average_weights,
+            average_weights=args.average_weights, head_temperatures=dict(args.head_temperature),
             command=" ".join(["mididuet-train", *map(shlex.quote, argv)])))
         return 0
     except (MididuetError, ValueError) as err:

@@ -40,6 +40,7 @@ from mididuet.daemon.predict.bundle import WINDOW
 
 from .evaluate import PROB_FLOOR, NGram, ngram_name, witten_bell
 from .expression import IGNORE, Expression
+from .temperature import best_temperature
 
 BASELINE_ORDERS = (1, 2, 3, 4)
 STILL_SOUNDING = -2  # the history's symbol for a length not yet known: its notes still sound
@@ -53,6 +54,10 @@ class HeadMetrics:
     top1: float
     baselines: dict[str, float]  # name -> NLL
     token_aware: float | None = None  # NLL of the token-aware baseline (none: not measured)
+    # The temperature that would score these very targets best, and its NLL: how sure of
+    # itself the head is here (chosen on these pieces, so a diagnosis, not a score).
+    temperature: float | None = None
+    tempered_nll: float | None = None
 
     @property
     def best_baseline(self) -> str:
@@ -175,7 +180,8 @@ def evaluate_heads(head_probs: dict[str, np.ndarray], val: Sequence[Expression],
             best = min(BASELINE_ORDERS, key=lambda order: baselines[ngram_name(order)])
             tokens = np.concatenate([piece.ids[WINDOW:] for piece in val])[keep]
             token_aware = token_aware_nll(head, train, vocabulary, tokens, dists[best], values)
-        rows.append(HeadMetrics(head, int(keep.sum()), nll, top1, baselines, token_aware))
+        temperature, at_best = best_temperature(probs[keep], values)
+        rows.append(HeadMetrics(head, int(keep.sum()), nll, top1, baselines, token_aware, temperature, at_best))
     return rows
 
 
@@ -192,4 +198,15 @@ def format_head_table(rows: Sequence[HeadMetrics]) -> str:
                      + " | ".join(f"{r.baselines[n]:.4f}" for n in names)
                      + f" | {r.best_baseline} | {r.ratio:.3f} |"
                      + (f" {r.token_aware:.4f} | {r.token_ratio:.3f} |" if aware else ""))
+    return "\n".join(lines)
+
+
+def format_temperature_table(rows: Sequence[HeadMetrics]) -> str:
+    """A Markdown table: the temperature at which each head would score these pieces best,
+    and what it would gain (a head above 1 is surer than these pieces bear out)."""
+    lines = ["| head | NLL | best temperature | NLL at it | gain (nats) |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r.temperature is not None and r.tempered_nll is not None:
+            lines.append(f"| {r.head} | {r.nll:.4f} | {r.temperature:.2f} | {r.tempered_nll:.4f} | "
+                         f"{r.nll - r.tempered_nll:.4f} |")
     return "\n".join(lines)

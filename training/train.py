@@ -40,6 +40,7 @@ from .expression import IGNORE
 from .loss_weights import HEAD_LOSS_WEIGHT, training_weights
 from .progress import progress_bar
 from .quality import measure_latency
+from .temperature import apply_head_temperatures, checked_temperatures
 
 
 @dataclass
@@ -67,6 +68,7 @@ class TrainOptions:
     encoding: Encoding = DEFAULT  # the heads' classes and the features read (an earlier version's, to compare)
     head_weights: dict[str, float] = field(default_factory=dict)  # overrides of the heads' training loss weights
     average_weights: bool = False  # score and keep each epoch's moving average of the weights (about an epoch long)
+    head_temperatures: dict[str, float] = field(default_factory=dict)  # baked into the heads before export
 
 
 def log(message: str) -> None:
@@ -101,8 +103,11 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
                          "timing)")
     if opts.head_weights and not opts.expressive:
         raise ValueError("--head-weight needs --expressive (only the expressive heads have weights)")
+    if opts.head_temperatures and not opts.expressive:
+        raise ValueError("--head-temperature needs --expressive (only the expressive heads have temperatures)")
     # Resolved once, so a wrong one is refused before the corpus is read.
     head_weights = training_weights(opts.head_weights, opts.encoding) if opts.expressive else None
+    temperatures = checked_temperatures(opts.head_temperatures, opts.encoding.heads)
     corpus = load_corpus(opts.data, opts.reader)
     ds = build_dataset(corpus.pieces, split=opts.split, val_fraction=opts.val_fraction,
                        min_count=opts.min_count, seed=opts.seed if opts.split_seed is None else opts.split_seed,
@@ -137,6 +142,9 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     train_seconds = time.perf_counter() - started
     val_losses = history.history["val_loss"]
     plot_history(history_csv, run_dir / "curves.png")
+    if temperatures:
+        apply_head_temperatures(net.fit, temperatures)
+        log("head temperatures baked in: " + ", ".join(f"{k} {v:g}" for k, v in temperatures.items()))
 
     model = net.export()
     held = held_out(net, ds)
@@ -171,6 +179,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         "monitor": monitored(net),
         "batch_size": opts.batch_size,
         **({"average_weights": True} if opts.average_weights else {}),
+        **({"head_temperatures": temperatures} if temperatures else {}),
         "train_seconds": round(train_seconds, 1),
         "command": opts.command,
     }

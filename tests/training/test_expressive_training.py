@@ -25,6 +25,7 @@ def expressive(request: pytest.FixtureRequest, small_corpus: Path, tmp_path_fact
     out = tmp_path_factory.mktemp("expressive") / f"{request.param}.onnx"
     code = main(["--data", str(small_corpus), "--out", str(out), "--epochs", "1", "--min-count", "3",
                  "--val-fraction", "0.4", "--arch", request.param, "--expressive", "--head-weight", "timing=1.5",
+                 "--head-temperature", "length=1.25",
                  "--card", str(out.with_suffix(".md"))])
     assert code == 0
     return out
@@ -42,6 +43,7 @@ def test_both_archs_export_every_head_checked_against_keras(expressive: Path) ->
     assert runner.info.expression is not None and runner.info.expression.heads == HEADS
     assert runner.info.training["monitor"] == "val_total", "early stopping counts the heads in"
     assert runner.info.training["head_weights"] == training_weights({"timing": 1.5}, DEFAULT)
+    assert runner.info.training["head_temperatures"] == {"length": 1.25}, "baked in before the export's check"
     check = runner.info.training["export_check"]
     for head in HEADS:
         assert check[f"max_abs_diff_{head}"] <= 1e-4, head
@@ -59,6 +61,7 @@ def test_both_archs_export_every_head_checked_against_keras(expressive: Path) ->
         assert f"| {head} |" in card, f"the card's heads table lacks {head}"
     assert "plus each head's at 0.5; in training timing 1.5, the others 0.5" in card
     assert "heads weighed timing 1.5" in card, "the configuration's name says so"
+    assert "divided by its temperature, chosen on a development run's pieces (length 1.25)" in card
 
 
 def test_early_stopping_weighs_every_head_alike_whatever_training_did(expressive: Path) -> None:
@@ -104,6 +107,13 @@ def test_evaluate_reproduces_the_heads_recorded_at_training(expressive: Path, sm
     for head in HEADS:
         assert report["windowed_heads"][head]["nll"] == pytest.approx(recorded[head]["nll"], abs=2e-3), head
         assert report["windowed_heads"][head]["ratio"] > 0
+        # The temperature these pieces would choose can only score them as well or better.
+        assert report["windowed_heads"][head]["tempered_nll"] <= report["windowed_heads"][head]["nll"] + 1e-6, head
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(expressive), "--data", str(small_corpus)]) == 0
+    text = capsys.readouterr().out
+    assert "| head | NLL | best temperature | NLL at it | gain (nats) |" in text
+    assert all(f"| {head} | {report['windowed_heads'][head]['nll']:.4f} | " in text for head in HEADS)
 
 
 def test_evaluate_json_streams_with_and_without_the_memory(expressive: Path, small_corpus: Path,
