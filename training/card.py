@@ -8,7 +8,7 @@ from typing import Any
 
 from .dataset import recorded_split_seed
 from .evaluate import Metrics, best_baseline, format_table
-from .evaluate_heads import HeadMetrics, format_head_table
+from .evaluate_heads import TEMPERATURE_TEXT, HeadMetrics, format_head_table, format_temperature_table
 from .loss_weights import stopping_weight, weighed_otherwise
 from .quality import configuration_name, format_rows
 from .quality import model_row as quality_row
@@ -139,6 +139,8 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
                          f"unigram and n-grams over its own history in the piece):\n\n"
                          f"{format_head_table(head_rows)}\n\nEvery head's NLL is at most {worst.ratio:.3f} × its "
                          f"best baseline's ({worst.head}).{_token_aware_text(head_rows)}\n")
+        if all(r.temperature is not None for r in head_rows):
+            heads_section += f"\n{TEMPERATURE_TEXT}\n\n{format_temperature_table(head_rows)}\n"
     if facts.get("streamed"):
         from .streaming import Streamed, format_streamed
 

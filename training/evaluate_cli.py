@@ -21,7 +21,7 @@ from mididuet.daemon.music.expression import DEFAULT, FEATURES
 from mididuet.daemon.predict import bundle
 
 from .evaluate import format_table
-from .evaluate_heads import format_head_table, format_temperature_table
+from .evaluate_heads import TEMPERATURE_TEXT, format_head_table, format_temperature_table
 from .expression import Expression
 from .streaming import format_streamed, stream
 from .train import evaluate_bundle_on, load_corpus, log
@@ -86,9 +86,7 @@ def run_evaluate(model: Path, data: Path, card: Path | None, memory: float = DEF
             print(format_table(rows))
         if head_rows:
             print(f"\n{format_head_table(head_rows)}")
-            print("\nThe temperature at which each head would score these pieces best (p^(1/T), chosen on them: "
-                  "a diagnosis; choose one to bake in with --head-temperature on a development run's pieces):\n")
-            print(format_temperature_table(head_rows))
+            print(f"\n{TEMPERATURE_TEXT}\n\n{format_temperature_table(head_rows)}")
         print(f"\nAs the daemon predicts: {len(music)} pieces streamed from their start, the memory at weight "
               f"{memory:g}; scored after a full window ({streamed['tokens'][0].targets} tokens):\n")
         print(format_streamed(streamed))

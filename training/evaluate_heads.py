@@ -201,6 +201,12 @@ def format_head_table(rows: Sequence[HeadMetrics]) -> str:
     return "\n".join(lines)
 
 
+TEMPERATURE_TEXT = ("The temperature T at which each head would score these pieces best (its distribution "
+                    "p^(1/T), renormalised; above 1, the head is surer than these pieces bear out). T is chosen "
+                    "on the pieces it is scored on: a diagnosis, not a score. To bake one in "
+                    "(`--head-temperature`), choose it on a `--split development` run's pieces.")
+
+
 def format_temperature_table(rows: Sequence[HeadMetrics]) -> str:
     """A Markdown table: the temperature at which each head would score these pieces best,
     and what it would gain (a head above 1 is surer than these pieces bear out)."""
