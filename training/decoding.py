@@ -12,8 +12,9 @@ sampler and loop guard) for several seeds, and scored:
   between the run's pitch-class histogram and the corpus's (a chord counts each of its
   pitch classes once).
 
-Rows marked "no guard" sample with the daemon's :class:`mididuet.daemon.predict.sampler.Sampler` but
-without the loop guard, to show what the model itself does. A reference row scores
+Rows marked "no guard" run the same engine with its sampler's loop guard off, to show what
+the model itself does (with a format-2 bundle's features as the engine derives them: a
+window of unknown features would be music the model never saw). A reference row scores
 2,000-token stretches of the corpus's own held-out pieces (in-vocabulary tokens), for scale.
 """
 
@@ -29,8 +30,7 @@ from mididuet.daemon.engine.settings import EngineSettings
 from mididuet.daemon.engine.simulate import generate_tokens
 from mididuet.daemon.music.tokens import token_pitch_classes
 from mididuet.daemon.predict.bundle import ModelRunner
-from mididuet.daemon.predict.sampler import MAX_PATTERN, MAX_REPEATS, Sampler
-from mididuet.daemon.predict.window import Window
+from mididuet.daemon.predict.sampler import MAX_PATTERN, MAX_REPEATS
 
 from .distance import js_distance
 
@@ -52,9 +52,10 @@ DECODINGS = (
     Decoding("temperature 1.0", "temperature", temperature=1.0),
     Decoding("temperature 1.0, no guard", "temperature", temperature=1.0, guard=False),
     Decoding("temperature 0.7", "temperature", temperature=0.7),
-    Decoding("top-p 0.9, T 1.0 (daemon default)", "top-p", temperature=1.0, top_p=0.9),
+    Decoding("top-p 0.9, T 1.0", "top-p", temperature=1.0, top_p=0.9),
     Decoding("top-p 0.9, T 1.0, no guard", "top-p", temperature=1.0, top_p=0.9, guard=False),
-    Decoding("top-p 0.95, T 1.0", "top-p", temperature=1.0, top_p=0.95),
+    Decoding("top-p 0.95, T 1.0 (daemon default)", "top-p", temperature=1.0, top_p=0.95),
+    Decoding("top-p 0.95, T 1.0, no guard", "top-p", temperature=1.0, top_p=0.95, guard=False),
 )
 
 
@@ -96,24 +97,12 @@ def score_run(tokens: Sequence[str], corpus_pcs: np.ndarray) -> RunScore:
                     js_distance(pitch_class_histogram(tokens), corpus_pcs))
 
 
-def generate_unguarded(model: ModelRunner, count: int, decoding: Decoding, seed: int) -> list[str]:
-    """Solo tokens from the daemon's window and sampler, but without the loop guard."""
-    window = Window(model.vocabulary)
-    sampler = Sampler(decoding.sampling, decoding.temperature, decoding.top_p, seed=seed)
-    out = []
-    for _ in range(count):
-        token_id = sampler.sample(model.query(window.ids), history=None)
-        window.push_id(token_id)
-        out.append(model.vocabulary[token_id])
-    return out
-
-
 def generate(model: ModelRunner, decoding: Decoding, count: int, seed: int) -> list[str]:
-    if not decoding.guard:
-        return generate_unguarded(model, count, decoding, seed)
+    """A solo run through the daemon's engine: its window (with a format-2 bundle's features
+    as it derives them), memory, sampler and, unless the setting drops it, loop guard."""
     settings = EngineSettings(sampling=decoding.sampling, temperature=decoding.temperature,
                               top_p=decoding.top_p, seed=seed)
-    return generate_tokens(model, count, settings)
+    return generate_tokens(model, count, settings, guard=decoding.guard)
 
 
 def summarise(label: str, scores: Sequence[RunScore], vocab_size: int | None) -> str:

@@ -94,17 +94,19 @@ def run_simulation(engine: Engine | EngineFactory, events: Iterable[TimedMessage
 
 
 def generate_tokens(model: ModelRunner, count: int, settings: EngineSettings | None = None,
-                    primer: list[str] | None = None) -> list[str]:
+                    primer: list[str] | None = None, guard: bool = True) -> list[str]:
     """``count`` tokens as solo mode plays them (same window, sampler and guard), fast.
 
     Runs an :class:`Engine` in solo mode in simulated time at a fixed 120 BPM and
-    returns the tokens it chose; ``settings`` give the sampling and the seed.
+    returns the tokens it chose; ``settings`` give the sampling and the seed. Without the
+    loop ``guard``, what the model itself does.
     """
     base = settings or EngineSettings()
     solo = EngineSettings(**{**vars(base), "mode": "solo", "bpm": 120.0, "follow_clock": False})
     log = TokenLog()
     tokens = log.tokens
     engine = Engine(model, solo, lambda msg: None, 0, primer=primer, observers=[log])
+    engine.sampler.guard = guard
     now = 0
     while len(tokens) < count:
         deadline = engine.tick(now)

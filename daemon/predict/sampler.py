@@ -80,13 +80,14 @@ class Sampler:
         self.temperature = temperature
         self.top_p = top_p
         self.rng = np.random.default_rng(seed)
+        self.guard = True  # off only to measure what the model itself does (``mididuet-train decoding``)
 
     def sample(self, probs: np.ndarray, history: np.ndarray | None = None) -> int:
         """One id from ``probs`` (shape ``[V]``); ``history`` (recent ids) feeds the loop guard."""
         if self.method == "greedy":
             return int(np.argmax(probs))
         p = tempered(probs, self.temperature)  # a copy: the guard below writes into it
-        banned = looping_ids(history) if history is not None else []
+        banned = looping_ids(history) if history is not None and self.guard else []
         for token_id in banned:
             p[token_id] = 0.0
         # The arrays' own methods: numpy's functions of the same name dispatch first, about

@@ -33,3 +33,28 @@ def test_js_distance_is_zero_for_equal_and_one_for_disjoint_histograms():
     assert js_distance(p, 2 * p) == pytest.approx(0, abs=1e-7)
     assert js_distance(np.array([1.0, 0]), np.array([0.0, 1])) == pytest.approx(1)
     assert 0 < js_distance(np.array([1.0, 1]), np.array([1.0, 3])) < 1
+
+
+def test_the_sampler_without_its_guard_takes_the_looping_token():
+    from mididuet.daemon.predict.sampler import Sampler
+
+    sure = np.array([0.97, 0.01, 0.01, 0.01])
+    history = np.zeros(8, dtype=np.int64)  # token 0 four times more would loop
+    guarded = Sampler("temperature", seed=0)
+    assert all(guarded.sample(sure, history) != 0 for _ in range(50))
+    free = Sampler("temperature", seed=0)
+    free.guard = False
+    assert any(free.sample(sure, history) == 0 for _ in range(50))
+
+
+def test_no_guard_rows_run_the_engine_with_the_guard_off():
+    """Through the daemon's engine with the shipped (format-2) model: a sharp temperature
+    loops without the guard and never with it."""
+    from mididuet.daemon.predict.bundle import load_bundle
+    from mididuet.training.decoding import Decoding, generate
+
+    model = load_bundle()
+    free = generate(model, Decoding("sharp, no guard", "temperature", temperature=0.3, guard=False), 300, seed=0)
+    guarded = generate(model, Decoding("sharp", "temperature", temperature=0.3), 300, seed=0)
+    assert longest_loop(free)[1] > 4
+    assert longest_loop(guarded)[1] <= 4
