@@ -124,9 +124,8 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
     averaged = ("; each epoch scored and kept as its weights' moving average over about an epoch of steps"
                 if facts.get("average_weights") else "")
     temperatures = facts.get("head_temperatures") or {}
-    tempered = ("; then each named head's logits divided by its temperature, chosen on a development run's "
-                "pieces (" + ", ".join(f"{k} {v:g}" for k, v in temperatures.items()) + ")"
-                if temperatures else "")
+    tempered = ("; then each named head's logits divided by its temperature (`--head-temperature`: "
+                + ", ".join(f"{k} {v:g}" for k, v in temperatures.items()) + ")" if temperatures else "")
     graph_rewrites = (",\n  with the features' embeddings in one Gather, and with each head's softmax over every "
                       "token\n  factored into its two terms") if head_rows else ""
     latency = facts.get("latency_us") or {}

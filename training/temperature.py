@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from mididuet.daemon.predict.sampler import tempered as power
+
 from .evaluate import PROB_FLOOR
 
 # β = 1/T is searched in this range: T from 0.25 to 5, beyond any temperature worth baking in.
@@ -23,10 +25,9 @@ BETA_RANGE = (0.2, 4.0)
 
 
 def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Each row of ``probs`` (``[..., C]``) raised to 1/T and renormalised."""
-    logs = np.log(np.maximum(probs, PROB_FLOOR)) / temperature
-    logs -= logs.max(axis=-1, keepdims=True)
-    out = np.exp(logs)
+    """Each row of ``probs`` (``[..., C]``) raised to 1/T, as the daemon's sampler tempers
+    the token, and renormalised."""
+    out = power(probs, temperature)
     return out / out.sum(axis=-1, keepdims=True)
 
 

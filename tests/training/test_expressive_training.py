@@ -61,7 +61,7 @@ def test_both_archs_export_every_head_checked_against_keras(expressive: Path) ->
         assert f"| {head} |" in card, f"the card's heads table lacks {head}"
     assert "plus each head's at 0.5; in training timing 1.5, the others 0.5" in card
     assert "heads weighed timing 1.5" in card, "the configuration's name says so"
-    assert "divided by its temperature, chosen on a development run's pieces (length 1.25)" in card
+    assert "divided by its temperature (`--head-temperature`: length 1.25)" in card
     assert "| head | NLL | best temperature | NLL at it | gain (nats) |" in card, "the heads' diagnosis"
 
 
