@@ -57,14 +57,6 @@ def test_a_wrong_temperature_is_refused_by_name(given: dict[str, float], message
         checked_temperatures(given, HEADS)
 
 
-@pytest.mark.parametrize("argument", ["volume=1.2", "length", "length=warm", "length=0", "length=inf"])
-def test_the_command_line_refuses_a_wrong_head_temperature(argument: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        train_parser().parse_args(["--out", "x.onnx", "--expressive", "--head-temperature", argument])
-    assert exited.value.code == 2
-    assert "--head-temperature" in capsys.readouterr().err
-
-
 def test_the_command_line_collects_head_temperatures() -> None:
     args = train_parser().parse_args(["--out", "x.onnx", "--head-temperature", "length=1.2",
                                       "--head-temperature", "delay=0.9"])

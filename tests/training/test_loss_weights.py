@@ -28,13 +28,17 @@ def test_a_wrong_weight_is_refused_by_name(overrides: dict[str, float], message:
         training_weights(overrides, DEFAULT)
 
 
-@pytest.mark.parametrize("argument", ["volume=2", "velocity", "velocity=loud", "velocity=-1", "velocity=inf",
-                                      "velocity=1e999"])
-def test_the_command_line_refuses_a_wrong_head_weight(argument: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("option", "argument"), [
+    *(("--head-weight", a) for a in ("volume=2", "velocity", "velocity=loud", "velocity=-1", "velocity=inf",
+                                     "velocity=1e999")),
+    *(("--head-temperature", a) for a in ("volume=1.2", "length", "length=warm", "length=0", "length=inf"))])
+def test_the_command_line_refuses_a_wrong_head_setting(option: str, argument: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Each head's loss weight and temperature (tests/training/test_head_temperature.py)."""
     with pytest.raises(SystemExit) as exited:
-        train_parser().parse_args(["--out", "x.onnx", "--expressive", "--head-weight", argument])
+        train_parser().parse_args(["--out", "x.onnx", "--expressive", option, argument])
     assert exited.value.code == 2
-    assert "--head-weight" in capsys.readouterr().err
+    assert option in capsys.readouterr().err
 
 
 def test_the_command_line_collects_head_weights() -> None:
