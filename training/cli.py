@@ -238,6 +238,9 @@ def decoding_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=_positive_int, default=2000, help="tokens per solo run (default: 2000)")
     p.add_argument("--seeds", type=_positive_int, default=5,
                    help="runs per sampling setting, seeds 0..N-1 (default: 5; greedy runs once)")
+    p.add_argument("--memory", type=_weight, default=DEFAULT_MEMORY,
+                   help=f"the session memory's weight in the solos, 0 to leave it out (default: the daemon's, "
+                        f"{DEFAULT_MEMORY:g})")
     return p
 
 
@@ -296,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             from .decoding import decoding_table
 
             args = decoding_parser().parse_args(argv[1:])
-            print(decoding_table(args.model, args.data or default_data_dir(), args.tokens, args.seeds))
+            print(decoding_table(args.model, args.data or default_data_dir(), args.tokens, args.seeds,
+                                 memory=args.memory))
             return 0
         if argv[:1] == ["answers"]:
             from .answers_cli import answer_settings, run_answers

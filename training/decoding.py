@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mididuet.daemon.engine.settings import EngineSettings
+from mididuet.daemon.engine.settings import DEFAULT_MEMORY, EngineSettings
 from mididuet.daemon.engine.simulate import generate_tokens
 from mididuet.daemon.music.tokens import token_pitch_classes
 from mididuet.daemon.predict.bundle import ModelRunner
@@ -43,8 +43,18 @@ class Decoding:
     label: str
     sampling: str
     temperature: float = 1.0
-    top_p: float = 0.9
+    top_p: float = EngineSettings.top_p
     guard: bool = True
+
+    @property
+    def is_default(self) -> bool:
+        """The daemon's own: its sampling (and, for top-p, its mass), temperature and guard."""
+        daemon = EngineSettings()
+        return (self.guard and self.sampling == daemon.sampling and self.temperature == daemon.temperature
+                and (self.sampling != "top-p" or self.top_p == daemon.top_p))
+
+    def name(self) -> str:
+        return f"{self.label} (daemon default)" if self.is_default else self.label
 
 
 DECODINGS = (
@@ -54,7 +64,7 @@ DECODINGS = (
     Decoding("temperature 0.7", "temperature", temperature=0.7),
     Decoding("top-p 0.9, T 1.0", "top-p", temperature=1.0, top_p=0.9),
     Decoding("top-p 0.9, T 1.0, no guard", "top-p", temperature=1.0, top_p=0.9, guard=False),
-    Decoding("top-p 0.95, T 1.0 (daemon default)", "top-p", temperature=1.0, top_p=0.95),
+    Decoding("top-p 0.95, T 1.0", "top-p", temperature=1.0, top_p=0.95),
     Decoding("top-p 0.95, T 1.0, no guard", "top-p", temperature=1.0, top_p=0.95, guard=False),
 )
 
@@ -97,11 +107,13 @@ def score_run(tokens: Sequence[str], corpus_pcs: np.ndarray) -> RunScore:
                     js_distance(pitch_class_histogram(tokens), corpus_pcs))
 
 
-def generate(model: ModelRunner, decoding: Decoding, count: int, seed: int) -> list[str]:
+def generate(model: ModelRunner, decoding: Decoding, count: int, seed: int,
+             memory: float = DEFAULT_MEMORY) -> list[str]:
     """A solo run through the daemon's engine: its window (with a format-2 bundle's features
-    as it derives them), memory, sampler and, unless the setting drops it, loop guard."""
+    as it derives them), the session memory at ``memory``, the sampler and, unless the
+    setting drops it, the loop guard."""
     settings = EngineSettings(sampling=decoding.sampling, temperature=decoding.temperature,
-                              top_p=decoding.top_p, seed=seed)
+                              top_p=decoding.top_p, seed=seed, memory=memory)
     return generate_tokens(model, count, settings, guard=decoding.guard)
 
 
@@ -132,8 +144,9 @@ def reference_rows(corpus_tokens: Sequence[Sequence[str]], held_out: Sequence[Se
 
 
 def decoding_table(models: Sequence[Path], data: Path, count: int = RUN_TOKENS, seeds: int = SEEDS,
-                   progress: bool = True) -> str:
-    """The Markdown decoding table for ``models`` over the corpus at ``data``."""
+                   progress: bool = True, memory: float = DEFAULT_MEMORY) -> str:
+    """The Markdown decoding table for ``models`` over the corpus at ``data``, the session
+    memory at ``memory`` (the daemon's default: what it plays, it remembers)."""
     from .dataset import split_pieces
     from .train import load_corpus, log
 
@@ -155,8 +168,8 @@ def decoding_table(models: Sequence[Path], data: Path, count: int = RUN_TOKENS, 
         name = f"{path.name} ({configuration_name(facts)})"
         for decoding in DECODINGS:
             runs = 1 if decoding.sampling == "greedy" else seeds  # greedy is deterministic
-            scores = [score_run(generate(model, decoding, count, seed), corpus_pcs) for seed in range(runs)]
-            lines.append(summarise(f"{name} · {decoding.label}", scores, model.info.size))
+            scores = [score_run(generate(model, decoding, count, seed, memory), corpus_pcs) for seed in range(runs)]
+            lines.append(summarise(f"{name} · {decoding.name()}", scores, model.info.size))
             if progress:
                 log(lines[-1])
     return "\n".join(lines)

@@ -40,7 +40,7 @@ from mididuet.daemon.predict.bundle import WINDOW
 
 from .evaluate import PROB_FLOOR, NGram, ngram_name, witten_bell
 from .expression import IGNORE, Expression
-from .temperature import best_temperature
+from .temperature import best_temperature, temperature_text
 
 BASELINE_ORDERS = (1, 2, 3, 4)
 STILL_SOUNDING = -2  # the history's symbol for a length not yet known: its notes still sound
@@ -213,6 +213,6 @@ def format_temperature_table(rows: Sequence[HeadMetrics]) -> str:
     lines = ["| head | NLL | best temperature | NLL at it | gain (nats) |", "|---|---:|---:|---:|---:|"]
     for r in rows:
         if r.temperature is not None and r.tempered_nll is not None:
-            lines.append(f"| {r.head} | {r.nll:.4f} | {r.temperature:.2f} | {r.tempered_nll:.4f} | "
+            lines.append(f"| {r.head} | {r.nll:.4f} | {temperature_text(r.temperature)} | {r.tempered_nll:.4f} | "
                          f"{r.nll - r.tempered_nll:.4f} |")
     return "\n".join(lines)

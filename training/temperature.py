@@ -61,6 +61,17 @@ def best_temperature(probs: np.ndarray, targets: np.ndarray, tolerance: float = 
     return 1 / beta, tempered_nll(probs, targets, 1 / beta)
 
 
+def temperature_text(temperature: float, tolerance: float = 1e-3) -> str:
+    """A best temperature as a table shows it: at the searched range's edge, as a bound
+    (the best lies there or beyond)."""
+    lowest, highest = 1 / BETA_RANGE[1], 1 / BETA_RANGE[0]
+    if temperature >= highest * (1 - tolerance):
+        return f"≥ {highest:.2f}"
+    if temperature <= lowest * (1 + tolerance):
+        return f"≤ {lowest:.2f}"
+    return f"{temperature:.2f}"
+
+
 def checked_temperatures(temperatures: Mapping[str, float], heads: tuple[str, ...]) -> dict[str, float]:
     """``temperatures`` for heads that exist, each a finite number > 0, or a ValueError that says which is not."""
     for name, value in temperatures.items():

@@ -48,13 +48,27 @@ def test_the_sampler_without_its_guard_takes_the_looping_token():
 
 
 def test_no_guard_rows_run_the_engine_with_the_guard_off():
-    """Through the daemon's engine with the shipped (format-2) model: a sharp temperature
-    loops without the guard and never with it."""
+    """Through the daemon's engine with the shipped (format-2) model, the same seed: the
+    run without the guard is the guarded one until the guard first acts, where it plays the
+    token that repeats a figure a fifth time; from there it loops, the guarded run never."""
     from mididuet.daemon.predict.bundle import load_bundle
     from mididuet.training.decoding import Decoding, generate
 
     model = load_bundle()
     free = generate(model, Decoding("sharp, no guard", "temperature", temperature=0.3, guard=False), 300, seed=0)
     guarded = generate(model, Decoding("sharp", "temperature", temperature=0.3), 300, seed=0)
-    assert longest_loop(free)[1] > 4
     assert longest_loop(guarded)[1] <= 4
+    assert longest_loop(free)[1] > 4
+    first = next(i for i, (a, b) in enumerate(zip(free, guarded, strict=True)) if a != b)
+    assert first >= 4 and free[:first] == guarded[:first]
+    assert longest_loop(free[:first + 1])[1] > 4 >= longest_loop(free[:first])[1]
+
+
+def test_the_daemon_default_is_named_from_its_settings():
+    from mididuet.daemon.engine.settings import EngineSettings
+    from mididuet.training.decoding import DECODINGS
+
+    defaults = [d for d in DECODINGS if d.name().endswith("(daemon default)")]
+    assert len(defaults) == 1
+    daemon = EngineSettings()
+    assert (defaults[0].sampling, defaults[0].guard) == (daemon.sampling, True)

@@ -10,12 +10,18 @@ import pytest
 
 from mididuet.daemon.music.expression import DEFAULT, HEADS
 from mididuet.training.cli import train_parser
-from mididuet.training.temperature import best_temperature, checked_temperatures, tempered, tempered_nll
+from mididuet.training.temperature import (
+    best_temperature,
+    checked_temperatures,
+    temperature_text,
+    tempered,
+    tempered_nll,
+)
 
 
 def _over_confident(n: int, classes: int, factor: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Targets drawn from softmax(z), and a model's probabilities softmax(factor · z): a head
-    ``factor`` times surer than the music it is scored on."""
+    surer (factor > 1) or less sure (< 1) than the music it is scored on, by ``factor``."""
     rng = np.random.default_rng(seed)
     z = rng.normal(0, 1.5, (n, classes))
     truth = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
@@ -44,6 +50,7 @@ def test_tempering_keeps_distributions_and_order() -> None:
         assert (out.argmax(axis=1) == probs.argmax(axis=1)).all()
     assert np.allclose(tempered(probs, 1.0), probs)
     assert (tempered(probs, 2.0).max(axis=1) < probs.max(axis=1)).all(), "T > 1 flattens"
+    assert temperature_text(1 / 0.2) == "≥ 5.00" and temperature_text(1.3) == "1.30", "an edge is a bound"
     with pytest.raises(ValueError, match="no targets"):
         best_temperature(probs[:0], np.zeros(0, int))
 
