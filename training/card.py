@@ -162,7 +162,7 @@ answers from these probabilities.
 {row}
 
 (The row of `docs/model-quality.md` for this configuration; p99 is one (1, 32) prediction
-through onnxruntime, 1 thread, measured after training on a shared 2-core machine.)
+through onnxruntime, 1 thread, measured when this card was written, on a shared 2-core machine.)
 
 - Architecture: `{arch}` — {ARCH_TEXT.get(arch, arch)}; {facts.get("parameters"):,} parameters.
 - Vocabulary: {facts.get("vocabulary_size")} tokens — those seen at least

@@ -182,13 +182,14 @@ class EngineSettings:
     answer_tokens: int | None = setting(None, "--answer-tokens", "duet: answer length in tokens", int,
                                         check=int_in_range(1, MAX_ANSWER_TOKENS), metavar="N", example=16,
                                         default_text="about as long as the call")
-    # top-p with a loop guard: varied, and never stuck in a riff (greedy may loop).
-    sampling: str = setting("top-p", "--sampling", "how the next token is chosen; greedy reproduces the "
+    # Temperature 1.0 with the loop guard: never stuck in a riff (greedy may loop), and in
+    # long solos the closest to Chopin's pitch classes; top-p 0.95 narrowed them to half the
+    # tokens, and duet answers measured alike (docs/model-quality.md, decoding).
+    sampling: str = setting("temperature", "--sampling", "how the next token is chosen; greedy reproduces the "
                             "notebook and may loop", str, choices=SAMPLINGS)
     temperature: float = setting(1.0, "--temperature", "higher: more adventurous choices", float,
                                  check=in_range(0.05, 5.0), metavar="T")
-    # 0.95 trims only the improbable tail; 0.9 kept too little with the shipped model
-    # (docs/model-quality.md, decoding).
+    # With --sampling top-p: 0.95 trims only the improbable tail; 0.9 kept too little.
     top_p: float = setting(0.95, "--top-p", "top-p sampling keeps the likeliest tokens up to this mass", float,
                            check=fraction, metavar="P")
     rhythm: str = setting("expressive", "--rhythm", "expressive: each token when, as long and as loud as the "

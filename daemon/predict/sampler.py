@@ -4,8 +4,8 @@
   deterministic and may fall into an endless loop (a riff repeated forever); no guard is
   applied, so it reproduces the notebook.
 - ``temperature``: sample from ``p ** (1 / T)``, renormalised.
-- ``top-p`` (the default): temperature first, then sample from the smallest set of
-  tokens whose probability adds up to ``top_p``.
+- ``top-p`` (this class's default; the daemon's is ``temperature``): temperature first,
+  then sample from the smallest set of tokens whose probability adds up to ``top_p``.
 
 A head's class (how the token is played) is drawn from the same generator, at its own
 temperature, by :class:`.heads.HeadSampler`; greedy takes the likeliest class.

@@ -76,7 +76,10 @@ def test_compare_and_decoding_tables(pretrained, corpora, capsys):
     assert main(["decoding", "--model", str(pretrained), "--data", str(corpora[0]), "--tokens", "200",
                  "--seeds", "2"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| pre.onnx")]
-    assert len(rows) == 7 and any("greedy" in r for r in rows)
+    from mididuet.training.decoding import DECODINGS
+
+    assert len(rows) == len(DECODINGS) and any("greedy" in r for r in rows)
+    assert sum("(daemon default)" in r for r in rows) == 1
 
 
 def test_wavenet_export_computes_the_last_position_of_the_trained_network():
