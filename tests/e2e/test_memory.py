@@ -31,8 +31,12 @@ def reuse(tokens: list[str]) -> int:
 
 def session(start_daemon, player: Player, monitor: Monitor, memory: str) -> list[list[str]]:
     """Three calls of the motif, each answered in full; the answers' tokens."""
+    # top-p: the sampling these seeds and weights were chosen with in simulated time. It
+    # trims the tail, so the memory's boost of the call's tokens decides more of the answer
+    # than under the default temperature sampling, where the same effect shows only over
+    # many answers (docs/model-quality.md, the session memory).
     daemon = start_daemon("--model", str(shipped_model_path()), "--phrase-gap", "400", "--seed", "5",
-                          "--memory", memory, "--log-level", "debug")
+                          "--memory", memory, "--sampling", "top-p", "--log-level", "debug")
     played = daemon.played_tokens
 
     def asked(calls: int) -> int:  # the answer's length, as the daemon counted the call's tokens
