@@ -12,6 +12,7 @@ from .evaluate_heads import TEMPERATURE_TEXT, HeadMetrics, format_head_table, fo
 from .loss_weights import stopping_weight, weighed_otherwise
 from .quality import configuration_name, format_rows
 from .quality import model_row as quality_row
+from .temperature import named_temperatures
 
 ARCH_TEXT = {
     "seed": "the reference notebook's Conv1D \"WaveNet\" (Embedding 100 → Conv1D 64/128/256, "
@@ -124,8 +125,8 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
     averaged = ("; each epoch scored and kept as its weights' moving average over about an epoch of steps"
                 if facts.get("average_weights") else "")
     temperatures = facts.get("head_temperatures") or {}
-    tempered = ("; then each named head's logits divided by its temperature (`--head-temperature`: "
-                + ", ".join(f"{k} {v:g}" for k, v in temperatures.items()) + ")" if temperatures else "")
+    tempered = (f"; then each named head's logits divided by its temperature (`--head-temperature`: "
+                f"{named_temperatures(temperatures)})" if temperatures else "")
     graph_rewrites = (",\n  with the features' embeddings in one Gather, and with each head's softmax over every "
                       "token\n  factored into its two terms") if head_rows else ""
     latency = facts.get("latency_us") or {}

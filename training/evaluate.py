@@ -12,6 +12,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,12 +36,18 @@ class Metrics:
         return {**asdict(self), "perplexity": self.perplexity}
 
 
+def nll_of(chosen: Any) -> float:
+    """Mean negative log of the probabilities given to what came (floored at
+    :data:`PROB_FLOOR`, so a 0 stays finite)."""
+    return float(-np.mean(np.log(np.maximum(chosen, PROB_FLOOR))))
+
+
 def score(name: str, probs: np.ndarray, targets: np.ndarray) -> Metrics:
     """NLL, top-1 and top-5 accuracy of probability rows against target ids."""
     if len(targets) == 0:
         raise ValueError("no validation targets to score (are the held-out pieces shorter than 33 tokens?)")
     picked = probs[np.arange(len(targets)), targets]
-    nll = float(-np.mean(np.log(np.maximum(picked, PROB_FLOOR))))
+    nll = nll_of(picked)
     # A target ranks in the top k when fewer than k tokens are strictly more probable.
     better = (probs > picked[:, None]).sum(axis=1)
     return Metrics(name, nll, float(np.mean(better < 1)), float(np.mean(better < 5)), len(targets))

@@ -38,7 +38,7 @@ from mididuet.daemon.music.expression import Encoding
 from mididuet.daemon.music.tokens import token_pitch_classes
 from mididuet.daemon.predict.bundle import WINDOW
 
-from .evaluate import PROB_FLOOR, NGram, ngram_name, witten_bell
+from .evaluate import NGram, ngram_name, nll_of, witten_bell
 from .expression import IGNORE, Expression
 from .temperature import best_temperature, temperature_text
 
@@ -147,12 +147,7 @@ def token_aware_nll(head: str, train: Sequence[Expression], vocabulary: Sequence
                 by_width[width(token_id)][value] += 1
     chosen = [witten_bell(by_token[t], witten_bell(by_width[width(t)], prior))[value]
               for t, prior, value in zip(tokens.tolist(), priors, targets.tolist(), strict=True)]
-    return _nll(np.asarray(chosen))
-
-
-def _nll(chosen: np.ndarray) -> float:
-    """Mean negative log of the probabilities given the values that came."""
-    return float(-np.mean(np.log(np.maximum(chosen, PROB_FLOOR))))
+    return nll_of(np.asarray(chosen))
 
 
 def evaluate_heads(head_probs: dict[str, np.ndarray], val: Sequence[Expression], train: Sequence[Expression],
@@ -167,14 +162,14 @@ def evaluate_heads(head_probs: dict[str, np.ndarray], val: Sequence[Expression],
         if not keep.any():
             continue
         values = targets[keep]
-        nll = _nll(probs[np.flatnonzero(keep), values])
+        nll = nll_of(probs[np.flatnonzero(keep), values])
         top1 = float(np.mean(probs[keep].argmax(axis=1) == values))
         baselines, dists = {}, {}
         for order in BASELINE_ORDERS:
             model = baseline(head, order, size, train)
             _, contexts = held_out_targets(val, head, order)
             dists[order] = np.stack([model.distribution(contexts[i]) for i in np.flatnonzero(keep)])
-            baselines[ngram_name(order)] = _nll(dists[order][np.arange(len(values)), values])
+            baselines[ngram_name(order)] = nll_of(dists[order][np.arange(len(values)), values])
         token_aware = None
         if vocabulary is not None:
             best = min(BASELINE_ORDERS, key=lambda order: baselines[ngram_name(order)])

@@ -22,7 +22,7 @@ from mididuet.daemon.predict.bundle import WINDOW, ModelRunner
 from mididuet.daemon.predict.memory import REMEMBERED_HEADS, NGramMemory
 from mididuet.daemon.predict.window import primer_ids
 
-from .evaluate import NGRAM_ORDERS, PROB_FLOOR, NGram, ngram_name
+from .evaluate import NGRAM_ORDERS, NGram, ngram_name, nll_of
 from .expression import IGNORE, Expression
 
 CHUNK = 512
@@ -42,7 +42,7 @@ class Streamed:
 
 
 def _score(name: str, picked: list[float], best: list[bool]) -> Streamed:
-    return Streamed(name, float(-np.mean(np.log(np.maximum(picked, PROB_FLOOR)))), float(np.mean(best)), len(picked))
+    return Streamed(name, nll_of(picked), float(np.mean(best)), len(picked))
 
 
 def _windows(model: ModelRunner, piece: Expression) -> tuple[np.ndarray, np.ndarray]:

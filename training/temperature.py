@@ -18,7 +18,7 @@ import numpy as np
 
 from mididuet.daemon.predict.sampler import tempered as power
 
-from .evaluate import PROB_FLOOR
+from .evaluate import nll_of
 
 # β = 1/T is searched in this range: T from 0.25 to 5, beyond any temperature worth baking in.
 BETA_RANGE = (0.2, 4.0)
@@ -33,8 +33,7 @@ def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 def tempered_nll(probs: np.ndarray, targets: np.ndarray, temperature: float) -> float:
     """Mean negative log-likelihood of ``targets`` under ``probs`` at temperature T."""
-    chosen = tempered(probs, temperature)[np.arange(len(targets)), targets]
-    return float(-np.mean(np.log(np.maximum(chosen, PROB_FLOOR))))
+    return nll_of(tempered(probs, temperature)[np.arange(len(targets)), targets])
 
 
 def best_temperature(probs: np.ndarray, targets: np.ndarray, tolerance: float = 1e-4) -> tuple[float, float]:
@@ -80,6 +79,11 @@ def checked_temperatures(temperatures: Mapping[str, float], heads: tuple[str, ..
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"a head's temperature must be a finite number above 0, got {name}={value}")
     return {name: float(value) for name, value in temperatures.items()}
+
+
+def named_temperatures(temperatures: Mapping[str, float]) -> str:
+    """``"length 1.2, spread 1.3"``: as the log and the card name them."""
+    return ", ".join(f"{name} {value:g}" for name, value in temperatures.items())
 
 
 def apply_head_temperatures(fit: Any, temperatures: Mapping[str, float]) -> None:

@@ -34,13 +34,13 @@ from .dataset import (
     make_sequences,
     make_windows,
 )
-from .evaluate import Metrics, best_baseline, evaluate_all, format_table
+from .evaluate import Metrics, best_baseline, evaluate_all, format_table, nll_of
 from .evaluate_heads import HeadMetrics, evaluate_heads, format_head_table
 from .expression import IGNORE
 from .loss_weights import HEAD_LOSS_WEIGHT, training_weights
 from .progress import progress_bar
 from .quality import measure_latency
-from .temperature import apply_head_temperatures, checked_temperatures
+from .temperature import apply_head_temperatures, checked_temperatures, named_temperatures
 
 
 @dataclass
@@ -144,7 +144,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     plot_history(history_csv, run_dir / "curves.png")
     if temperatures:
         apply_head_temperatures(net.fit, temperatures)
-        log("head temperatures baked in: " + ", ".join(f"{k} {v:g}" for k, v in temperatures.items()))
+        log(f"head temperatures baked in: {named_temperatures(temperatures)}")
 
     model = net.export()
     held = held_out(net, ds)
@@ -366,7 +366,7 @@ def mean_nll(probs: np.ndarray, targets: np.ndarray) -> float:
     """Mean negative log-likelihood of ``targets`` (rows of ``probs``), IGNORE left out."""
     keep = targets != IGNORE
     picked = probs[np.flatnonzero(keep), targets[keep]]
-    return float(-np.mean(np.log(np.maximum(picked, 1e-12)))) if len(picked) else float("nan")
+    return nll_of(picked) if len(picked) else float("nan")
 
 
 def held_out_loss(net: Any, held: HeldOut) -> Any:
