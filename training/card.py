@@ -9,10 +9,9 @@ from typing import Any
 from .dataset import recorded_split_seed
 from .evaluate import Metrics, best_baseline, format_table
 from .evaluate_heads import TEMPERATURE_TEXT, HeadMetrics, format_head_table, format_temperature_table
-from .loss_weights import stopping_weight, weighed_otherwise
+from .loss_weights import named_settings, stopping_weight, weighed_otherwise
 from .quality import configuration_name, format_rows
 from .quality import model_row as quality_row
-from .temperature import named_temperatures
 
 ARCH_TEXT = {
     "seed": "the reference notebook's Conv1D \"WaveNet\" (Embedding 100 → Conv1D 64/128/256, "
@@ -124,9 +123,12 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
                      f"{usual:g}" if other else " on the token's loss plus the heads', weighed as in training")
     averaged = ("; each epoch scored and kept as its weights' moving average over about an epoch of steps"
                 if facts.get("average_weights") else "")
+    smoothing = facts.get("head_smoothing") or {}
+    smoothed = (f"; each named head trained toward its target's neighbours on the grid too "
+                f"(`--head-smoothing`: {named_settings(smoothing)})" if smoothing else "")
     temperatures = facts.get("head_temperatures") or {}
     tempered = (f"; then each named head's logits divided by its temperature (`--head-temperature`: "
-                f"{named_temperatures(temperatures)})" if temperatures else "")
+                f"{named_settings(temperatures)})" if temperatures else "")
     graph_rewrites = (",\n  with the features' embeddings in one Gather, and with each head's softmax over every "
                       "token\n  factored into its two terms") if head_rows else ""
     latency = facts.get("latency_us") or {}
@@ -169,7 +171,7 @@ through onnxruntime, 1 thread, measured when this card was written, on a shared 
 - Vocabulary: {facts.get("vocabulary_size")} tokens — those seen at least
   {facts.get("min_count")} times in the training pieces.
 - Training: Adam, batch {facts.get("batch_size")}, {facts.get("epochs_run")} epochs run{finetune}, {kept}
-  (early stopping{monitored}){averaged}{tempered}, seed {facts.get("seed")},
+  (early stopping{monitored}){averaged}{smoothed}{tempered}, seed {facts.get("seed")},
   {facts.get("train_seconds")} s on a 2-core CPU (all stages).{data_steps}
 - Export: tf2onnx, checked against Keras on {int(check.get("windows", 0))} validation windows: max
   |Δprob| {check.get("max_abs_diff", float("nan")):.1e}, same argmax on {check.get("argmax_agreement", 0):.2%}.

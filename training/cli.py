@@ -105,6 +105,15 @@ def _head_temperature(text: str) -> tuple[str, float]:
     return _head_setting("T", lambda temperatures: checked_temperatures(temperatures, DEFAULT.heads))(text)
 
 
+def _head_smoothing(text: str) -> tuple[str, float]:
+    """HEAD=EPSILON: a head of the expressive encoding, a share in [0, 0.5)."""
+    from mididuet.daemon.music.expression import DEFAULT
+
+    from .smoothing import checked_smoothing
+
+    return _head_setting("EPSILON", lambda smoothing: checked_smoothing(smoothing, DEFAULT.heads))(text)
+
+
 def train_parser() -> argparse.ArgumentParser:
     from .loss_weights import HEAD_LOSS_WEIGHT
 
@@ -181,6 +190,13 @@ def train_parser() -> argparse.ArgumentParser:
                         "e.g. length=1.2; default: none). Choose T on a --split development run: `mididuet-train "
                         "evaluate` prints each head's best; the shipped split's own held-out pieces would tune "
                         "on its test")
+    p.add_argument("--head-smoothing", type=_head_smoothing, action="append", default=[],
+                   metavar="HEAD=EPSILON",
+                   help="with --expressive: train a head toward the classes beside its target too, 1 - EPSILON "
+                        "on the class and EPSILON shared by its two neighbours on the grid, so a head of ordered "
+                        "classes (the length's log grid) grows less sure than training pieces make it "
+                        "(repeatable, e.g. length=0.1; default: none). The held-out NLL still scores the true "
+                        "class")
     p.add_argument("--finetune-lr", type=_between_0_and_1, default=3e-4,
                    help="Adam's learning rate when fine-tuning after --pretrain (default: 3e-4; "
                         "pre-training uses the seed's 1e-3)")
@@ -332,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             pretrain_epochs=args.pretrain_epochs, finetune_lr=args.finetune_lr, card=args.card,
             expressive=args.expressive, conditioned=not args.unconditioned, head_weights=dict(args.head_weight),
             average_weights=args.average_weights, head_temperatures=dict(args.head_temperature),
+            head_smoothing=dict(args.head_smoothing),
             command=" ".join(["mididuet-train", *map(shlex.quote, argv)])))
         return 0
     except (MididuetError, ValueError) as err:

@@ -32,6 +32,7 @@ from mididuet.daemon.music.expression import LOUD, Encoding
 
 from .expression import IGNORE
 from .loss_weights import training_weights
+from .smoothing import checked_smoothing, smoothed_crossentropy
 
 LOUD_EMBEDDING = 8  # per loud feature, into the velocity's hidden layer
 LOUD_HEADS = ("velocity",)  # the heads that read the loud features (the others lost a little by them)
@@ -152,13 +153,18 @@ def copy_loud_layers(model: keras.Model, fit: keras.Model, encoding: Encoding) -
 
 
 def compile_expressive(model: keras.Model, encoding: Encoding, learning_rate: float = 1e-3,
-                       head_weights: Mapping[str, float] | None = None) -> None:
+                       head_weights: Mapping[str, float] | None = None,
+                       head_smoothing: Mapping[str, float] | None = None) -> None:
     """Adam; sparse cross-entropy for the token and each head (targets of ``IGNORE`` left
     out: voicing for single notes, delay before a pulse is known), the heads weighed by
-    :func:`training_weights`."""
+    :func:`training_weights`; a head in ``head_smoothing`` is trained toward its class's
+    neighbours too (:mod:`.smoothing`)."""
     losses: dict[str, Any] = {"probs": keras.losses.SparseCategoricalCrossentropy()}
     weights = {"probs": 1.0, **training_weights(head_weights, encoding)}
+    smoothing = checked_smoothing(head_smoothing, encoding.heads)
     for name in encoding.heads:
-        losses[name] = keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE)
+        epsilon = smoothing.get(name, 0.0)
+        losses[name] = (smoothed_crossentropy(encoding.size(name), epsilon, IGNORE) if epsilon
+                        else keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses, loss_weights=weights,
                   metrics={"probs": ["sparse_categorical_accuracy"]})

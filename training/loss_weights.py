@@ -4,7 +4,7 @@ the card and the command line read it too)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from mididuet.daemon.music.expression import Encoding
@@ -16,16 +16,32 @@ from mididuet.daemon.music.expression import Encoding
 HEAD_LOSS_WEIGHT = 0.5
 
 
+def checked_per_head(settings: Mapping[str, float] | None, heads: Collection[str], valid: Callable[[float], bool],
+                     rule: str) -> dict[str, float]:
+    """A per-head option's values (weights, temperatures, smoothing) as floats, or a
+    ValueError naming the unknown head or the value that breaks ``rule`` ("a head's X must
+    be ...")."""
+    checked = {}
+    for name, value in (settings or {}).items():
+        if name not in heads:
+            raise ValueError(f"no head named {name!r}; the heads are {', '.join(heads)}")
+        if not valid(value):
+            raise ValueError(f"{rule}, got {name}={value}")
+        checked[name] = float(value)
+    return checked
+
+
 def training_weights(overrides: Mapping[str, float] | None, encoding: Encoding) -> dict[str, float]:
     """Each head's loss weight in training: :data:`HEAD_LOSS_WEIGHT`, or its override."""
-    weights = dict.fromkeys(encoding.heads, HEAD_LOSS_WEIGHT)
-    for name, weight in (overrides or {}).items():
-        if name not in weights:
-            raise ValueError(f"no head named {name!r}; the heads are {', '.join(encoding.heads)}")
-        if not (math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"a head's loss weight must be a finite number, 0 or more, got {name}={weight}")
-        weights[name] = float(weight)
-    return weights
+    return {**dict.fromkeys(encoding.heads, HEAD_LOSS_WEIGHT),
+            **checked_per_head(overrides, encoding.heads, lambda w: math.isfinite(w) and w >= 0,
+                               "a head's loss weight must be a finite number, 0 or more")}
+
+
+def named_settings(settings: Mapping[str, float]) -> str:
+    """``"length 1.2, spread 1.3"``: a per-head option as the log, the card and the quality
+    table name it."""
+    return ", ".join(f"{name} {value:g}" for name, value in settings.items())
 
 
 def stopping_weight(facts: Mapping[str, Any]) -> float:
@@ -39,4 +55,4 @@ def weighed_otherwise(facts: Mapping[str, Any]) -> str:
     the quality table name them: ``"timing 1.5, velocity 2"`` (empty when none was)."""
     usual = stopping_weight(facts)
     weights: Mapping[str, float] = facts.get("head_weights") or {}
-    return ", ".join(f"{name} {weight:g}" for name, weight in weights.items() if weight != usual)
+    return named_settings({name: weight for name, weight in weights.items() if weight != usual})

@@ -60,6 +60,7 @@ class Network:
     to_export: Callable[[], keras.Model]  # [batch, 32] ids → [batch, V], the trained weights
     encoding: Encoding | None = None  # the expressive heads' classes, when it has them
     head_weights: Mapping[str, float] | None = None  # overrides of the heads' training loss weights
+    head_smoothing: Mapping[str, float] | None = None  # heads trained toward their classes' neighbours too
 
     def export(self) -> keras.Model:
         return self.to_export()
@@ -69,7 +70,7 @@ class Network:
         if self.encoding is None:
             compile_model(self.fit, learning_rate)
         else:
-            compile_expressive(self.fit, self.encoding, learning_rate, self.head_weights)
+            compile_expressive(self.fit, self.encoding, learning_rate, self.head_weights, self.head_smoothing)
 
 
 def compile_model(model: keras.Model, learning_rate: float = 1e-3) -> None:
@@ -111,7 +112,8 @@ def build_seed_model(vocab_size: int, window: int = WINDOW) -> keras.Model:
 
 
 def build_expressive_seed(vocab_size: int, encoding: Encoding, conditioned: bool = True,
-                          window: int = WINDOW, head_weights: Mapping[str, float] | None = None) -> Network:
+                          window: int = WINDOW, head_weights: Mapping[str, float] | None = None,
+                          head_smoothing: Mapping[str, float] | None = None) -> Network:
     """The seed's network, reading the window's features and with the heads on its Dense 256."""
     layers = keras.layers
     tokens = keras.Input(shape=(window,), dtype="int32", name="tokens")
@@ -128,6 +130,7 @@ def build_expressive_seed(vocab_size: int, encoding: Encoding, conditioned: bool
                       {"probs": probs, **head_outputs(x, next_token, vocab_size, encoding, conditioned, own)},
                       name="seed_expressive")
     net = Network(fit=fit, per_position=False, encoding=encoding, head_weights=head_weights,
+                  head_smoothing=head_smoothing,
                   to_export=lambda: _seed_export(fit, trunk, embedding, encoding, window))
     net.compile()
     return net
@@ -199,7 +202,8 @@ def _stack(embedded: Any, stack: Stack) -> Any:
 
 
 def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | None = None,
-                  conditioned: bool = True, head_weights: Mapping[str, float] | None = None) -> Network:
+                  conditioned: bool = True, head_weights: Mapping[str, float] | None = None,
+                  head_smoothing: Mapping[str, float] | None = None) -> Network:
     """Embedding → 1×1 projection → 5 gated residual blocks (dilations 1..16) → skips → head.
 
     Each block: z = tanh(W_f ∗ x) ⊙ σ(W_g ∗ x) (kernel 2, dilated, causal), then a 1×1
@@ -230,6 +234,7 @@ def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | No
                                          every_position=True))
         fit = keras.Model([*inputs, next_tokens], {"probs": probs, **heads}, name="wavenet_every_position")
     net = Network(fit=fit, per_position=True, encoding=encoding, head_weights=head_weights,
+                  head_smoothing=head_smoothing,
                   to_export=lambda: _wavenet_last_position(fit, vocab_size, window, encoding))
     net.compile()
     return net
@@ -315,17 +320,20 @@ def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int,
 
 
 def build_network(arch: str, vocab_size: int, encoding: Encoding | None = None, conditioned: bool = True,
-                  head_weights: Mapping[str, float] | None = None) -> Network:
+                  head_weights: Mapping[str, float] | None = None,
+                  head_smoothing: Mapping[str, float] | None = None) -> Network:
     """The network for ``arch``, with the expressive heads when given their ``encoding``
-    (``head_weights``: overrides of their training loss weights); raises ``ValueError``
-    for an unknown name or head."""
+    (``head_weights``: overrides of their training loss weights; ``head_smoothing``: each
+    smoothed head's ε, :mod:`.smoothing`); raises ``ValueError`` for an unknown name or head."""
     if arch == "seed":
         if encoding is not None:
-            return build_expressive_seed(vocab_size, encoding, conditioned, head_weights=head_weights)
+            return build_expressive_seed(vocab_size, encoding, conditioned, head_weights=head_weights,
+                                         head_smoothing=head_smoothing)
         model = build_seed_model(vocab_size)
         return Network(fit=model, per_position=False, to_export=lambda: model)
     if arch == "wavenet":
-        return build_wavenet(vocab_size, encoding=encoding, conditioned=conditioned, head_weights=head_weights)
+        return build_wavenet(vocab_size, encoding=encoding, conditioned=conditioned, head_weights=head_weights,
+                             head_smoothing=head_smoothing)
     raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from mididuet.daemon.predict import bundle
 
 from .evaluate import NGRAM_ORDERS, ngram_name
-from .loss_weights import weighed_otherwise
+from .loss_weights import named_settings, weighed_otherwise
 
 LATENCY_QUERIES = 2000
 LATENCY_WARMUP = 100
@@ -47,6 +47,8 @@ def configuration_name(facts: dict[str, Any]) -> str:
         parts.append(f"pretrain ({facts['pretrain']}, {facts.get('pretrain_pieces')} pieces)")
     if other := weighed_otherwise(facts):
         parts.append(f"heads weighed {other}")
+    if smoothing := facts.get("head_smoothing"):
+        parts.append(f"smoothed {named_settings(smoothing)}")
     return " + ".join(parts)
 
 

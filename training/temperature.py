@@ -19,6 +19,7 @@ import numpy as np
 from mididuet.daemon.predict.sampler import tempered as power
 
 from .evaluate import nll_of
+from .loss_weights import checked_per_head
 
 # β = 1/T is searched in this range: T from 0.25 to 5, beyond any temperature worth baking in.
 BETA_RANGE = (0.2, 4.0)
@@ -73,17 +74,8 @@ def temperature_text(temperature: float, tolerance: float = 1e-3) -> str:
 
 def checked_temperatures(temperatures: Mapping[str, float], heads: tuple[str, ...]) -> dict[str, float]:
     """``temperatures`` for heads that exist, each a finite number > 0, or a ValueError that says which is not."""
-    for name, value in temperatures.items():
-        if name not in heads:
-            raise ValueError(f"no head named {name!r}; the heads are {', '.join(heads)}")
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"a head's temperature must be a finite number above 0, got {name}={value}")
-    return {name: float(value) for name, value in temperatures.items()}
-
-
-def named_temperatures(temperatures: Mapping[str, float]) -> str:
-    """``"length 1.2, spread 1.3"``: as the log and the card name them."""
-    return ", ".join(f"{name} {value:g}" for name, value in temperatures.items())
+    return checked_per_head(temperatures, heads, lambda t: math.isfinite(t) and t > 0,
+                            "a head's temperature must be a finite number above 0")
 
 
 def apply_head_temperatures(fit: Any, temperatures: Mapping[str, float]) -> None:

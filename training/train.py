@@ -37,10 +37,11 @@ from .dataset import (
 from .evaluate import Metrics, best_baseline, evaluate_all, format_table, nll_of
 from .evaluate_heads import HeadMetrics, evaluate_heads, format_head_table
 from .expression import IGNORE
-from .loss_weights import HEAD_LOSS_WEIGHT, training_weights
+from .loss_weights import HEAD_LOSS_WEIGHT, named_settings, training_weights
 from .progress import progress_bar
 from .quality import measure_latency
-from .temperature import apply_head_temperatures, checked_temperatures, named_temperatures
+from .smoothing import checked_smoothing
+from .temperature import apply_head_temperatures, checked_temperatures
 
 
 @dataclass
@@ -69,6 +70,7 @@ class TrainOptions:
     head_weights: dict[str, float] = field(default_factory=dict)  # overrides of the heads' training loss weights
     average_weights: bool = False  # score and keep each epoch's moving average of the weights (about an epoch long)
     head_temperatures: dict[str, float] = field(default_factory=dict)  # baked into the heads before export
+    head_smoothing: dict[str, float] = field(default_factory=dict)  # heads trained toward their classes' neighbours
 
 
 def log(message: str) -> None:
@@ -105,9 +107,12 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         raise ValueError("--head-weight needs --expressive (only the expressive heads have weights)")
     if opts.head_temperatures and not opts.expressive:
         raise ValueError("--head-temperature needs --expressive (only the expressive heads have temperatures)")
+    if opts.head_smoothing and not opts.expressive:
+        raise ValueError("--head-smoothing needs --expressive (only the expressive heads can be smoothed)")
     # Resolved once, so a wrong one is refused before the corpus is read.
     head_weights = training_weights(opts.head_weights, opts.encoding) if opts.expressive else None
     temperatures = checked_temperatures(opts.head_temperatures, opts.encoding.heads)
+    smoothing = checked_smoothing(opts.head_smoothing, opts.encoding.heads)
     corpus = load_corpus(opts.data, opts.reader)
     ds = build_dataset(corpus.pieces, split=opts.split, val_fraction=opts.val_fraction,
                        min_count=opts.min_count, seed=opts.seed if opts.split_seed is None else opts.split_seed,
@@ -120,7 +125,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
 
     keras.utils.set_random_seed(opts.seed)
     net = build_network(opts.arch, len(ds.vocabulary), opts.encoding if opts.expressive else None, opts.conditioned,
-                        head_weights)
+                        head_weights, smoothing)
     run_dir = opts.out.with_name(opts.out.stem + "-training")
     run_dir.mkdir(parents=True, exist_ok=True)
     history_csv = run_dir / "history.csv"
@@ -144,7 +149,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     plot_history(history_csv, run_dir / "curves.png")
     if temperatures:
         apply_head_temperatures(net.fit, temperatures)
-        log(f"head temperatures baked in: {named_temperatures(temperatures)}")
+        log(f"head temperatures baked in: {named_settings(temperatures)}")
 
     model = net.export()
     held = held_out(net, ds)
@@ -180,6 +185,7 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
         "batch_size": opts.batch_size,
         **({"average_weights": True} if opts.average_weights else {}),
         **({"head_temperatures": temperatures} if temperatures else {}),
+        **({"head_smoothing": smoothing} if smoothing else {}),
         "train_seconds": round(train_seconds, 1),
         "command": opts.command,
     }

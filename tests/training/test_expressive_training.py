@@ -25,7 +25,7 @@ def expressive(request: pytest.FixtureRequest, small_corpus: Path, tmp_path_fact
     out = tmp_path_factory.mktemp("expressive") / f"{request.param}.onnx"
     code = main(["--data", str(small_corpus), "--out", str(out), "--epochs", "1", "--min-count", "3",
                  "--val-fraction", "0.4", "--arch", request.param, "--expressive", "--head-weight", "timing=1.5",
-                 "--head-temperature", "length=1.25",
+                 "--head-temperature", "length=1.25", "--head-smoothing", "length=0.1",
                  "--card", str(out.with_suffix(".md"))])
     assert code == 0
     return out
@@ -44,6 +44,7 @@ def test_both_archs_export_every_head_checked_against_keras(expressive: Path) ->
     assert runner.info.training["monitor"] == "val_total", "early stopping counts the heads in"
     assert runner.info.training["head_weights"] == training_weights({"timing": 1.5}, DEFAULT)
     assert runner.info.training["head_temperatures"] == {"length": 1.25}, "baked in before the export's check"
+    assert runner.info.training["head_smoothing"] == {"length": 0.1}
     check = runner.info.training["export_check"]
     for head in HEADS:
         assert check[f"max_abs_diff_{head}"] <= 1e-4, head
@@ -62,6 +63,8 @@ def test_both_archs_export_every_head_checked_against_keras(expressive: Path) ->
     assert "plus each head's at 0.5; in training timing 1.5, the others 0.5" in card
     assert "heads weighed timing 1.5" in card, "the configuration's name says so"
     assert "divided by its temperature (`--head-temperature`: length 1.25)" in card
+    assert "toward its target's neighbours on the grid too (`--head-smoothing`: length 0.1)" in card
+    assert "smoothed length 0.1" in card, "the configuration's name says so"
     assert "| head | NLL | best temperature | NLL at it | gain (nats) |" in card, "the heads' diagnosis"
 
 

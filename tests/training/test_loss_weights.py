@@ -31,10 +31,12 @@ def test_a_wrong_weight_is_refused_by_name(overrides: dict[str, float], message:
 @pytest.mark.parametrize(("option", "argument"), [
     *(("--head-weight", a) for a in ("volume=2", "velocity", "velocity=loud", "velocity=-1", "velocity=inf",
                                      "velocity=1e999")),
-    *(("--head-temperature", a) for a in ("volume=1.2", "length", "length=warm", "length=0", "length=inf"))])
+    *(("--head-temperature", a) for a in ("volume=1.2", "length", "length=warm", "length=0", "length=inf")),
+    *(("--head-smoothing", a) for a in ("volume=0.1", "length=lots", "length=0.5", "length=-0.1"))])
 def test_the_command_line_refuses_a_wrong_head_setting(option: str, argument: str,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    """Each head's loss weight and temperature (tests/training/test_head_temperature.py)."""
+    """Each head's loss weight, temperature (tests/training/test_head_temperature.py) and
+    smoothing (tests/training/test_head_smoothing.py)."""
     with pytest.raises(SystemExit) as exited:
         train_parser().parse_args(["--out", "x.onnx", "--expressive", option, argument])
     assert exited.value.code == 2
