@@ -152,23 +152,29 @@ def ioi_ratio_distance(a: Sequence[float], b: Sequence[float]) -> float:
     return js_distance(p + 1e-9, q + 1e-9)
 
 
-def two_sample_accuracy(a: Sequence[Excerpt], b: Sequence[Excerpt], shuffles: int = SHUFFLES) -> float:
+def two_sample_accuracy(a: Sequence[Excerpt], b: Sequence[Excerpt], shuffles: int = SHUFFLES,
+                        threads: int | None = 1) -> float:
     """5-fold cross-validated accuracy of a logistic regression telling ``a`` from ``b``,
     where ``a[i]`` and ``b[i]`` come from the same phrase: the folds keep each pair on one
-    side (grouped), and the accuracy is the mean over ``shuffles`` shuffles of them."""
+    side (grouped), and the accuracy is the mean over ``shuffles`` shuffles of them.
+    ``threads``: BLAS's threads for the fits (None: the libraries' own)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     n = min(len(a), len(b))
     x = np.stack([features(e) for e in [*a[:n], *b[:n]]])
     y = np.array([0] * n + [1] * n)
     phrase = np.concatenate([np.arange(n), np.arange(n)])
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return float(np.mean([np.mean(cross_val_score(model, x, y, groups=phrase,
-                                                  cv=StratifiedGroupKFold(5, shuffle=True, random_state=seed)))
-                          for seed in range(shuffles)]))
+    # A few hundred rows: BLAS's threads only wait on each other, and on a busy machine a
+    # fit took ten times as long with them (benchmarks/RESULTS.md).
+    with threadpool_limits(threads):
+        return float(np.mean([np.mean(cross_val_score(model, x, y, groups=phrase,
+                                                      cv=StratifiedGroupKFold(5, shuffle=True, random_state=seed)))
+                              for seed in range(shuffles)]))
 
 
 def feature_separation(a: Sequence[Excerpt], b: Sequence[Excerpt]) -> dict[str, float]:
