@@ -11,7 +11,7 @@ import pytest
 
 from mididuet.daemon.music.expression import DEFAULT, HEADS
 from mididuet.training.expression import IGNORE
-from mididuet.training.smoothing import checked_smoothing, neighbour_targets, smoothed_crossentropy
+from mididuet.training.smoothing import neighbour_targets, smoothed_crossentropy
 
 
 def test_each_target_row_shares_epsilon_with_its_neighbours() -> None:
@@ -22,15 +22,6 @@ def test_each_target_row_shares_epsilon_with_its_neighbours() -> None:
     assert rows[0].tolist() == pytest.approx([0.8, 0.2, 0, 0, 0]), "an end gives its neighbour all of it"
     assert rows[4].tolist() == pytest.approx([0, 0, 0, 0.2, 0.8])
     assert np.array_equal(neighbour_targets(5, 0.0), np.eye(5))
-
-
-@pytest.mark.parametrize(("given", "message"), [({"volume": 0.1}, "no head named 'volume'"),
-                                                ({"length": 0.5}, "below 0.5"),
-                                                ({"length": -0.1}, "at least 0"),
-                                                ({"length": float("nan")}, "length=nan")])
-def test_a_wrong_smoothing_is_refused_by_name(given: dict[str, float], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        checked_smoothing(given, HEADS)
 
 
 def _batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

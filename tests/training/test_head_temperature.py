@@ -12,7 +12,6 @@ from mididuet.daemon.music.expression import DEFAULT, HEADS
 from mididuet.training.cli import train_parser
 from mididuet.training.temperature import (
     best_temperature,
-    checked_temperatures,
     temperature_text,
     tempered,
     tempered_nll,
@@ -53,15 +52,6 @@ def test_tempering_keeps_distributions_and_order() -> None:
     assert temperature_text(1 / 0.2) == "≥ 5.00" and temperature_text(1.3) == "1.30", "an edge is a bound"
     with pytest.raises(ValueError, match="no targets"):
         best_temperature(probs[:0], np.zeros(0, int))
-
-
-@pytest.mark.parametrize(("given", "message"), [({"volume": 1.2}, "no head named 'volume'"),
-                                                ({"length": 0.0}, "above 0"),
-                                                ({"length": -1.0}, "above 0"),
-                                                ({"length": float("nan")}, "finite")])
-def test_a_wrong_temperature_is_refused_by_name(given: dict[str, float], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        checked_temperatures(given, HEADS)
 
 
 def test_the_command_line_collects_head_temperatures() -> None:

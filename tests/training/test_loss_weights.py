@@ -3,6 +3,7 @@ gives, and that the Keras model really trains with them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from mididuet.daemon.music.expression import DEFAULT, HEADS
 from mididuet.training.cli import train_parser
 from mididuet.training.loss_weights import HEAD_LOSS_WEIGHT, training_weights
+from mididuet.training.smoothing import checked_smoothing
+from mididuet.training.temperature import checked_temperatures
 
 
 def test_every_head_has_a_weight_and_overrides_win() -> None:
@@ -19,13 +22,21 @@ def test_every_head_has_a_weight_and_overrides_win() -> None:
     assert (weights["timing"], weights["velocity"], weights["delay"]) == (1.5, 0.0, HEAD_LOSS_WEIGHT)
 
 
-@pytest.mark.parametrize(("overrides", "message"), [({"volume": 1.0}, "no head named 'volume'"),
-                                                    ({"delay": -1.0}, "0 or more"),
-                                                    ({"delay": float("nan")}, "0 or more"),
-                                                    ({"delay": float("inf")}, "finite")])
-def test_a_wrong_weight_is_refused_by_name(overrides: dict[str, float], message: str) -> None:
+@pytest.mark.parametrize(("check", "given", "message"), [
+    *((lambda g: training_weights(g, DEFAULT), given, message)
+      for given, message in (({"volume": 1.0}, "no head named 'volume'"), ({"delay": -1.0}, "0 or more"),
+                             ({"delay": float("nan")}, "0 or more"), ({"delay": float("inf")}, "finite"))),
+    *((lambda g: checked_temperatures(g, HEADS), given, message)
+      for given, message in (({"volume": 1.2}, "no head named 'volume'"), ({"length": 0.0}, "above 0"),
+                             ({"length": -1.0}, "above 0"), ({"length": float("nan")}, "finite"))),
+    *((lambda g: checked_smoothing(g, HEADS), given, message)
+      for given, message in (({"volume": 0.1}, "no head named 'volume'"), ({"length": 0.5}, "below 0.5"),
+                             ({"length": -0.1}, "at least 0"), ({"length": float("nan")}, "length=nan")))])
+def test_a_wrong_head_setting_is_refused_by_name(check: Callable[[dict[str, float]], object],
+                                                 given: dict[str, float], message: str) -> None:
+    """Each head's loss weight, temperature and smoothing, as training checks them."""
     with pytest.raises(ValueError, match=message):
-        training_weights(overrides, DEFAULT)
+        check(given)
 
 
 @pytest.mark.parametrize(("option", "argument"), [
