@@ -18,17 +18,19 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from threadpoolctl import threadpool_info
 
 from mididuet.training import answers
+from mididuet.training.answers import Excerpt
 
 ROOT = Path(__file__).resolve().parent.parent
 CHOPIN = ROOT.parent / "shared" / "data" / "piano-midi" / "midis" / "Chopin"
 
 
-def _timed(calls: list, continuations: list, threads: int | None) -> tuple[float, float]:
+def _timed(calls: Sequence[Excerpt], continuations: Sequence[Excerpt], threads: int | None) -> tuple[float, float]:
     """One two-sample test (the call against the real continuation): its seconds and accuracy."""
     started = time.perf_counter()
     accuracy = answers.two_sample_accuracy(calls, continuations, threads=threads)

@@ -169,8 +169,8 @@ def two_sample_accuracy(a: Sequence[Excerpt], b: Sequence[Excerpt], shuffles: in
     y = np.array([0] * n + [1] * n)
     phrase = np.concatenate([np.arange(n), np.arange(n)])
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    # A few hundred rows: BLAS's threads only wait on each other, and on a busy machine a
-    # fit took ten times as long with them (benchmarks/RESULTS.md).
+    # A few hundred rows: BLAS's threads only wait on each other, and on a busy machine the
+    # test took several times as long with them (benchmarks/RESULTS.md, bench_two_sample).
     with threadpool_limits(threads):
         return float(np.mean([np.mean(cross_val_score(model, x, y, groups=phrase,
                                                       cv=StratifiedGroupKFold(5, shuffle=True, random_state=seed)))

@@ -21,7 +21,7 @@ def checked_per_head(settings: Mapping[str, float] | None, heads: Collection[str
     """A per-head option's values (weights, temperatures, smoothing) as floats, or a
     ValueError naming the unknown head or the value that breaks ``rule`` ("a head's X must
     be ...")."""
-    checked = {}
+    checked: dict[str, float] = {}
     for name, value in (settings or {}).items():
         if name not in heads:
             raise ValueError(f"no head named {name!r}; the heads are {', '.join(heads)}")
@@ -40,8 +40,9 @@ def training_weights(overrides: Mapping[str, float] | None, encoding: Encoding) 
 
 def named_settings(settings: Mapping[str, float]) -> str:
     """``"length 1.2, spread 1.3"``: a per-head option as the log, the card and the quality
-    table name it."""
-    return ", ".join(f"{name} {value:g}" for name, value in settings.items())
+    table name it, by name (the bundle's facts are stored with sorted keys, so a card
+    rewritten from them names the heads in the order the trainer's did)."""
+    return ", ".join(f"{name} {settings[name]:g}" for name in sorted(settings))
 
 
 def stopping_weight(facts: Mapping[str, Any]) -> float:

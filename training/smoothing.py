@@ -22,12 +22,20 @@ from .loss_weights import checked_per_head
 
 # ε is the share moved off the target class; at 0.5 or more a neighbour would outweigh it.
 MAX_SMOOTHING = 0.5
+# The heads whose classes are not steps of one scale: the bass is which of the chord's
+# pitch classes is lowest, so its neighbours by index are not near it.
+UNORDERED = ("bass",)
 
 
 def checked_smoothing(smoothing: Mapping[str, float] | None, heads: Collection[str]) -> dict[str, float]:
-    """Each head's ε, refused by name when the head is unknown or ε is outside [0, 0.5)."""
-    return checked_per_head(smoothing, heads, lambda e: 0 <= e < MAX_SMOOTHING,
-                            f"a head's smoothing must be at least 0 and below {MAX_SMOOTHING:g}")
+    """Each head's ε, refused by name when the head is unknown or unordered, or ε is
+    outside (0, 0.5)."""
+    for name in smoothing or {}:
+        if name in UNORDERED and name in heads:
+            raise ValueError(f"the {name} head's classes are not ordered, so they have no neighbours to smooth "
+                             f"toward; smooth one of {', '.join(h for h in heads if h not in UNORDERED)}")
+    return checked_per_head(smoothing, heads, lambda e: 0 < e < MAX_SMOOTHING,
+                            f"a head's smoothing must be above 0 and below {MAX_SMOOTHING:g}")
 
 
 def neighbour_targets(size: int, epsilon: float) -> np.ndarray:
@@ -54,6 +62,8 @@ def smoothed_crossentropy(size: int, epsilon: float, ignore_class: int) -> Any:
         def __init__(self) -> None:
             # Summed, each target's loss already divided by how many count: the mean over
             # the targets that count, as Keras's own sparse loss with ignore_class takes.
+            # (A "sum" skips the per-replica scaling of a tf.distribute strategy; the
+            # trainer runs on one CPU device.)
             super().__init__(name=f"neighbour_smoothed_{epsilon:g}", reduction="sum")
 
         def call(self, y_true: Any, y_pred: Any) -> Any:

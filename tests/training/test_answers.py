@@ -95,6 +95,9 @@ def test_the_two_sample_folds_keep_a_phrase_on_one_side() -> None:
     real = [excerpt() for _ in range(80)]
     copies = [dataclasses.replace(e) for e in real]
     assert two_sample_accuracy(real, copies) == 0.5
+    others = [excerpt() for _ in range(80)]
+    # One BLAS thread (the default, for speed) or the libraries' own: the same fits.
+    assert two_sample_accuracy(real, others) == two_sample_accuracy(real, others, threads=None)
 
 
 def test_chopin_rings_to_the_pedal_s_lift_but_a_call_ends_for_its_answer() -> None:

@@ -22,16 +22,22 @@ def test_every_head_has_a_weight_and_overrides_win() -> None:
     assert (weights["timing"], weights["velocity"], weights["delay"]) == (1.5, 0.0, HEAD_LOSS_WEIGHT)
 
 
+CHECKS: dict[str, Callable[[dict[str, float]], object]] = {
+    "weight": lambda given: training_weights(given, DEFAULT),
+    "temperature": lambda given: checked_temperatures(given, HEADS),
+    "smoothing": lambda given: checked_smoothing(given, HEADS)}
+
+
 @pytest.mark.parametrize(("check", "given", "message"), [
-    *((lambda g: training_weights(g, DEFAULT), given, message)
-      for given, message in (({"volume": 1.0}, "no head named 'volume'"), ({"delay": -1.0}, "0 or more"),
-                             ({"delay": float("nan")}, "0 or more"), ({"delay": float("inf")}, "finite"))),
-    *((lambda g: checked_temperatures(g, HEADS), given, message)
-      for given, message in (({"volume": 1.2}, "no head named 'volume'"), ({"length": 0.0}, "above 0"),
-                             ({"length": -1.0}, "above 0"), ({"length": float("nan")}, "finite"))),
-    *((lambda g: checked_smoothing(g, HEADS), given, message)
-      for given, message in (({"volume": 0.1}, "no head named 'volume'"), ({"length": 0.5}, "below 0.5"),
-                             ({"length": -0.1}, "at least 0"), ({"length": float("nan")}, "length=nan")))])
+    pytest.param(CHECKS[setting], given, message, id=f"{setting}-{given}")
+    for setting, given, message in (
+        ("weight", {"volume": 1.0}, "no head named 'volume'"), ("weight", {"delay": -1.0}, "0 or more"),
+        ("weight", {"delay": float("nan")}, "0 or more"), ("weight", {"delay": float("inf")}, "finite"),
+        ("temperature", {"volume": 1.2}, "no head named 'volume'"), ("temperature", {"length": 0.0}, "above 0"),
+        ("temperature", {"length": -1.0}, "above 0"), ("temperature", {"length": float("nan")}, "finite"),
+        ("smoothing", {"volume": 0.1}, "no head named 'volume'"), ("smoothing", {"length": 0.5}, "below 0.5"),
+        ("smoothing", {"length": -0.1}, "above 0"), ("smoothing", {"length": 0.0}, "above 0"),
+        ("smoothing", {"length": float("nan")}, "length=nan"), ("smoothing", {"bass": 0.1}, "not ordered"))])
 def test_a_wrong_head_setting_is_refused_by_name(check: Callable[[dict[str, float]], object],
                                                  given: dict[str, float], message: str) -> None:
     """Each head's loss weight, temperature and smoothing, as training checks them."""
@@ -43,7 +49,7 @@ def test_a_wrong_head_setting_is_refused_by_name(check: Callable[[dict[str, floa
     *(("--head-weight", a) for a in ("volume=2", "velocity", "velocity=loud", "velocity=-1", "velocity=inf",
                                      "velocity=1e999")),
     *(("--head-temperature", a) for a in ("volume=1.2", "length", "length=warm", "length=0", "length=inf")),
-    *(("--head-smoothing", a) for a in ("volume=0.1", "length=lots", "length=0.5", "length=-0.1"))])
+    *(("--head-smoothing", a) for a in ("volume=0.1", "length=lots", "length=0.5", "length=0", "bass=0.1"))])
 def test_the_command_line_refuses_a_wrong_head_setting(option: str, argument: str,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """Each head's loss weight, temperature (tests/training/test_head_temperature.py) and
