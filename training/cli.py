@@ -106,7 +106,7 @@ def _head_temperature(text: str) -> tuple[str, float]:
 
 
 def _head_smoothing(text: str) -> tuple[str, float]:
-    """HEAD=EPSILON: a head of the expressive encoding, a share in [0, 0.5)."""
+    """HEAD=EPSILON: an ordered head of the expressive encoding, a share in (0, 0.5)."""
     from mididuet.daemon.music.expression import DEFAULT
 
     from .smoothing import checked_smoothing
@@ -194,9 +194,10 @@ def train_parser() -> argparse.ArgumentParser:
                    metavar="HEAD=EPSILON",
                    help="with --expressive: train a head toward the classes beside its target too, 1 - EPSILON "
                         "on the class and EPSILON shared by its two neighbours on the grid, so a head of ordered "
-                        "classes (the length's log grid) grows less sure than training pieces make it "
-                        "(repeatable, e.g. length=0.1; default: none). The held-out NLL still scores the true "
-                        "class")
+                        "classes (the length's log grid; any head but the bass) grows less sure than training "
+                        "pieces make it (repeatable, 0 < EPSILON < 0.5, e.g. length=0.1; default: none). The "
+                        "held-out NLL still scores the true class; on the shipped split it did not help the "
+                        "length (docs/model-quality.md)")
     p.add_argument("--finetune-lr", type=_between_0_and_1, default=3e-4,
                    help="Adam's learning rate when fine-tuning after --pretrain (default: 3e-4; "
                         "pre-training uses the seed's 1e-3)")

@@ -163,8 +163,9 @@ def test_answers_sweep_seeds_and_settings_on_the_training_pieces(expressive: Pat
     """Settings are chosen on the pieces the model trained on, so the held-out table is not
     tuned on what it reports; a run per seed and their mean."""
     held_out = set(bundle.load_bundle(expressive).info.training["val_pieces"])
-    # The corpus as the answers see it: one piece the model trained on (the runs below play
-    # every phrase twice per seed), beside the ones it held out, which must not be played.
+    # The corpus as the answers see it: one piece the model trained on (each run below
+    # answers every phrase twice per seed, pulse and expressive), beside the ones it held
+    # out, which must not be played.
     trained = sorted(p for p in small_corpus.glob("*.mid") if p.name not in held_out)
     data = linked(tmp_path / "corpus", [trained[0], *(small_corpus / name for name in held_out)])
     argv = ["answers", "--model", str(expressive), "--data", str(data), "--pieces", "training",
