@@ -8,7 +8,8 @@ preferred it flattened, ``docs/model-quality.md``). With ``--head-smoothing leng
 training target keeps 1 − ε on the class and shares ε between the two beside it (all of ε
 to the one neighbour at an end of the grid). Only training's loss changes: the held-out
 NLL, early stopping and every figure still score the true class, and the bundle is the same
-kind of bundle.
+kind of bundle. At 0.1 it took the length's over-confidence away on both splits measured,
+but lowered its NLL only on the development one, so the shipped model does not use it.
 """
 
 from __future__ import annotations
