@@ -112,9 +112,9 @@ def build_seed_model(vocab_size: int, window: int = WINDOW) -> keras.Model:
 
 
 def build_expressive_seed(vocab_size: int, encoding: Encoding, conditioned: bool = True,
-                          window: int = WINDOW, head_weights: Mapping[str, float] | None = None,
-                          head_smoothing: Mapping[str, float] | None = None) -> Network:
-    """The seed's network, reading the window's features and with the heads on its Dense 256."""
+                          window: int = WINDOW) -> Network:
+    """The seed's network, reading the window's features and with the heads on its Dense 256
+    (not compiled: :func:`build_network` compiles it with the heads' losses)."""
     layers = keras.layers
     tokens = keras.Input(shape=(window,), dtype="int32", name="tokens")
     features = keras.Input(shape=(window, len(encoding.features)), dtype="int32", name="features")
@@ -129,11 +129,8 @@ def build_expressive_seed(vocab_size: int, encoding: Encoding, conditioned: bool
     fit = keras.Model([tokens, features, next_token],
                       {"probs": probs, **head_outputs(x, next_token, vocab_size, encoding, conditioned, own)},
                       name="seed_expressive")
-    net = Network(fit=fit, per_position=False, encoding=encoding, head_weights=head_weights,
-                  head_smoothing=head_smoothing,
-                  to_export=lambda: _seed_export(fit, trunk, embedding, encoding, window))
-    net.compile()
-    return net
+    return Network(fit=fit, per_position=False, encoding=encoding,
+                   to_export=lambda: _seed_export(fit, trunk, embedding, encoding, window))
 
 
 def _seed_export(fit: keras.Model, trunk: list, embedding: keras.layers.Layer, encoding: Encoding,
@@ -202,8 +199,7 @@ def _stack(embedded: Any, stack: Stack) -> Any:
 
 
 def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | None = None,
-                  conditioned: bool = True, head_weights: Mapping[str, float] | None = None,
-                  head_smoothing: Mapping[str, float] | None = None) -> Network:
+                  conditioned: bool = True) -> Network:
     """Embedding → 1×1 projection → 5 gated residual blocks (dilations 1..16) → skips → head.
 
     Each block: z = tanh(W_f ∗ x) ⊙ σ(W_g ∗ x) (kernel 2, dilated, causal), then a 1×1
@@ -211,7 +207,8 @@ def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | No
     concatenated blocks is the same sum), rectified, and read by the head. Trained
     causally at every position; exported by :func:`_wavenet_last_position`. With an
     ``encoding``, the embedding also holds the window's features, and a second, narrower
-    stack (:data:`EXPRESSION`) over the same embedding feeds the heads.
+    stack (:data:`EXPRESSION`) over the same embedding feeds the heads. Not compiled:
+    :func:`build_network` compiles it with the heads' losses.
     """
     if window != 2 ** len(WAVENET_DILATIONS):
         raise ValueError(f"the wavenet's receptive field is {2 ** len(WAVENET_DILATIONS)} tokens, not {window}")
@@ -233,11 +230,8 @@ def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | No
                              _loud_heads(h, features, encoding, EXPRESSION.head, WAVENET_DROPOUT,
                                          every_position=True))
         fit = keras.Model([*inputs, next_tokens], {"probs": probs, **heads}, name="wavenet_every_position")
-    net = Network(fit=fit, per_position=True, encoding=encoding, head_weights=head_weights,
-                  head_smoothing=head_smoothing,
-                  to_export=lambda: _wavenet_last_position(fit, vocab_size, window, encoding))
-    net.compile()
-    return net
+    return Network(fit=fit, per_position=True, encoding=encoding,
+                   to_export=lambda: _wavenet_last_position(fit, vocab_size, window, encoding))
 
 
 def _last_position_stack(x: Any, fit: keras.Model, stack: Stack, window: int, weights: dict[str, list],
@@ -325,16 +319,19 @@ def build_network(arch: str, vocab_size: int, encoding: Encoding | None = None, 
     """The network for ``arch``, with the expressive heads when given their ``encoding``
     (``head_weights``: overrides of their training loss weights; ``head_smoothing``: each
     smoothed head's ε, :mod:`.smoothing`); raises ``ValueError`` for an unknown name or head."""
-    if arch == "seed":
-        if encoding is not None:
-            return build_expressive_seed(vocab_size, encoding, conditioned, head_weights=head_weights,
-                                         head_smoothing=head_smoothing)
+    if arch == "seed" and encoding is None:
         model = build_seed_model(vocab_size)
         return Network(fit=model, per_position=False, to_export=lambda: model)
-    if arch == "wavenet":
-        return build_wavenet(vocab_size, encoding=encoding, conditioned=conditioned, head_weights=head_weights,
-                             head_smoothing=head_smoothing)
-    raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
+    if arch == "seed":
+        net = build_expressive_seed(vocab_size, encoding, conditioned)
+    elif arch == "wavenet":
+        net = build_wavenet(vocab_size, encoding=encoding, conditioned=conditioned)
+    else:
+        raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
+    # Compiled here, once, so the builders need not carry the heads' losses.
+    net.head_weights, net.head_smoothing = head_weights, head_smoothing
+    net.compile()
+    return net
 
 
 def build_model(arch: str, vocab_size: int) -> keras.Model:
