@@ -103,12 +103,10 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
     if opts.expressive and (not by_pieces or opts.reader != "mido"):
         raise ValueError("--expressive needs --split pieces (or development) and --reader mido (music21 keeps no "
                          "timing)")
-    if opts.head_weights and not opts.expressive:
-        raise ValueError("--head-weight needs --expressive (only the expressive heads have weights)")
-    if opts.head_temperatures and not opts.expressive:
-        raise ValueError("--head-temperature needs --expressive (only the expressive heads have temperatures)")
-    if opts.head_smoothing and not opts.expressive:
-        raise ValueError("--head-smoothing needs --expressive (only the expressive heads can be smoothed)")
+    for option, given in (("--head-weight", opts.head_weights), ("--head-temperature", opts.head_temperatures),
+                          ("--head-smoothing", opts.head_smoothing)):
+        if given and not opts.expressive:
+            raise ValueError(f"{option} needs --expressive (only the expressive heads take it)")
     # Resolved once, so a wrong one is refused before the corpus is read.
     head_weights = training_weights(opts.head_weights, opts.encoding) if opts.expressive else None
     temperatures = checked_temperatures(opts.head_temperatures, opts.encoding.heads)
