@@ -92,8 +92,18 @@ def tree_rows(ds: Dataset, pieces: Sequence, expressions: Sequence[Expression], 
             level = running_median(velocities, j, history) or 64.0
             loud = [velocities[j - k] - level if j >= k else 0.0 for k in range(1, HISTORY_TOKENS + 1)]
             register = [kept[j].lowest, kept[j].highest, kept[j].notes]
+            # The last 8 tokens' lengths as known when the token is decided (at the onset of
+            # the one before it), in log pulses, NaN while still sounding; and those still
+            # sounding, how long they have sounded by then (a lower bound on their length).
+            pulse = (running_median(iois[1:j], j - 1) if j >= 2 else None) or 1.0
+            now = onsets[j - 1] if j >= 1 else onsets[j]
+            known, alive = [], []
+            for k in range(1, HISTORY_TOKENS + 1):
+                ended = j >= k and onsets[j - k] + lengths[j - k] <= now + EPSILON
+                known.append(np.log2(max(lengths[j - k], EPSILON) / pulse) if ended else np.nan)
+                alive.append(np.log2(max(now - onsets[j - k], EPSILON) / pulse) if j >= k and not ended else np.nan)
             rows.append([*np.concatenate(before), *sizes, *np.concatenate(ages_before), *phase, *own, *loud,
-                         *register])
+                         *register, *known, *alive])
             targets.append(int(e.targets[head][j]))
     return np.asarray(rows, dtype=float), np.asarray(targets)
 
@@ -102,8 +112,8 @@ def trees(ds: Dataset, train: Sequence, val: Sequence, history: int) -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     width = len(HEADS) * HISTORY_TOKENS
-    history = list(range(width))
-    token = [*history, width, width + 1, width + 2]
+    past = list(range(width))  # the columns; ``history`` is the level's span
+    token = [*past, width, width + 1, width + 2]
     ages = [width + 3 + 3 * k + part for k in range(HISTORY_TOKENS) for part in range(3)]
     oldest = [c for c in ages if (c - width - 3) % 3 == 1]
     count = [c for c in ages if (c - width - 3) % 3 == 0]
@@ -111,9 +121,14 @@ def trees(ds: Dataset, train: Sequence, val: Sequence, history: int) -> None:
     own = [phase[-1] + 1 + k for k in range(len(HEADS) - 1)]
     loud = [own[-1] + 1 + k for k in range(HISTORY_TOKENS)]
     register = [loud[-1] + 1 + k for k in range(3)]
-    probes = {"length": {"the last 8 tokens' features": history, "+ the sounding ages": history + ages,
-                         "+ the oldest sounding token's age only": history + oldest,
-                         "+ how many tokens sound only": history + count},
+    known = [register[-1] + 1 + k for k in range(HISTORY_TOKENS)]
+    alive = [known[-1] + 1 + k for k in range(HISTORY_TOKENS)]
+    probes = {"length": {"the last 8 tokens' features": past, "+ the sounding ages": past + ages,
+                         "+ the oldest sounding token's age only": past + oldest,
+                         "+ how many tokens sound only": past + count,
+                         "+ the sounding ages + their lengths as known at the decision": past + ages + known,
+                         "+ the sounding ages + known lengths + the others' ages at the decision":
+                             past + ages + known + alive},
               "velocity": {"the last 8 tokens' features, the token's pitch and size": token,
                            "+ the score's metric position": token + phase,
                            "+ the token's own other classes (drawn before it)": token + own,
