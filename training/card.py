@@ -52,7 +52,11 @@ that one still sounded when this one began), the only length known when the next
 decided. From encoding version 3 it also reads, per token, how long the oldest token still
 sounding at its onset has sounded (where the token falls in the pedal's span). From version
 4 the velocity head has its own hidden layer, which also reads how loud the last 8 tokens
-were against the level the next one is measured from (exact offsets, ±40). The classes
+were against the level the next one is measured from (exact offsets, ±40); from version 5
+the length head has one too, which reads the last 8 tokens' lengths as they stand when the
+next token is decided: a token whose notes have stopped gives its length, one still
+sounding how long it has sounded so far (under the pedal, how long this passage's pedal
+spans last). The classes
 are in the bundle's `mididuet.expression` metadata; `docs/architecture.md` explains the
 encoding and why."""
 

@@ -15,7 +15,10 @@ daemon's window drops them), with the encoding of
   (:func:`sounding_ages`); the trunk reads these. And (version 4) how loud it and the
   tokens before it were against the level after it
   (:meth:`~mididuet.daemon.music.expression.Encoding.loud_features`), which only the
-  velocity head reads.
+  velocity head reads; and (version 5) the 8 tokens before it as they stand at its onset,
+  each one's length if it had stopped, else how long it had sounded
+  (:meth:`~mididuet.daemon.music.expression.Encoding.known_features`), which only the
+  length head reads.
 
 The daemon computes the same features of the player's tokens live from their onsets and
 velocities (:mod:`mididuet.daemon.predict.window`), so the model sees what it saw here.
@@ -67,6 +70,7 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
     kept = [r for r in records if r.token in vocabulary]
     n = len(kept)
     onsets = [r.onset for r in kept]
+    ends = [r.onset + r.length for r in kept]
     velocities = [float(r.velocity) for r in kept]
     iois = [0.0] + [b - a for a, b in pairwise(onsets)]
     seconds = [0.0] + [b.onset_s - a.onset_s for a, b in pairwise(kept)]  # as played: the rubato too
@@ -95,8 +99,13 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
         # The loudness of this token and those before it against the level after it: what
         # the daemon knows of them when deciding the next token.
         loud = encoding.loud_features(velocities[max(0, i + 1 - encoding.loud_count):i + 1], levels[i + 1])
+        # The tokens before it as they stand at its onset, in the pulse after it: what the
+        # daemon knows of their lengths when deciding the next token.
+        before = [(ends[j] - onsets[j], True) if ends[j] <= r.onset + EPSILON else (r.onset - onsets[j], False)
+                  for j in range(i - 1, max(i - 1 - encoding.known_count, -1), -1)]
+        known = encoding.known_features(before, running_median(iois[1:i + 1], i, encoding.history) if i else None)
         features[i] = encoding.played(r.token, delay, timing, previous, velocity, r.lowest, r.highest, r.notes,
-                                      sounding, loud)
+                                      sounding, loud, known)
         for head, value in (("delay", delay), ("timing", timing), ("length", length), ("velocity", velocity)):
             if value is not None:
                 targets[head][i] = value

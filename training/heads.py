@@ -15,28 +15,52 @@
   onnxruntime call decides everything. Unconditioned heads
   (``conditioned=False``, to measure what the conditioning is worth) export the same
   shape with an all-zero table.
-- **The velocity's own layer** (encoding version 4): the velocity head reads, instead, a
-  ReLU layer over the same hidden layer and the loud features of the position it predicts
-  from (:func:`loud_hidden`): the last 8 tokens' exact loudness against the level the
-  next velocity is measured from.
+- **The velocity's and the length's own layers** (encoding versions 4 and 5): the velocity
+  head reads, instead, a ReLU layer over the same hidden layer and the loud features of
+  the position it predicts from (:func:`own_hidden`): the last 8 tokens' exact loudness
+  against the level the next velocity is measured from; the length head, one over the
+  known features: the last 8 tokens' lengths, or how long they have sounded, as they stand
+  when the next token is decided.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 
-from mididuet.daemon.music.expression import LOUD, Encoding
+from mididuet.daemon.music.expression import KNOWN, LOUD, Encoding
 
 from .expression import IGNORE
 from .loss_weights import training_weights
 from .smoothing import checked_smoothing, smoothed_crossentropy
 
-LOUD_EMBEDDING = 8  # per loud feature, into the velocity's hidden layer
-LOUD_HEADS = ("velocity",)  # the heads that read the loud features (the others lost a little by them)
-LOUD_EMBEDDING_LAYER, LOUD_HIDDEN_LAYER = "loud_embedding", "loud_hidden"  # the layers with the loud weights
+OWN_EMBEDDING = 8  # per feature, into a head's own hidden layer
+
+
+@dataclass(frozen=True)
+class OwnLayer:
+    """A head's own hidden layer, over the shared hidden layer and the features only it reads."""
+
+    head: str
+    prefix: str  # of its layers' names: PREFIX_embedding and PREFIX_hidden hold its weights
+    features: tuple[str, ...]
+
+
+# In column order, after the trunk's. Read by every head, the loud features had cost the
+# others a little (docs/model-quality.md).
+OWN_LAYERS = (OwnLayer("velocity", "loud", LOUD), OwnLayer("length", "known", KNOWN))
+
+
+def own_columns(encoding: Encoding) -> Iterator[tuple[OwnLayer, int, int]]:
+    """Each own layer the encoding has, with its columns' first index and count."""
+    first = len(encoding.trunk_features)
+    for layer, count in zip(OWN_LAYERS, (encoding.loud_count, encoding.known_count), strict=True):
+        if count:
+            yield layer, first, count
+            first += count
 
 
 def feature_sizes(encoding: Encoding) -> dict[str, int]:
@@ -53,19 +77,19 @@ def add_features(x: Any, features: Any, encoding: Encoding, width: int) -> Any:
     return x
 
 
-def loud_hidden(h: Any, loud: Any, encoding: Encoding, width: int, dropout: float = 0.0) -> Any:
-    """The velocity head's own hidden layer (version 4): the heads' hidden ``h``
-    (``[..., H]``) beside the loud features ``loud`` (``[..., K]``) at the same positions,
-    each embedded (one stacked table, each column offset to its rows), through one ReLU
-    layer, so the head can weigh the last tokens' loudness against each other and the
-    context. Fed to the trunk instead, the window's velocities and levels (banded or exact)
-    had moved the velocity by nothing (docs/model-quality.md)."""
+def own_hidden(h: Any, columns: Any, encoding: Encoding, layer: OwnLayer, width: int, dropout: float = 0.0) -> Any:
+    """A head's own hidden layer (the velocity's from version 4, the length's from 5): the
+    heads' hidden ``h`` (``[..., H]``) beside the layer's feature ``columns`` (``[..., K]``)
+    at the same positions, each embedded (one stacked table, each column offset to its
+    rows), through one ReLU layer, so the head can weigh the last tokens against each other
+    and the context. Fed to the trunk instead, the window's velocities and levels (banded or
+    exact) had moved the velocity by nothing (docs/model-quality.md)."""
     layers = keras.layers
-    flat = StackedEmbedding(encoding.loud_count, encoding.feature_size(LOUD[0]), LOUD_EMBEDDING,
-                            name=LOUD_EMBEDDING_LAYER)(loud)
-    hidden = layers.Dense(width, activation="relu", name=LOUD_HIDDEN_LAYER)(
-        layers.Concatenate(name="loud_with")([h, flat]))
-    return layers.Dropout(dropout, name="loud_dropout")(hidden) if dropout else hidden
+    p = layer.prefix
+    flat = StackedEmbedding(columns.shape[-1], encoding.feature_size(layer.features[0]), OWN_EMBEDDING,
+                            name=f"{p}_embedding")(columns)
+    hidden = layers.Dense(width, activation="relu", name=f"{p}_hidden")(layers.Concatenate(name=f"{p}_with")([h, flat]))
+    return layers.Dropout(dropout, name=f"{p}_dropout")(hidden) if dropout else hidden
 
 
 class StackedEmbedding(keras.layers.Layer):
@@ -94,7 +118,7 @@ def head_outputs(h: Any, next_tokens: Any, vocab_size: int, encoding: Encoding, 
                  own: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The training heads: for each attribute, its softmax given the token each position
     is told of (``next_tokens``, the targets, in training); ``own``: heads that read their
-    own hidden layer instead of ``h`` (:func:`loud_hidden`)."""
+    own hidden layer instead of ``h`` (:func:`own_hidden`)."""
     layers = keras.layers
     outputs = {}
     for name in encoding.heads:
@@ -138,17 +162,18 @@ def export_heads(h: Any, fit: keras.Model, encoding: Encoding, own: Mapping[str,
 def copy_features(model: keras.Model, fit: keras.Model, encoding: Encoding, fold: Any = None) -> None:
     """Give ``model``'s feature embeddings the trained ones (``fold``: a matrix each is
     multiplied by, as the wavenet's export folds its input projection into the tables),
-    and its loud layers theirs."""
+    and its own layers theirs."""
     for name in encoding.trunk_features:
         (table,) = fit.get_layer(f"feature_{name}").get_weights()
         model.get_layer(f"feature_{name}").set_weights([table if fold is None else table @ fold])
-    copy_loud_layers(model, fit, encoding)
+    copy_own_layers(model, fit, encoding)
 
 
-def copy_loud_layers(model: keras.Model, fit: keras.Model, encoding: Encoding) -> None:
-    """Give ``model``'s velocity layer (:func:`loud_hidden`) the trained weights (none before version 4)."""
-    if encoding.loud_count:
-        for name in (LOUD_EMBEDDING_LAYER, LOUD_HIDDEN_LAYER):
+def copy_own_layers(model: keras.Model, fit: keras.Model, encoding: Encoding) -> None:
+    """Give ``model``'s own layers of the heads (:func:`own_hidden`) the trained weights
+    (none before version 4)."""
+    for layer, _, _ in own_columns(encoding):
+        for name in (f"{layer.prefix}_embedding", f"{layer.prefix}_hidden"):
             model.get_layer(name).set_weights(fit.get_layer(name).get_weights())
 
 

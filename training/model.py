@@ -28,14 +28,14 @@ from mididuet.daemon.predict.bundle import WINDOW
 
 from . import ARCHITECTURES
 from .heads import (
-    LOUD_HEADS,
     add_features,
     compile_expressive,
     copy_features,
-    copy_loud_layers,
+    copy_own_layers,
     export_heads,
     head_outputs,
-    loud_hidden,
+    own_columns,
+    own_hidden,
 )
 
 WAVENET_DILATIONS = (1, 2, 4, 8, 16)  # kernel 2: receptive field 1 + sum = 32 tokens
@@ -125,7 +125,7 @@ def build_expressive_seed(vocab_size: int, encoding: Encoding, conditioned: bool
     for layer in trunk:
         x = layer(x)
     probs = layers.Dense(vocab_size, activation="softmax", name="probs")(x)
-    own = _loud_heads(x, features, encoding, SEED_HIDDEN, SEED_DROPOUT)
+    own = _own_heads(x, features, encoding, SEED_HIDDEN, SEED_DROPOUT)
     fit = keras.Model([tokens, features, next_token],
                       {"probs": probs, **head_outputs(x, next_token, vocab_size, encoding, conditioned, own)},
                       name="seed_expressive")
@@ -143,23 +143,22 @@ def _seed_export(fit: keras.Model, trunk: list, embedding: keras.layers.Layer, e
         x = x + fit.get_layer(f"feature_{name}")(features[:, :, k])
     for layer in trunk:
         x = layer(x)
-    own = _loud_heads(x, features, encoding, SEED_HIDDEN)
+    own = _own_heads(x, features, encoding, SEED_HIDDEN)
     outputs = {"probs": fit.get_layer("probs")(x), **export_heads(x, fit, encoding, own)}
     model = keras.Model([tokens, features], outputs, name="seed_expressive")
-    copy_loud_layers(model, fit, encoding)
+    copy_own_layers(model, fit, encoding)
     return model
 
 
-def _loud_heads(h: Any, features: Any, encoding: Encoding, width: int, dropout: float = 0.0,
+def _own_heads(h: Any, features: Any, encoding: Encoding, width: int, dropout: float = 0.0,
                 every_position: bool = False) -> dict[str, Any]:
-    """The heads that read their own hidden layer with the loud features (none before
+    """The heads that read their own hidden layer with their own features (none before
     version 4): those of the last position of ``features``, or of ``every_position``."""
-    if not encoding.loud_count:
-        return {}
-    first = len(encoding.trunk_features)
-    loud = features[:, :, first:] if every_position else features[:, -1, first:]
-    hidden = loud_hidden(h, loud, encoding, width, dropout)
-    return {name: hidden for name in LOUD_HEADS}
+    own = {}
+    for layer, first, count in own_columns(encoding):
+        columns = features[:, :, first:first + count] if every_position else features[:, -1, first:first + count]
+        own[layer.head] = own_hidden(h, columns, encoding, layer, width, dropout)
+    return own
 
 
 @dataclass(frozen=True)
@@ -227,7 +226,7 @@ def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | No
         next_tokens = keras.Input(shape=(window,), dtype="int32", name="next_tokens")
         h = _stack(x, EXPRESSION)
         heads = head_outputs(h, next_tokens, vocab_size, encoding, conditioned,
-                             _loud_heads(h, features, encoding, EXPRESSION.head, WAVENET_DROPOUT,
+                             _own_heads(h, features, encoding, EXPRESSION.head, WAVENET_DROPOUT,
                                          every_position=True))
         fit = keras.Model([*inputs, next_tokens], {"probs": probs, **heads}, name="wavenet_every_position")
     return Network(fit=fit, per_position=True, encoding=encoding,
@@ -303,7 +302,7 @@ def _wavenet_last_position(fit: keras.Model, vocab_size: int, window: int,
         h = _last_position_stack(x, fit, TRUNK, window, weights, project=True)
         h_expression = _last_position_stack(x, fit, EXPRESSION, window, weights, project=True)
         probs = layers.Dense(vocab_size, activation="softmax", name="probs")(h)
-        own = _loud_heads(h_expression, features, encoding, EXPRESSION.head)
+        own = _own_heads(h_expression, features, encoding, EXPRESSION.head)
         model = keras.Model([tokens, features], {"probs": probs, **export_heads(h_expression, fit, encoding, own)},
                             name="wavenet")
         embedding.set_weights([emb])

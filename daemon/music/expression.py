@@ -46,14 +46,25 @@ needs to be known.
   (docs/model-quality.md). Only the velocity head reads them, at the position it predicts
   from. Known once the token is played, so they never change afterwards.
 
+- **known_0 … known_7** (features only, version 5): the 8 tokens before this one as they
+  stand at its onset, when the next token is decided: a token whose notes had all stopped
+  gives its length, one still sounding how long it had sounded so far (a lower bound on
+  its length), each ÷ the pulse after this token (the unit the next length is measured
+  in), on the length's grid. The length feature says only whether the token just before
+  had stopped; under the pedal most had not, and by the time a later token is decided
+  many have (the pedal lifted), which says how long this passage's pedal spans last
+  (docs/model-quality.md). Only the length head reads them, at the position it predicts
+  from.
+
 The model reads the same eight classes of every window token as its input features
 (a single note's voicing is its own: bass 0, spread 0, nothing doubled), then the
-sounding class, then the loud ones, as class + 1, with 0 for "unknown" (the primer; a
-first token with no history) and one more value for the length's "held" and the
-sounding's "nothing" (:meth:`Encoding.feature_size`). The classes travel in each
-bundle's metadata (:meth:`Encoding.as_metadata`), so a bundle is read with the grid it
-was trained on; a version-3 bundle reads the first nine features only, a version-2 bundle
-the first eight.
+sounding class, then the loud ones, then the known ones, as class + 1, with 0 for
+"unknown" (the primer; a first token with no history) and one more value for the
+length's "held" and the sounding's "nothing" (:meth:`Encoding.feature_size`); a known
+feature still sounding is its class + 1 + the length grid's size. The classes travel in
+each bundle's metadata (:meth:`Encoding.as_metadata`), so a bundle is read with the grid
+it was trained on; a version-4 bundle reads the first 17 features only, a version-3
+bundle the first nine, a version-2 bundle the first eight.
 """
 
 from __future__ import annotations
@@ -72,15 +83,18 @@ from .tokens import token_pitch_classes
 HISTORY = 16
 # 2: the length feature is the previous token's, known live (1 leaked the future);
 # 3: a ninth feature, what still sounds at the onset;
-# 4: the last tokens' exact loudness against the level after each token (the velocity head's)
-VERSION = 4
+# 4: the last tokens' exact loudness against the level after each token (the velocity head's);
+# 5: the last tokens' lengths, or how long they have sounded, as known at each onset (the length head's)
+VERSION = 5
 UNKNOWN = 0  # the feature index of an unknown value
 HEADS = ("delay", "timing", "length", "velocity", "octave", "bass", "spread", "doubled")  # what it predicts
 LOUD_TOKENS = 8  # tokens whose loudness the loud features give: this one and 7 before it
 LOUD_RANGE = 40  # velocity steps either side of the level; further is clipped to it
 LOUD = tuple(f"loud_{k}" for k in range(LOUD_TOKENS))
-FEATURES = (*HEADS, "sounding", *LOUD)  # what it reads of each window token (version 4)
-FEATURES_BY_VERSION = {2: HEADS, 3: (*HEADS, "sounding"), 4: FEATURES}
+KNOWN_TOKENS = 8  # tokens before this one whose lengths (or ages) the known features give
+KNOWN = tuple(f"known_{k}" for k in range(KNOWN_TOKENS))
+FEATURES = (*HEADS, "sounding", *LOUD, *KNOWN)  # what it reads of each window token (version 5)
+FEATURES_BY_VERSION = {2: HEADS, 3: (*HEADS, "sounding"), 4: (*HEADS, "sounding", *LOUD), 5: FEATURES}
 READABLE_VERSIONS = tuple(FEATURES_BY_VERSION)
 SOUNDING_LOOKBACK = 32  # tokens: how far back the sounding feature looks for a token still sounding
 VOICING_HEADS = ("octave", "bass", "spread", "doubled")  # meaningful for chord tokens only
@@ -105,31 +119,44 @@ class Encoding:
     features: tuple[str, ...] = field(default=FEATURES)
 
     def __post_init__(self) -> None:
-        # The networks slice the loud columns off the end; the window writes them there.
-        loud = [name for name in self.features if name in LOUD]
-        if loud != list(LOUD[:len(loud)]) or self.features[len(self.features) - len(loud):] != tuple(loud):
-            raise ValueError(f"the loud features must come last, in order: {list(self.features)}")
+        # The networks slice the heads' own columns off the end (the loud ones, then the
+        # known ones); the window writes them there.
+        trunk = self.trunk_features
+        own = (*LOUD[:self.loud_count], *KNOWN[:self.known_count])
+        if self.features != (*trunk, *own) or (self.known_count and self.loud_count != len(LOUD)):
+            raise ValueError(f"the loud features, then the known ones, must come last, in order: "
+                             f"{list(self.features)}")
 
     @cached_property
     def version(self) -> int:
+        if KNOWN[0] in self.features:
+            return 5
         if LOUD[0] in self.features:
             return 4
         return 3 if "sounding" in self.features else 2
 
     @cached_property
     def trunk_features(self) -> tuple[str, ...]:
-        """The features the token stacks read; the loud ones, after them, are the velocity head's."""
-        return tuple(name for name in self.features if name not in LOUD)
+        """The features the token stacks read; the loud and known ones, after them, are the
+        velocity head's and the length head's."""
+        return tuple(name for name in self.features if name not in LOUD and name not in KNOWN)
 
     @cached_property
     def loud_count(self) -> int:
         """How many loud features each token has (0 before version 4)."""
-        return len(self.features) - len(self.trunk_features)
+        return sum(name in LOUD for name in self.features)
+
+    @cached_property
+    def known_count(self) -> int:
+        """How many known features each token has (0 before version 5)."""
+        return sum(name in KNOWN for name in self.features)
 
     def size(self, head: str) -> int:
         """How many classes a head (or a feature read on a head's grid) has."""
         if head in LOUD:
             return 2 * LOUD_RANGE + 1
+        if head in KNOWN:  # a length once stopped, or how long it has sounded so far
+            return 2 * len(self.length)
         return len(getattr(self, "length" if head == "sounding" else head))
 
     def feature_size(self, name: str) -> int:
@@ -150,6 +177,22 @@ class Encoding:
             if v == v:  # not NaN
                 loud[k] = feature(min(max(round(v - level), -LOUD_RANGE), LOUD_RANGE) + LOUD_RANGE)
         return tuple(loud)
+
+    def known_features(self, before: Sequence[tuple[float, bool] | None], pulse: float | None) -> tuple[int, ...]:
+        """A token's known features: ``before`` gives the tokens before it, latest first, each
+        as (its length, True) if its notes had all stopped by this token's onset, else (how
+        long it had sounded by then, False); None where unknown (a primer token, or one that
+        began after this one). ``pulse``: the pulse after this token. Empty before version 5."""
+        count = self.known_count
+        known = [UNKNOWN] * count
+        if not pulse or not count:
+            return tuple(known)
+        for k, item in enumerate(before[:count]):
+            if item is not None:
+                duration, ended = item
+                known[k] = feature(_nearest_log(max(duration, 1e-9) / pulse, self.length)
+                                   + (0 if ended else len(self.length)))
+        return tuple(known)
 
     @property
     def longest_delay(self) -> float:
@@ -207,10 +250,11 @@ class Encoding:
 
     def played(self, token: str, delay: int | None, timing: int | None, length: int, velocity: int | None,
                lowest: int, highest: int, notes: int, sounding: int = UNKNOWN,
-               loud: tuple[int, ...] = ()) -> tuple[int, ...]:
+               loud: tuple[int, ...] = (), known: tuple[int, ...] = ()) -> tuple[int, ...]:
         """A token's features, in :attr:`features` order, from its classes and pitches;
-        ``length``, ``sounding`` and ``loud`` are already features (:meth:`previous_length`,
-        :meth:`sounding_feature`, :meth:`loud_features`)."""
+        ``length``, ``sounding``, ``loud`` and ``known`` are already features
+        (:meth:`previous_length`, :meth:`sounding_feature`, :meth:`loud_features`,
+        :meth:`known_features`)."""
         voicing = (self.octave_class(lowest), self.bass_class(token, lowest), self.spread_class(highest - lowest),
                    self.doubled_class(notes, token))
         played = (feature(delay), feature(timing), length, *(feature(c) for c in (velocity, *voicing)))
@@ -221,7 +265,10 @@ class Encoding:
         loud = loud or (UNKNOWN,) * self.loud_count
         if len(loud) != self.loud_count:
             raise ValueError(f"{self.loud_count} loud features expected, got {len(loud)}")
-        return (*played, sounding, *loud)
+        known = known or (UNKNOWN,) * self.known_count
+        if len(known) != self.known_count:
+            raise ValueError(f"{self.known_count} known features expected, got {len(known)}")
+        return (*played, sounding, *loud, *known)
 
     def doubled_class(self, notes: int, token: str) -> int:
         return min(max(notes - len(set(token_pitch_classes(token))), 0), len(self.doubled) - 1)
@@ -244,7 +291,11 @@ class Encoding:
                                           "sounded (as a feature only), or nothing"} if self.version >= 3 else {}),
                           **({"loud_k": f"velocity steps: the loudest velocity k tokens back (0: this one) minus "
                                         f"the running level after this token, clipped to ±{LOUD_RANGE} (as a "
-                                        "feature only, read by the velocity head)"} if self.version >= 4 else {})}}
+                                        "feature only, read by the velocity head)"} if self.version >= 4 else {}),
+                          **({"known_k": "pulse (after this token): the length of the token k + 1 back if its "
+                                         "notes had stopped by this onset, else how long it had sounded, that "
+                                         "class + the length grid's size (as a feature only, read by the "
+                                         "length head)"} if self.version >= 5 else {})}}
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any]) -> Encoding:

@@ -8,7 +8,8 @@ A bundle is a single ONNX file; ``metadata_props`` carry what the daemon needs t
 - **2** (expressive): ``tokens`` stays the first input and ``probs`` the first output. A
   second input ``features`` int32 ``[batch, 32, F]`` holds each window token's classes
   (one per head, then (version 3) what sounds at its onset, then (version 4) how loud it
-  and the 7 tokens before it were against the level after it, in the order the metadata
+  and the 7 tokens before it were against the level after it, then (version 5) how long
+  each of the 8 tokens before it sounded, or has sounded so far, in the order the metadata
   declares: class + 1, 0 unknown), and two more outputs per head
   ``h``: ``h`` float32 ``[batch, C]``, the window's logits over that head's classes, and
   ``h.by_token`` float32 ``[V, C]``, what each token adds to them. Should token ``t`` be

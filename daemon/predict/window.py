@@ -16,8 +16,9 @@ for an expressive bundle, each token's feature classes as the trainer derived th
 (:mod:`..music.expression`: delay and velocity against the pulse and level before it,
 voicing from its pitches, the length of the token before it if that one had stopped
 sounding, :meth:`Window.set_length`, how long the oldest token still sounding at its
-onset has sounded, and how loud it and the tokens before it were against the level after
-it). A token's features never change once it is pushed:
+onset has sounded, how loud it and the tokens before it were against the level after it,
+and how long each of the tokens before it sounded, or has sounded so far, as they stand at
+its onset). A token's features never change once it is pushed:
 what the model reads is what was known then, as in training. Primer tokens have unknown
 features.
 
@@ -126,9 +127,12 @@ class Window:
             # against. (Without loud features, [-0:] would be the whole array.)
             loud = encoding.loud_features(self._loudness[-encoding.loud_count:].tolist(), self._level) \
                 if encoding.loud_count else ()
+            # In the pulse after this token too: the unit of the next token's length.
+            known = encoding.known_features(self._before(onset_ns, encoding.known_count), self._pulse) \
+                if encoding.known_count else ()
             self.features[-1] = encoding.played(token, delay, timing, previous,
                                                 encoding.velocity_class(velocity, level), lowest, highest, notes,
-                                                sounding, loud)
+                                                sounding, loud, known)
 
     def _previous_length(self, onset_ns: int) -> int:
         """The length feature a token starting at ``onset_ns`` carries: the last token's."""
@@ -139,6 +143,19 @@ class Window:
         ended = length is not None and self._last_onset + length <= onset_ns
         pulse = float(self._pulses[-1]) or None
         return encoding.previous_length(encoding.length_class(length, pulse) if ended else None, ended)
+
+    def _before(self, onset_ns: int, count: int) -> list[tuple[float, bool] | None]:
+        """The ``count`` tokens before the last one (pushed at ``onset_ns``), latest first, as
+        :meth:`Encoding.known_features` reads them: (length, True) if stopped by then, else
+        (how long it has sounded, False); None for a primer token or one that began later."""
+        before: list[tuple[float, bool] | None] = []
+        for k in range(2, count + 2):
+            start, end = int(self._onsets[-k]), int(self._ends[-k])
+            if start == NO_ONSET or start >= onset_ns:
+                before.append(None)
+            else:
+                before.append((end - start, True) if end <= onset_ns else (onset_ns - start, False))
+        return before
 
     def _sounding(self, onset_ns: int) -> int:
         """The sounding feature of a token starting at ``onset_ns``: how long the oldest

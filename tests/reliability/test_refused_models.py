@@ -69,10 +69,11 @@ def _fractional_bass(path: Path) -> Path:
     return make_bundle(path, expressive=True, metadata={bundle.META_EXPRESSION: json.dumps(meta)})
 
 
-def _loud_features_missing(path: Path) -> Path:
-    """A graph that reads version 3's nine features under metadata that declares version 4's
-    loud ones too: the daemon would feed columns the graph does not have."""
-    make_bundle(path, expressive=True, encoding=Encoding(features=FEATURES_BY_VERSION[3]))
+def _features_missing(path: Path, graph_version: int) -> Path:
+    """A graph that reads an earlier version's features under metadata that declares this
+    version's (version 4's loud ones, version 5's known ones): the daemon would feed columns
+    the graph does not have."""
+    make_bundle(path, expressive=True, encoding=Encoding(features=FEATURES_BY_VERSION[graph_version]))
     model = onnx.load(path)
     meta = {prop.key: prop.value for prop in model.metadata_props}
     meta[bundle.META_EXPRESSION] = json.dumps(Encoding().as_metadata())
@@ -99,8 +100,10 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
                               "that are not outputs"),
     "logits-not-probabilities": (_logits, "is not a probability distribution"),
     "format-2-fractional-bass": (_fractional_bass, "must be whole numbers"),
-    "version-4-graph-without-loud-features": (_loud_features_missing,
-                                              f"input 'features' must have shape [batch, 32, {len(FEATURES)}]"),
+    "version-3-graph-under-version-5": (lambda p: _features_missing(p, 3),
+                                        f"input 'features' must have shape [batch, 32, {len(FEATURES)}]"),
+    "version-4-graph-under-version-5": (lambda p: _features_missing(p, 4),
+                                        f"input 'features' must have shape [batch, 32, {len(FEATURES)}]"),
 }
 
 

@@ -3,7 +3,7 @@
 A MIDI file with chords, rests, triplets, the pedal and changing dynamics is read by the
 trainer (records → features) and played, message by message in its own time, into a
 real engine (muted: it only listens) over a format-2 bundle of the file's own tokens.
-The window's features must be the trainer's, token for token (the loud ones too).
+The window's features must be the trainer's, token for token (the loud and known ones too).
 """
 
 from __future__ import annotations
@@ -72,5 +72,12 @@ def test_the_window_computes_the_features_the_trainer_derived(tmp_path) -> None:
     live = engine.window.features[-n:]
     assert list(engine.window.ids[-n:]) == list(trained.ids)
     assert np.array_equal(live, trained.features), f"live:\n{live}\ntrained:\n{trained.features}"
-    loud = live[:, len(DEFAULT.trunk_features):]
-    assert loud.shape[1] == DEFAULT.loud_count and len(np.unique(loud)) > 5, "the crescendo's loudness, token by token"
+    first = len(DEFAULT.trunk_features)
+    loud = live[:, first:first + DEFAULT.loud_count]
+    assert len(np.unique(loud)) > 5, "the crescendo's loudness, token by token"
+    known = live[:, first + DEFAULT.loud_count:]
+    assert known.shape[1] == DEFAULT.known_count
+    grid = len(DEFAULT.length)
+    ended, sounding = known[(known >= 1) & (known <= grid)], known[known > grid]
+    assert len(np.unique(ended)) >= 3 and len(np.unique(sounding)) >= 3, \
+        "the melody's stopped lengths and the pedalled bass's ages, each on several steps of the grid"

@@ -53,9 +53,9 @@ def test_both_archs_export_every_head_checked_against_keras(expressive: Path) ->
     trunk = len(DEFAULT.trunk_features)
     assert check["nodes_after"] <= check["nodes_before"] - 9 * (1 + trunk), check  # token + trunk features
     graph = onnx.load(str(expressive)).graph
-    # The token's, the trunk features' (one for all), the loud features' (one for all).
-    assert sum(node.op_type == "Gather" for node in graph.node) == 3
-    assert runner.info.expression.version == 4 and runner.features == FEATURES
+    # The token's, the trunk features' (one for all), the loud and the known features' (one each).
+    assert sum(node.op_type == "Gather" for node in graph.node) == 4
+    assert runner.info.expression.version == 5 and runner.features == FEATURES
     assert [node.output[0] for node in graph.node if node.op_type == "Softmax"] == [bundle.OUTPUT_NAME]
     card = expressive.with_suffix(".md").read_text()
     for head in HEADS:

@@ -244,16 +244,17 @@ def test_a_duet_answer_s_first_token_reads_no_rhythm_from_the_pause_before_it(ex
     assert answered[1][delay] > 0, "the second answered token carries its interval"
 
 
-@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("version", [2, 3, 4])
 def test_an_earlier_encoding_s_bundle_still_plays_expressively(tmp_path, version: int) -> None:
-    """The models shipped before the sounding feature (eight features) and before the loud
-    ones (nine) read the features they declare and play as they did."""
+    """The models shipped before the sounding feature (eight features), before the loud
+    ones (nine) and before the known ones (17) read the features they declare and play as
+    they did."""
     from mididuet.daemon.music.expression import FEATURES_BY_VERSION, Encoding
 
     model = ModelRunner(make_bundle(tmp_path / f"v{version}.onnx", expressive=True, seed=3, sharpness=0.6,
                                     encoding=Encoding(features=FEATURES_BY_VERSION[version])))
     assert model.info.expression is not None and model.info.expression.version == version
-    assert model.info.expression.loud_count == 0 and len(model.features) == 8 + (version == 3)
+    assert model.info.expression.known_count == 0 and len(model.features) == {2: 8, 3: 9, 4: 17}[version]
     out = duet(model)
     assert len(set(np.diff(onsets(out)))) >= 3, "its heads decide the intervals"
     assert not hanging(out)

@@ -12,7 +12,10 @@ import pytest
 from mididuet.daemon.music.expression import (
     DEFAULT,
     FEATURES,
+    FEATURES_BY_VERSION,
     HEADS,
+    KNOWN,
+    KNOWN_TOKENS,
     LOUD,
     LOUD_RANGE,
     LOUD_TOKENS,
@@ -123,7 +126,8 @@ def test_features_are_class_plus_one_and_zero_unknown() -> None:
     assert played[:4] == (0, 0, feature(3), feature(6))
     unknown = DEFAULT.previous_length(None, ended=None)
     octave = feature(DEFAULT.octave_class(60))
-    assert DEFAULT.played("C4", 5, 3, unknown, None, 60, 60, 1)[2:] == (0, 0, octave, 1, 1, 1, 0, *[0] * len(LOUD))
+    assert DEFAULT.played("C4", 5, 3, unknown, None, 60, 60, 1)[2:] == (0, 0, octave, 1, 1, 1, 0,
+                                                                       *[0] * (len(LOUD) + len(KNOWN)))
     version_3 = Encoding(features=(*HEADS, "sounding"))
     assert version_3.played("C4", 5, 3, unknown, None, 60, 60, 1, sounding=4)[2:] == (0, 0, octave, 1, 1, 1, 4)
     version_2 = Encoding(features=HEADS)
@@ -140,7 +144,7 @@ def test_the_sounding_feature_is_the_oldest_sounding_token_s_age_in_pulses() -> 
 
 
 def test_the_loud_features_are_the_last_tokens_exact_offsets_from_the_level_after() -> None:
-    assert FEATURES[-len(LOUD):] == LOUD and DEFAULT.loud_count == LOUD_TOKENS and DEFAULT.version == 4
+    assert FEATURES[-len(LOUD) - len(KNOWN):-len(KNOWN)] == LOUD and DEFAULT.loud_count == LOUD_TOKENS
     assert DEFAULT.trunk_features == (*HEADS, "sounding")
     assert DEFAULT.feature_size(LOUD[0]) == 2 * LOUD_RANGE + 2  # unknown, then -40..40
     # This token (latest last) first, then each before it; against the level after it.
@@ -152,6 +156,22 @@ def test_the_loud_features_are_the_last_tokens_exact_offsets_from_the_level_afte
     assert DEFAULT.loud_features([64.0], None) == (0,) * LOUD_TOKENS, "no level yet"
     assert len(DEFAULT.loud_features(list(range(40, 60)), 50.0)) == LOUD_TOKENS
     assert Encoding(features=(*HEADS, "sounding")).loud_features([64.0], 64.0) == ()
+
+
+def test_the_known_features_are_the_last_tokens_lengths_or_ages_as_they_stand() -> None:
+    assert FEATURES[-len(KNOWN):] == KNOWN and DEFAULT.known_count == KNOWN_TOKENS and DEFAULT.version == 5
+    grid = len(DEFAULT.length)
+    assert DEFAULT.feature_size(KNOWN[0]) == 2 * grid + 1  # unknown, each length stopped, each age sounding
+    # The token just before first: stopped after 2 beats; still sounding after 3; a primer token.
+    known = DEFAULT.known_features([(2.0, True), (3.0, False), None], 0.5)
+    assert known[0] == feature(DEFAULT.length.index(4.0)), "2 beats at half a beat's pulse: 4 pulses"
+    assert known[1] == feature(DEFAULT.length.index(6.0) + grid), "sounding: past the stopped lengths' classes"
+    assert known[2:] == (0,) * (KNOWN_TOKENS - 2), "unknown, and no token that far back"
+    assert DEFAULT.known_features([(2.0, True)], None) == (0,) * KNOWN_TOKENS, "no pulse yet"
+    assert DEFAULT.known_features([(0.0, False)] * 20, 0.5) == (feature(grid),) * KNOWN_TOKENS, "just begun: shortest"
+    version_4 = Encoding(features=FEATURES_BY_VERSION[4])
+    assert version_4.known_features([(2.0, True)], 0.5) == () and version_4.version == 4
+    assert len(version_4.played("C4", None, None, 0, None, 60, 60, 1)) == len(FEATURES) - len(KNOWN)
 
 
 def test_the_length_feature_says_held_when_the_token_before_still_sounded() -> None:
@@ -166,7 +186,10 @@ def test_the_length_feature_says_held_when_the_token_before_still_sounded() -> N
 def test_the_metadata_round_trips_and_bad_metadata_is_named() -> None:
     meta = DEFAULT.as_metadata()
     assert Encoding.from_metadata(meta) == DEFAULT
-    assert meta["version"] == 4 and meta["features"] == list(FEATURES)
+    assert meta["version"] == 5 and meta["features"] == list(FEATURES) and "known_k" in meta["units"]
+    version_4 = Encoding(features=FEATURES_BY_VERSION[4])
+    assert Encoding.from_metadata(version_4.as_metadata()) == version_4 and "known_k" not in version_4.as_metadata()[
+        "units"]
     version_3 = Encoding(features=(*HEADS, "sounding"))
     assert Encoding.from_metadata(version_3.as_metadata()) == version_3
     assert version_3.version == 3 and "loud_k" not in version_3.as_metadata()["units"] and version_3.loud_count == 0
@@ -179,12 +202,18 @@ def test_the_metadata_round_trips_and_bad_metadata_is_named() -> None:
         Encoding.from_metadata({**meta, "loud_range": 30})
     with pytest.raises(ValueError, match="loud_range must be 40"):
         Encoding.from_metadata({key: value for key, value in meta.items() if key != "loud_range"})
-    with pytest.raises(ValueError, match="the loud features must come last"):
-        Encoding(features=(*HEADS, *LOUD, "sounding"))
+    for misplaced in ((*HEADS, *LOUD, "sounding"), (*HEADS, "sounding", *KNOWN, *LOUD),
+                      (*HEADS, "sounding", *LOUD[:4], *KNOWN)):
+        with pytest.raises(ValueError, match="the loud features, then the known ones, must come last"):
+            Encoding(features=misplaced)
     with pytest.raises(ValueError, match="8 loud features expected, got 2"):
         DEFAULT.played("C4", None, None, 0, None, 60, 60, 1, 0, (1, 2))
-    with pytest.raises(ValueError, match="this mididuet reads 2, 3 and 4"):
-        Encoding.from_metadata({**meta, "version": 5})
+    with pytest.raises(ValueError, match="8 known features expected, got 1"):
+        DEFAULT.played("C4", None, None, 0, None, 60, 60, 1, 0, (), (1,))
+    with pytest.raises(ValueError, match="this mididuet reads 2, 3, 4 and 5"):
+        Encoding.from_metadata({**meta, "version": 6})
+    with pytest.raises(ValueError, match=r"features must be .* \(version 4\)"):
+        Encoding.from_metadata({**meta, "version": 4})
     with pytest.raises(ValueError, match=r"features must be .* \(version 3\)"):
         Encoding.from_metadata({**meta, "version": 3})
     with pytest.raises(ValueError, match="heads must be"):
