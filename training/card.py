@@ -56,9 +56,8 @@ were against the level the next one is measured from (exact offsets, ±40); from
 the length head has one too, which reads the last 8 tokens' lengths as they stand when the
 next token is decided: a token whose notes have stopped gives its length, one still
 sounding how long it has sounded so far (under the pedal, how long this passage's pedal
-spans last). The classes
-are in the bundle's `mididuet.expression` metadata; `docs/architecture.md` explains the
-encoding and why."""
+spans last). The classes are in the bundle's `mididuet.expression` metadata;
+`docs/architecture.md` explains the encoding and why."""
 
 MEMORY_TEXT = """Each held-out piece streamed from its start through a fresh session memory, as a player
 playing it to mididuet would: the next token (and each remembered head's class) predicted by

@@ -17,8 +17,8 @@ the one row it needs.
 The window's features reach the trunk as ``x + Σ_k table_k[features[:, :, k]]``: per
 column a ``Slice``, a ``Squeeze``, a ``Gather`` and an ``Add``. :func:`merge_feature_embeddings`
 stacks the tables and makes it one ``Gather`` (each column shifted to its table's rows) and
-one ``ReduceSum``; when the chain reads only the first columns (version 4's loud ones
-come after the trunk's), a ``Slice`` keeps those.
+one ``ReduceSum``; when the chain reads only the first columns (version 4's loud ones and
+version 5's known ones come after the trunk's), a ``Slice`` keeps those.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def merge_feature_embeddings(proto: Any, source: str = FEATURES_NAME) -> int:
         out, embedding = links[out]
         used.append(embedding)
     tables = sorted((gathers[name] for name in used), key=lambda item: item[0])
-    # Every column, or the first ones (version 4's loud columns, after them, are not the trunk's).
+    # Every column, or the first ones (the loud and known columns, after them, are not the trunk's).
     width = len(tables)
     if not 0 < width <= columns or [column for column, _ in tables] != list(range(width)) or \
             len({t.shape[1:] for _, t in tables}) != 1:

@@ -57,7 +57,8 @@ OWN_LAYERS = (OwnLayer("velocity", "loud", LOUD), OwnLayer("length", "known", KN
 def own_columns(encoding: Encoding) -> Iterator[tuple[OwnLayer, int, int]]:
     """Each own layer the encoding has, with its columns' first index and count."""
     first = len(encoding.trunk_features)
-    for layer, count in zip(OWN_LAYERS, (encoding.loud_count, encoding.known_count), strict=True):
+    for layer in OWN_LAYERS:
+        count = sum(name in layer.features for name in encoding.features)
         if count:
             yield layer, first, count
             first += count
@@ -82,8 +83,10 @@ def own_hidden(h: Any, columns: Any, encoding: Encoding, layer: OwnLayer, width:
     heads' hidden ``h`` (``[..., H]``) beside the layer's feature ``columns`` (``[..., K]``)
     at the same positions, each embedded (one stacked table, each column offset to its
     rows), through one ReLU layer, so the head can weigh the last tokens against each other
-    and the context. Fed to the trunk instead, the window's velocities and levels (banded or
-    exact) had moved the velocity by nothing (docs/model-quality.md)."""
+    and the context. The trunk cannot give the head these: fed to it, the window's
+    velocities and levels (banded or exact) had moved the velocity by nothing, and a window
+    token's features are frozen at its onset, before the lengths the known ones report have
+    ended (docs/model-quality.md)."""
     layers = keras.layers
     p = layer.prefix
     flat = StackedEmbedding(columns.shape[-1], encoding.feature_size(layer.features[0]), OWN_EMBEDDING,

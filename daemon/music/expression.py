@@ -123,7 +123,9 @@ class Encoding:
         # known ones); the window writes them there.
         trunk = self.trunk_features
         own = (*LOUD[:self.loud_count], *KNOWN[:self.known_count])
-        if self.features != (*trunk, *own) or (self.known_count and self.loud_count != len(LOUD)):
+        # Known features come whole, after all the loud ones: a bundle declares one of the versions.
+        if self.features != (*trunk, *own) or (self.known_count and (self.loud_count, self.known_count) != (
+                len(LOUD), len(KNOWN))):
             raise ValueError(f"the loud features, then the known ones, must come last, in order: "
                              f"{list(self.features)}")
 

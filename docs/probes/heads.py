@@ -95,6 +95,8 @@ def tree_rows(ds: Dataset, pieces: Sequence, expressions: Sequence[Expression], 
             # The last 8 tokens' lengths as known when the token is decided (at the onset of
             # the one before it), in log pulses, NaN while still sounding; and those still
             # sounding, how long they have sounded by then (a lower bound on their length).
+            # (k = 1 is the last token itself, which always still sounds at its own onset: a
+            # constant column, so 7 tokens inform; version 5's feature gives the 8 before it.)
             pulse = (running_median(iois[1:j], j - 1) if j >= 2 else None) or 1.0
             now = onsets[j - 1] if j >= 1 else onsets[j]
             known, alive = [], []

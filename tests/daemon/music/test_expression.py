@@ -203,7 +203,7 @@ def test_the_metadata_round_trips_and_bad_metadata_is_named() -> None:
     with pytest.raises(ValueError, match="loud_range must be 40"):
         Encoding.from_metadata({key: value for key, value in meta.items() if key != "loud_range"})
     for misplaced in ((*HEADS, *LOUD, "sounding"), (*HEADS, "sounding", *KNOWN, *LOUD),
-                      (*HEADS, "sounding", *LOUD[:4], *KNOWN)):
+                      (*HEADS, "sounding", *LOUD[:4], *KNOWN), (*HEADS, "sounding", *LOUD, *KNOWN[:3])):
         with pytest.raises(ValueError, match="the loud features, then the known ones, must come last"):
             Encoding(features=misplaced)
     with pytest.raises(ValueError, match="8 loud features expected, got 2"):

@@ -100,6 +100,50 @@ def test_each_token_carries_how_long_the_oldest_token_still_sounding_has_sounded
     assert window.features[-1, sounding] != encoding.nothing_sounding
 
 
+def test_each_token_carries_the_tokens_before_it_as_they_stand_at_its_onset() -> None:
+    """The known features, as training derives them: a token whose notes had stopped gives
+    its length, one still sounding (the player's, whose end is not known yet, or mididuet's
+    scheduled past the onset) how long it has sounded; in the pulse after the token pushed,
+    each frozen once pushed; primer and later-begun tokens unknown."""
+    encoding, window = _with_a_pulse_of_500_ms()  # three of mididuet's, 100 ms each
+    first = len(encoding.trunk_features) + encoding.loud_count
+    grid = len(encoding.length)
+
+    def known() -> list[int]:
+        return window.features[-1, first:].tolist()
+
+    def stopped(pulses: float) -> int:
+        return 1 + encoding.length.index(pulses)
+
+    def sounding(pulses: float) -> int:
+        return 1 + grid + encoding.length.index(pulses)
+
+    ms = NS_PER_MS
+    window.push_played(1, 1500 * ms, 64, 62, 62, 1)  # the player's: sounding until its end is known
+    window.push_played(2, 2000 * ms, 64, 64, 64, 1, length_ns=1500 * ms)  # mididuet's, to 3.5 s
+    window.push_played(3, 2500 * ms, 64, 65, 65, 1)
+    # Latest first: mididuet's at 2 s (sounded 0.5 s: 1 pulse), the player's at 1.5 s (2),
+    # the three stopped at 100 ms (1/5 pulse: the grid's 1/4), then the primer's.
+    assert known() == [sounding(1.0), sounding(2.0), stopped(0.25), stopped(0.25), stopped(0.25), 0, 0, 0]
+    frozen = known()
+    window.set_length(1500 * ms, 1500 * ms)  # the player's released at 3 s
+    window.push_played(4, 4000 * ms, 64, 67, 67, 1)
+    assert known()[:3] == [sounding(3.0), stopped(3.0), stopped(3.0)], "both ended by 4 s"
+    assert window.features[-2, first:].tolist() == frozen, "a token's features never change once pushed"
+    window.push_played(1, 4510 * ms, 64, 62, 62, 1, length_ns=400 * ms)  # mididuet's, on the beat
+    window.push_played(2, 4500 * ms, 64, 64, 64, 1)  # the player's, struck 10 ms before it
+    assert known()[0] == 0, "begun after this token: not known at its onset"
+
+
+def test_a_version_4_window_reads_17_features_and_no_known_ones() -> None:
+    from mididuet.daemon.music.expression import FEATURES_BY_VERSION
+
+    window = Window(VOCAB, encoding=Encoding(features=FEATURES_BY_VERSION[4]))
+    window.push_played(0, 0, 64, 60, 60, 1)
+    window.push_played(1, 500 * NS_PER_MS, 64, 62, 62, 1, length_ns=100 * NS_PER_MS)
+    assert window.features.shape == (32, 17)
+
+
 def test_a_version_2_window_reads_eight_features() -> None:
     from mididuet.daemon.music.expression import HEADS
 
