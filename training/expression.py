@@ -76,17 +76,17 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
     seconds = [0.0] + [b.onset_s - a.onset_s for a, b in pairwise(kept)]  # as played: the rubato too
     targets = {head: np.full(n, IGNORE, dtype=np.int32) for head in HEADS}
     features = np.zeros((n, len(encoding.features)), dtype=np.int32)
-    ages = sounding_ages(np.asarray(onsets), np.asarray([r.length for r in kept]))
+    ages = sounding_ages(np.asarray(onsets), np.asarray(ends) - np.asarray(onsets))
     lengths: list[int | None] = []
     # The first token at whose onset each token's notes had all stopped: the length feature
     # says whether that is the very next one, the baselines when the length is known.
-    stopped = [max(bisect_left(onsets, r.onset + r.length, key=lambda o: o + EPSILON), k + 1)
-               for k, r in enumerate(kept)]
-    # levels[i]: the level before token i, which is also the level after token i - 1.
+    stopped = [max(bisect_left(onsets, end, key=lambda o: o + EPSILON), k + 1) for k, end in enumerate(ends)]
+    # levels[i], pulses[i]: the level and pulse before token i, which are also those after token i - 1.
     levels = [running_median(velocities, i, encoding.history) for i in range(n + 1)]
+    pulses = [running_median(iois[1:i], i - 1, encoding.history) if i >= 2 else None for i in range(n + 1)]
     for i, r in enumerate(kept):
         # The pulse and level before this token: what the daemon knows when deciding it.
-        pulse = running_median(iois[1:i], i - 1, encoding.history) if i >= 2 else None
+        pulse = pulses[i]
         pulse_s = running_median(seconds[1:i], i - 1, encoding.history) if i >= 2 else None
         level = levels[i]
         delay = encoding.delay_class(iois[i], pulse) if i >= 1 else None
@@ -103,7 +103,7 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
         # daemon knows of their lengths when deciding the next token.
         before = [(ends[j] - onsets[j], True) if ends[j] <= r.onset + EPSILON else (r.onset - onsets[j], False)
                   for j in range(i - 1, max(i - 1 - encoding.known_count, -1), -1)]
-        known = encoding.known_features(before, running_median(iois[1:i + 1], i, encoding.history) if i else None)
+        known = encoding.known_features(before, pulses[i + 1])
         features[i] = encoding.played(r.token, delay, timing, previous, velocity, r.lowest, r.highest, r.notes,
                                       sounding, loud, known)
         for head, value in (("delay", delay), ("timing", timing), ("length", length), ("velocity", velocity)):

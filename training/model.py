@@ -151,7 +151,7 @@ def _seed_export(fit: keras.Model, trunk: list, embedding: keras.layers.Layer, e
 
 
 def _own_heads(h: Any, features: Any, encoding: Encoding, width: int, dropout: float = 0.0,
-                every_position: bool = False) -> dict[str, Any]:
+               every_position: bool = False) -> dict[str, Any]:
     """The heads that read their own hidden layer with their own features (none before
     version 4): those of the last position of ``features``, or of ``every_position``."""
     own = {}
@@ -227,7 +227,7 @@ def build_wavenet(vocab_size: int, window: int = WINDOW, encoding: Encoding | No
         h = _stack(x, EXPRESSION)
         heads = head_outputs(h, next_tokens, vocab_size, encoding, conditioned,
                              _own_heads(h, features, encoding, EXPRESSION.head, WAVENET_DROPOUT,
-                                         every_position=True))
+                                        every_position=True))
         fit = keras.Model([*inputs, next_tokens], {"probs": probs, **heads}, name="wavenet_every_position")
     return Network(fit=fit, per_position=True, encoding=encoding,
                    to_export=lambda: _wavenet_last_position(fit, vocab_size, window, encoding))
