@@ -37,10 +37,17 @@ def simplify(proto: Any, heads: Sequence[str] = ()) -> dict[str, int]:
     """Apply every rewrite to ``proto`` (an ``onnx.ModelProto``) in place, the ``heads``
     (output names) factored; the node counts before and after. Raises ``ValueError``
     naming the heads left in neither layout (not factored, and not factored already)."""
+    from .graph_layers import fold_projections, fold_residual_biases, last_rows, merge_output_layers
+
     before = len(proto.graph.node)
     unwrap_gather_indices(proto)
     merge_feature_embeddings(proto)
     factor_heads(proto, heads)
+    drop_unused(proto)  # what the passes above left: the rewrites below ask who else reads a tensor
+    fold_projections(proto)  # after the features' merge: it projects the table that merge stacks
+    last_rows(proto)
+    fold_residual_biases(proto)
+    merge_output_layers(proto)  # after the factoring, which makes the heads' logits the outputs
     drop_unused(proto)
     names = {output.name for output in proto.graph.output}
     left = [head for head in heads if head + TABLE_SUFFIX not in names]
