@@ -135,10 +135,10 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
     graph_rewrites = (",\n  with the features' embeddings in one Gather, and with each head's softmax over every "
                       "token\n  factored into its two terms") if head_rows else ""
     if arch == "wavenet":  # training/graph_layers.py
-        layers = "the stacks' input projections folded into the tables, " if head_rows else ""
-        merged = ", and the heads reading one layer one MatMul" if head_rows else ""
-        graph_rewrites += (f";\n  the wavenet's layers in fewer kernels: {layers}each block's skip one strided Slice, "
-                           f"each residual one Gemm{merged}")
+        layers = "the stacks' input projections folded into the tables,\n  " if head_rows else ""
+        merged = ",\n  and the heads reading one layer one MatMul" if head_rows else ""
+        graph_rewrites += (f";\n  the wavenet's layers in fewer kernels: {layers}each block's skip one strided "
+                           f"Slice, each residual one Gemm{merged}")
     latency = facts.get("latency_us") or {}
     row = format_rows([quality_row(facts, latency.get("p99"))], with_commands=False)
     heads_section = ""

@@ -19,6 +19,9 @@ column a ``Slice``, a ``Squeeze``, a ``Gather`` and an ``Add``. :func:`merge_fea
 stacks the tables and makes it one ``Gather`` (each column shifted to its table's rows) and
 one ``ReduceSum``; when the chain reads only the first columns (version 4's loud ones and
 version 5's known ones come after the trunk's), a ``Slice`` keeps those.
+
+:mod:`.graph_layers` then runs the wavenet's layers in fewer kernels; :func:`simplify`
+applies every rewrite.
 """
 
 from __future__ import annotations
