@@ -109,6 +109,9 @@ class Prediction:
     probs: np.ndarray
     heads: dict[str, np.ndarray]
     tables: dict[str, np.ndarray] = field(default_factory=dict)
+    # The heads' logits end to end, in ``heads``' order, each head's a view of it (a
+    # bundle's prediction): :class:`.heads.HeadSampler` reads them without concatenating.
+    logits: np.ndarray | None = None
 
     def head(self, name: str, token_id: int) -> np.ndarray:
         """Head ``name``'s distribution over its classes if token ``token_id`` is played."""
@@ -228,6 +231,8 @@ class ModelRunner:
             if not finite:
                 raise BundleError(f"{self.path}: head '{name}' plus its table overflows: no distribution for "
                                   "some token (logits too large)")
+        ends = np.cumsum([len(self.tables[name][0]) for name in self.heads], dtype=int).tolist()
+        self._parts = [(name, end - len(self.tables[name][0]), end) for name, end in zip(self.heads, ends, strict=True)]
         self._binding, self._bound, self._values = self._bind()
 
     def _bind(self) -> tuple[Any, list[np.ndarray], list[Any]]:
@@ -235,7 +240,8 @@ class ModelRunner:
         prediction skips onnxruntime's per-call conversion of feeds and fetches
         (benchmarks/RESULTS.md). The inputs are read where :meth:`predict` writes them:
         an OrtValue over a CPU numpy array shares its memory. Returns the binding, the
-        output arrays and every OrtValue (kept alive with the binding)."""
+        arrays it writes (``probs``, then every head's logits end to end) and every OrtValue
+        (kept alive with the binding)."""
         import onnxruntime as ort
 
         binding = self._session.io_binding()
@@ -243,14 +249,15 @@ class ModelRunner:
         for name, array in ((INPUT_NAME, self._input), (FEATURES_NAME, self._features))[:1 + bool(self.heads)]:
             values.append(ort.OrtValue.ortvalue_from_numpy(array))
             binding.bind_ortvalue_input(name, values[-1])
-        expression = self.info.expression
-        widths = [self.info.size, *(expression.size(name) for name in self.heads)] if expression else [self.info.size]
-        bound = []
-        for name, width in zip(self._outputs, widths, strict=True):
-            bound.append(np.zeros((1, width), np.float32))
-            values.append(ort.OrtValue.ortvalue_from_numpy(bound[-1]))
+        # The heads' outputs are bound to consecutive parts of one array: a prediction copies
+        # them all at once, laid end to end as HeadSampler reads them.
+        logits = np.zeros(self._parts[-1][2] if self._parts else 0, np.float32)
+        bound = [np.zeros((1, self.info.size), np.float32),
+                 *(logits[start:end].reshape(1, end - start) for _, start, end in self._parts)]
+        for name, array in zip(self._outputs, bound, strict=True):
+            values.append(ort.OrtValue.ortvalue_from_numpy(array))
             binding.bind_ortvalue_output(name, values[-1])
-        return binding, bound, values
+        return binding, [bound[0], logits], values
 
     def _check_distribution(self, name: str, values: np.ndarray, shape: tuple[int, ...]) -> None:
         """An output the contract says is a softmax must be one: a model exported without it
@@ -366,9 +373,9 @@ class ModelRunner:
             self._features[0] = 0 if features is None else features
         self._session.run_with_iobinding(self._binding)
         # Copies: the bound arrays are written again by the next call.
-        probs, *heads = self._bound
-        logits = {name: values[0].copy() for name, values in zip(self.heads, heads, strict=True)}
-        return Prediction(probs[0].copy(), logits, self.tables)
+        probs, logits = (values.copy() for values in self._bound)
+        return Prediction(probs[0], {name: logits[start:end] for name, start, end in self._parts}, self.tables,
+                          logits if self._parts else None)
 
     def query_batch(self, windows: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """Probabilities for a ``[batch, 32]`` array of ids (evaluation and tests)."""

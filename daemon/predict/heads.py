@@ -56,7 +56,10 @@ class HeadSampler:
 
     def distributions(self, prediction: Prediction, token_id: int) -> np.ndarray:
         """Every head's distribution if ``token_id`` is played, end to end (``[ΣC]``)."""
-        logits = np.concatenate([prediction.heads[name] for name in self.heads]) + self.table[token_id]
+        given = prediction.logits
+        if given is None or tuple(prediction.heads) != self.heads:  # not a bundle's, or its heads in another order
+            given = np.concatenate([prediction.heads[name] for name in self.heads])
+        logits = given + self.table[token_id]
         logits -= np.maximum.reduceat(logits, self.starts)[self.segment]
         p = np.exp(logits, dtype=np.float64)  # as bundle.softmax: the model's float32, exp in float64
         p /= np.add.reduceat(p, self.starts)[self.segment]

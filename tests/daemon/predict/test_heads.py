@@ -5,7 +5,7 @@ import pytest
 
 from mididuet.daemon.engine.engine import RHYTHM_HEADS
 from mididuet.daemon.music.expression import DEFAULT
-from mididuet.daemon.predict.bundle import Prediction, softmax
+from mididuet.daemon.predict.bundle import Prediction, load_bundle, softmax
 from mididuet.daemon.predict.heads import HeadSampler
 from mididuet.daemon.predict.memory import REMEMBERED_HEADS, NGramMemory
 from mididuet.daemon.predict.sampler import Sampler
@@ -78,3 +78,33 @@ def test_one_sampler_follows_its_memories_as_they_count_and_the_settings_change(
             memory.observe(int(rng.integers(0, memory.size)))
         if draw % 3:  # as the engine does once a token is counted; the draw must not depend on it
             sampler.follow(given, weight)
+
+
+def test_a_bundles_prediction_lays_the_heads_end_to_end_and_the_sampler_reads_them_so():
+    """The shipped bundle's heads are bound to one array: a prediction's heads are parts of
+    its ``logits``, and the sampler's distributions from them are those it makes from the
+    heads one by one (a prediction without ``logits``, or with its heads in another order)."""
+    model = load_bundle()
+    rng = np.random.default_rng(4)
+    encoding = model.info.expression
+    highs = [encoding.feature_size(name) for name in model.features]
+    sampler = HeadSampler(model.heads, model.tables, RHYTHM_HEADS)
+    for _ in range(20):
+        window = rng.integers(0, model.info.size, model.info.window).astype(np.int32)
+        features = np.stack([rng.integers(0, high, model.info.window) for high in highs], -1).astype(np.int32)
+        prediction = model.predict(window, features)
+        assert prediction.logits is not None
+        np.testing.assert_array_equal(prediction.logits, np.concatenate([prediction.heads[n] for n in model.heads]))
+        assert all(prediction.heads[name].base is prediction.logits for name in model.heads)
+        token_id = int(rng.integers(0, model.info.size))
+        apart = Prediction(prediction.probs, {name: prediction.heads[name].copy() for name in model.heads},
+                           prediction.tables)
+        reordered = Prediction(prediction.probs, dict(reversed(prediction.heads.items())), prediction.tables,
+                               prediction.logits[::-1].copy())
+        expected = sampler.distributions(apart, token_id)
+        np.testing.assert_array_equal(sampler.distributions(prediction, token_id), expected)
+        np.testing.assert_array_equal(sampler.distributions(reordered, token_id), expected)
+        again = model.predict(window, features)
+        np.testing.assert_array_equal(again.logits, prediction.logits)
+        model.predict(window[::-1].copy(), features)
+        np.testing.assert_array_equal(prediction.logits, again.logits, err_msg="a prediction keeps its own copy")
