@@ -31,6 +31,9 @@ from typing import Any
 
 from mididuet.daemon.predict.bundle import FEATURES_NAME, TABLE_SUFFIX
 
+from .graph_layers import fold_projections, fold_residual_biases, last_rows, merge_output_layers
+from .graph_reading import opset, producers_and_constants
+
 MIN_OPSET = 11  # where ONNX's Gather defines negative indices (counted from the end)
 REDUCE_AXES_OPSET = 13  # where Squeeze and ReduceSum take their axes as an input
 SOFTMAX_LAST_AXIS_OPSET = 13  # where Softmax's default axis became the last
@@ -40,8 +43,6 @@ def simplify(proto: Any, heads: Sequence[str] = ()) -> dict[str, int]:
     """Apply every rewrite to ``proto`` (an ``onnx.ModelProto``) in place, the ``heads``
     (output names) factored; the node counts before and after. Raises ``ValueError``
     naming the heads left in neither layout (not factored, and not factored already)."""
-    from .graph_layers import fold_projections, fold_residual_biases, last_rows, merge_output_layers
-
     before = len(proto.graph.node)
     unwrap_gather_indices(proto)
     merge_feature_embeddings(proto)
@@ -72,11 +73,11 @@ def merge_feature_embeddings(proto: Any, source: str = FEATURES_NAME) -> int:
 
     graph = proto.graph
     given = next((i for i in graph.input if i.name == source), None)
-    if given is None or _opset(proto) < REDUCE_AXES_OPSET:
+    if given is None or opset(proto) < REDUCE_AXES_OPSET:
         return 0
     dims = given.type.tensor_type.shape.dim
     columns = dims[-1].dim_value if len(dims) == 3 else 0
-    producer, constants = _producers_and_constants(graph)
+    producer, constants = producers_and_constants(graph)
     readers: dict[str, int] = {}
     for node in graph.node:
         for name in node.input:
@@ -140,14 +141,6 @@ def merge_feature_embeddings(proto: Any, source: str = FEATURES_NAME) -> int:
     return len(used)
 
 
-def _producers_and_constants(graph: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Each tensor's producing node, and the initializers that are constants (one also
-    listed as an input can be fed another value)."""
-    fed = {i.name for i in graph.input}
-    return ({out: node for node in graph.node for out in node.output},
-            {init.name: init for init in graph.initializer if init.name not in fed})
-
-
 def _axis(node: Any, default: int = 0) -> int:
     return next((a.i for a in node.attribute if a.name == "axis"), default)
 
@@ -188,11 +181,11 @@ def factor_heads(proto: Any, heads: Sequence[str]) -> list[str]:
     import onnx.numpy_helper
 
     graph = proto.graph
-    producer, constants = _producers_and_constants(graph)
+    producer, constants = producers_and_constants(graph)
     outputs = {output.name: output for output in graph.output}
     done: list[str] = []
     claimed: set[str] = set()
-    softmax_axis = -1 if _opset(proto) >= SOFTMAX_LAST_AXIS_OPSET else 1  # before 13, axis 1 of a 2-D view
+    softmax_axis = -1 if opset(proto) >= SOFTMAX_LAST_AXIS_OPSET else 1  # before 13, axis 1 of a 2-D view
     for head in heads:
         found = _softmax_of_sum(head, producer, constants, softmax_axis) if head in outputs else None
         if found is None:
@@ -255,10 +248,10 @@ def unwrap_gather_indices(proto: Any) -> int:
     the number rewired. The ``where`` is recognised only in full, in either order of its
     operands: ``Add(Mul(Cast(c), Add(i, n)), Mul(i, Cast(Not c)))`` with ``c = Less(Cast(i), 0)``,
     ``0`` and ``n`` constants and ``n`` the size of the axis the ``Gather`` indexes."""
-    if _opset(proto) < MIN_OPSET:
+    if opset(proto) < MIN_OPSET:
         return 0
     graph = proto.graph
-    producer, constants = _producers_and_constants(graph)
+    producer, constants = producers_and_constants(graph)
     rewired = 0
     for node in graph.node:
         if node.op_type != "Gather" or len(node.input) < 2 or node.input[0] not in constants:
@@ -272,10 +265,6 @@ def unwrap_gather_indices(proto: Any) -> int:
             node.input[1] = index
             rewired += 1
     return rewired
-
-
-def _opset(proto: Any) -> int:
-    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def _where_index(name: str, size: int, producer: dict[str, Any], constants: dict[str, Any]) -> str | None:

@@ -2,7 +2,7 @@
 
 The daemon's call runs one window, so most of the graph's matrices are a few rows high and
 each kernel's dispatch (about half a microsecond) weighs beside its arithmetic
-(benchmarks/RESULTS.md). Three shapes the export writes can be run in fewer kernels:
+(benchmarks/RESULTS.md). Four shapes the export writes can be run in fewer kernels:
 
 - :func:`fold_projections`: each stack reads the embedded window through its own Dense
   projection. The embedding is a sum of table rows, ``E[t] + Σ_k F_k[f_k]``, and a
@@ -12,6 +12,9 @@ each kernel's dispatch (about half a microsecond) weighs beside its arithmetic
 - :func:`last_rows`: each block's skip reads every sequence's last position of its output
   ``z`` (``[batch × L, C]``) as ``Reshape(z, [-1, L × C])[:, -C:]``. A Slice of the rows
   with step ``L`` is the same in one kernel; with ``L = 1`` it is ``z`` itself.
+- :func:`fold_residual_biases`: each residual adds a Dense of the block's output to the
+  stream, ``x(p) + z W + b``; as ``Gemm(z, W, x(p))`` that is one node, not three, once
+  the bias is carried down the stream into the biases of the layers that read it.
 - :func:`merge_output_layers`: the heads that read the same hidden layer each end in a
   MatMul and an Add. Their weights side by side make one MatMul and one Add, which a Split
   hands back under the heads' names.
@@ -25,23 +28,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .graph import REDUCE_AXES_OPSET, _opset, _producers_and_constants
+from .graph_reading import opset, producers_and_constants, values
+from .graph_reading import readers as readers_of
 
 INT32_MAX = 2**31 - 1  # what tf2onnx writes for "to the end" in a Slice
-
-
-def _readers(graph: Any) -> dict[str, list[Any]]:
-    found: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            found.setdefault(name, []).append(node)
-    return found
-
-
-def _values(name: str, constants: dict[str, Any]) -> list[int] | None:
-    import onnx.numpy_helper
-
-    return onnx.numpy_helper.to_array(constants[name]).reshape(-1).tolist() if name in constants else None
+SPLIT_SIZES_OPSET = 13  # where Split takes its sizes as an input
 
 
 def _insert_after(graph: Any, anchor: Any, nodes: list[Any]) -> None:
@@ -80,15 +71,15 @@ def fold_projections(proto: Any) -> int:
     import onnx
     import onnx.numpy_helper
 
-    if _opset(proto) < REDUCE_AXES_OPSET:  # where Split takes its sizes as an input
+    if opset(proto) < SPLIT_SIZES_OPSET:
         return 0
     graph = proto.graph
     shapes = _shapes(proto)
-    producer, constants = _producers_and_constants(graph)
-    readers = _readers(graph)
+    producer, constants = producers_and_constants(graph)
+    readers = readers_of(graph)
     outputs = {output.name for output in graph.output}
     for reshape in list(graph.node):
-        shape = _values(reshape.input[1], constants) if reshape.op_type == "Reshape" else None
+        shape = values(reshape.input[1], constants) if reshape.op_type == "Reshape" else None
         if shape is None or len(shape) != 2 or shape[0] != -1:
             continue
         width, summed = shape[1], reshape.output[0]
@@ -101,7 +92,7 @@ def fold_projections(proto: Any) -> int:
         dense = [layer for layer in layers if layer is not None]
         rows = [gather for gather, one_row in terms if one_row]
         tables = [onnx.numpy_helper.to_array(constants[gather.input[0]]) for gather, _ in terms]
-        if not rows or any(w.shape[0] != width for _, w, _ in dense) or any(t.shape[-1] != width for t in tables):
+        if not rows or any(w.shape[0] != width for _, w, _ in dense) or any(t.shape[1:] != (width,) for t in tables):
             continue
         weights = np.concatenate([w for _, w, _ in dense], axis=1).astype(np.float64)
         bias = np.concatenate([b for _, _, b in dense]).astype(np.float64)
@@ -160,7 +151,7 @@ def _gathered_terms(name: str, producer: dict[str, Any], constants: dict[str, An
 def _keeps_last(node: Any, rank: int, constants: dict[str, Any]) -> bool:
     """True when a ``ReduceSum`` of a tensor of ``rank`` (0: unknown) names its axes, drops
     them, and leaves the last alone (the embedding's width, which a projection acts on)."""
-    axes = _values(node.input[1], constants) if len(node.input) > 1 else None
+    axes = values(node.input[1], constants) if len(node.input) > 1 else None
     dropped = next((a.i for a in node.attribute if a.name == "keepdims"), 1) == 0
     return bool(rank and axes and dropped and all(0 <= (axis % rank) < rank - 1 for axis in axes))
 
@@ -174,15 +165,15 @@ def last_rows(proto: Any) -> int:
 
     graph = proto.graph
     shapes = _shapes(proto)
-    producer, constants = _producers_and_constants(graph)
-    readers = _readers(graph)
+    producer, constants = producers_and_constants(graph)
+    readers = readers_of(graph)
     outputs = {output.name for output in graph.output}
     rewritten = 0
     for node in list(graph.node):
         if node.op_type != "Slice" or len(node.input) not in (4, 5) or node.output[0] in outputs:
             continue
-        starts, ends, axes = (_values(name, constants) for name in node.input[1:4])
-        steps = _values(node.input[4], constants) if len(node.input) == 5 else [1, 1]
+        starts, ends, axes = (values(name, constants) for name in node.input[1:4])
+        steps = values(node.input[4], constants) if len(node.input) == 5 else [1, 1]
         if axes != [0, 1] or starts is None or ends is None or steps != [1, 1] or starts[0] != 0 or \
                 starts[1] >= 0 or min(ends) < INT32_MAX:
             continue
@@ -194,7 +185,7 @@ def last_rows(proto: Any) -> int:
             graph.node.remove(node)
             rewritten += 1
             continue
-        shape = _values(reshape.input[1], constants) if reshape is not None and reshape.op_type == "Reshape" else None
+        shape = values(reshape.input[1], constants) if reshape is not None and reshape.op_type == "Reshape" else None
         if shape is None or len(shape) != 2 or shape[0] != -1 or shape[1] % width or \
                 shapes.get(reshape.input[0], [])[1:] != [width] or len(readers.get(source, [])) != 1:
             continue
@@ -231,8 +222,8 @@ def merge_output_layers(proto: Any) -> int:
     import onnx.numpy_helper
 
     graph = proto.graph
-    _, constants = _producers_and_constants(graph)
-    readers = _readers(graph)
+    _, constants = producers_and_constants(graph)
+    readers = readers_of(graph)
     outputs = {output.name for output in graph.output}
     groups: dict[str, list[tuple[Any, Any, Any, Any]]] = {}
     for node in graph.node:
@@ -264,7 +255,6 @@ def merge_output_layers(proto: Any) -> int:
     return merged
 
 
-
 def fold_residual_biases(proto: Any) -> int:
     """Make each residual ``x' = x(p) + (z W + b)`` one ``Gemm(z, W, x(p))``; the number
     folded. The biases are carried down the residual stream instead: a stream short of
@@ -278,8 +268,8 @@ def fold_residual_biases(proto: Any) -> int:
 
     graph = proto.graph
     shapes = _shapes(proto)
-    producer, constants = _producers_and_constants(graph)
-    readers = _readers(graph)
+    producer, constants = producers_and_constants(graph)
+    readers = readers_of(graph)
     outputs = {output.name for output in graph.output}
     residuals = {}
     for node in graph.node:
@@ -332,9 +322,9 @@ def _second_half(name: str, producer: dict[str, Any], constants: dict[str, Any])
     sliced = producer.get(name)
     if sliced is None or sliced.op_type != "Slice" or len(sliced.input) != 4:
         return None
-    starts, ends, axes = (_values(i, constants) for i in sliced.input[1:4])
+    starts, ends, axes = (values(i, constants) for i in sliced.input[1:4])
     reshape = producer.get(sliced.input[0])
-    shape = _values(reshape.input[1], constants) if reshape is not None and reshape.op_type == "Reshape" else None
+    shape = values(reshape.input[1], constants) if reshape is not None and reshape.op_type == "Reshape" else None
     if axes != [0, 1] or starts is None or ends is None or shape is None or len(shape) != 2 or \
             starts[0] != 0 or min(ends) < INT32_MAX or 2 * starts[1] != shape[1] or shape[0] != -1:
         return None
@@ -355,7 +345,7 @@ def _carried(residual: str, offset: Any, residuals: dict[str, tuple[Any, Any, st
     offset = bias.astype(np.float64) + (offset if len(offset) else 0.0)
     folds, biases = [residual], []
     for reshape in readers.get(residual, []):
-        shape = _values(reshape.input[1], constants) if reshape.op_type == "Reshape" else None
+        shape = values(reshape.input[1], constants) if reshape.op_type == "Reshape" else None
         if shape is None or len(shape) != 2 or shape[0] != -1 or shape[1] % len(offset) or reshape.output[0] in outputs:
             return None
         rows = np.tile(offset, shape[1] // len(offset))  # each row of the reshape: that many positions

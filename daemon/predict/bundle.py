@@ -337,7 +337,13 @@ class ModelRunner:
         return bool(self.heads)
 
     def _check_ids(self, ids: np.ndarray) -> None:
-        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.info.size):
+        # int32 (the window's own ids): one reduction, a negative id is above any vocabulary
+        # read as unsigned; a decision makes this check on every prediction.
+        if ids.dtype == np.int32:
+            wrong = ids.size and int(ids.view(np.uint32).max()) >= self.info.size
+        else:
+            wrong = ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.info.size)
+        if wrong:
             raise ValueError(f"token ids must be in range 0..{self.info.size - 1}")
 
     def _check_features(self, features: np.ndarray) -> None:
@@ -384,10 +390,11 @@ class ModelRunner:
     def predict_batch(self, windows: np.ndarray, features: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """``probs`` and (format 2) every head's ``[batch, V, C]`` distributions for a
         ``[batch, 32]`` array of ids and their ``[batch, 32, F]`` features (None: all unknown)."""
-        windows = np.ascontiguousarray(windows, dtype=np.int32)
+        windows = np.asarray(windows)
         if windows.ndim != 2 or windows.shape[1] != self.info.window:
             raise ValueError(f"windows must have shape [batch, {self.info.window}], got {windows.shape}")
-        self._check_ids(windows)
+        self._check_ids(windows)  # before the cast, which would wrap an id beyond int32
+        windows = np.ascontiguousarray(windows, dtype=np.int32)
         feeds = {INPUT_NAME: windows}
         if self.heads:
             feeds[FEATURES_NAME] = (np.zeros((*windows.shape, len(self.features)), np.int32) if features is None

@@ -81,6 +81,16 @@ def test_token_ids_are_validated_before_inference(tmp_path):
         runner.query(window)
     with pytest.raises(ValueError, match="32 token ids"):
         runner.query(np.zeros(31, dtype=np.int32))
+    for wrong in (-1, -2**31, runner.info.size, 2**32):  # int32 is checked unsigned, others both ways
+        for dtype in (np.int32, np.int64):
+            window = np.zeros(32, dtype=dtype)
+            if np.iinfo(dtype).min <= wrong <= np.iinfo(dtype).max:
+                window[3] = wrong
+                with pytest.raises(ValueError, match="token ids must be in range"):
+                    runner.query(window)
+                with pytest.raises(ValueError, match="token ids must be in range"):
+                    runner.query_batch(window[None])
+    runner.query(np.full(32, runner.info.size - 1, dtype=np.int32))
 
 
 def test_training_facts_are_exposed(tmp_path):

@@ -1,0 +1,35 @@
+"""Reading an ONNX graph, for the rewrites (:mod:`.graph`, :mod:`.graph_layers`): who
+makes each tensor, who reads it, and which tensors are constants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def producers_and_constants(graph: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each tensor's producing node, and the initializers that are constants (one also
+    listed as an input can be fed another value)."""
+    fed = {i.name for i in graph.input}
+    return ({out: node for node in graph.node for out in node.output},
+            {init.name: init for init in graph.initializer if init.name not in fed})
+
+
+def readers(graph: Any) -> dict[str, list[Any]]:
+    """The nodes that read each tensor."""
+    found: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            found.setdefault(name, []).append(node)
+    return found
+
+
+def values(name: str, constants: dict[str, Any]) -> list[int] | None:
+    """A constant's values, flattened to a list; None when ``name`` is not a constant."""
+    import onnx.numpy_helper
+
+    return onnx.numpy_helper.to_array(constants[name]).reshape(-1).tolist() if name in constants else None
+
+
+def opset(proto: Any) -> int:
+    """The model's version of the default ONNX operator set."""
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
