@@ -231,8 +231,9 @@ class ModelRunner:
             if not finite:
                 raise BundleError(f"{self.path}: head '{name}' plus its table overflows: no distribution for "
                                   "some token (logits too large)")
-        ends = np.cumsum([len(self.tables[name][0]) for name in self.heads], dtype=int).tolist()
-        self._parts = [(name, end - len(self.tables[name][0]), end) for name, end in zip(self.heads, ends, strict=True)]
+        sizes = [self.tables[name].shape[1] for name in self.heads]
+        ends = np.cumsum(sizes, dtype=int).tolist()
+        self._parts = [(name, end - size, end) for name, size, end in zip(self.heads, sizes, ends, strict=True)]
         self._binding, self._bound, self._values = self._bind()
 
     def _bind(self) -> tuple[Any, list[np.ndarray], list[Any]]:
