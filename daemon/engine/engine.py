@@ -527,16 +527,19 @@ class Engine:
         window = self._mode.window()
         notes, velocity, length, unit = self._rendering(token, decision, window, pulse)
         off_at = max(scheduled, now_ns) + length
+        sent_at: list[int] = []
         try:
             for note in notes:
                 self.ledger.note_on(self._out, note, velocity, ANSWER, off_at)
                 if stats is not None:
-                    sent = stats.clock()
-                    # Decision time counts the whole chain (window -> model -> sampler -> message),
-                    # though the model's part ran ahead of the deadline.
-                    stats.note_sent(decided_ns + (sent - started), sent - scheduled)
+                    sent_at.append(stats.clock())
         finally:  # this token's draws are spent, even if a send failed
             self._rng_mark = self.sampler.rng.bit_generator.state
+            # Counted once a chord's notes are all out, so that counting one does not hold
+            # back the next. Decision time counts the whole chain (window -> model -> sampler
+            # -> message), though the model's part ran ahead of the deadline.
+            for sent in sent_at if stats is not None else ():
+                stats.note_sent(decided_ns + (sent - started), sent - scheduled)
         # The notes first, the bookkeeping after: the window is next read when deciding ahead.
         self._settle_own_note()
         # Still True here for a performance's first token, whose onset its mode fixed.

@@ -6,6 +6,7 @@ All in simulated time over a real onnxruntime session of a tiny bundle.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from itertools import pairwise
 
 import mido
@@ -455,3 +456,34 @@ def test_a_solo_switched_to_while_running_plays_its_first_token_decided_ahead(bu
     assert not note_ons(sink.sent) and len(queries) == 1
     engine.tick(deadline)
     assert len(note_ons(sink.sent)) >= 1 and len(queries) == 2
+
+
+def test_a_chords_notes_go_out_before_they_are_counted_and_a_failed_send_keeps_the_counts(
+        model: ModelRunner) -> None:
+    """Counting a note (two histograms) waits until its chord's notes are all out, so it
+    does not hold back the next note; a send that fails mid-chord still counts the notes
+    that went out before it."""
+    def play(fail_at: int | None) -> tuple[Stats, list[int]]:
+        ticks = iter(range(0, 10**12, 1000))
+        stats = Stats(clock=lambda: next(ticks))
+        counted_when_sent: list[int] = []  # stats.notes_out as each note-on leaves
+
+        def send(msg: mido.Message) -> None:
+            if msg.type == "note_on":
+                if len(counted_when_sent) == fail_at:
+                    raise OSError("port gone")
+                counted_when_sent.append(stats.notes_out)
+
+        engine = Engine(model, EngineSettings(mode="solo", bpm=400, seed=3), send, 0, stats=stats)
+        now = 0
+        with pytest.raises(OSError) if fail_at is not None else nullcontext():
+            while len(counted_when_sent) < 60:
+                now = max(engine.tick(now) or now + MS, now + 1)
+        return stats, counted_when_sent
+
+    stats, counted = play(None)
+    assert stats.notes_out == len(counted) == stats.decision.count
+    inside = [i for i, before in enumerate(counted) if before < i]  # a chord's later notes
+    assert inside, "the solo played no chord: nothing to check"
+    stats, counted = play(inside[0])
+    assert len(counted) == inside[0] and stats.notes_out == inside[0], "the chord's first notes counted"
