@@ -134,11 +134,9 @@ def write_card(card: Path, model_path: Path, facts: dict[str, Any], rows: Sequen
                 f"{named_settings(temperatures)})" if temperatures else "")
     graph_rewrites = (",\n  with the features' embeddings in one Gather, and with each head's softmax over every "
                       "token\n  factored into its two terms") if head_rows else ""
-    if arch == "wavenet":  # training/graph_layers.py
-        layers = "the stacks' input projections folded into the tables,\n  " if head_rows else ""
-        merged = ",\n  and the heads reading one layer one MatMul" if head_rows else ""
-        graph_rewrites += (f";\n  the wavenet's layers in fewer kernels: {layers}each block's skip one strided "
-                           f"Slice, each residual one Gemm{merged}")
+    if arch == "wavenet":
+        graph_rewrites += (";\n  and the wavenet's layers in fewer kernels where their shapes allow: input "
+                           "projections, skips,\n  residuals and heads, in `training/graph_layers.py`")
     latency = facts.get("latency_us") or {}
     row = format_rows([quality_row(facts, latency.get("p99"))], with_commands=False)
     heads_section = ""

@@ -75,10 +75,11 @@ def fold_projections(proto: Any) -> int:
         return 0
     graph = proto.graph
     shapes = _shapes(proto)
-    producer, constants = producers_and_constants(graph)
-    readers = readers_of(graph)
     outputs = {output.name for output in graph.output}
+    folded = 0
     for reshape in list(graph.node):
+        producer, constants = producers_and_constants(graph)  # read again: a fold before rewrote the graph
+        readers = readers_of(graph)
         shape = values(reshape.input[1], constants) if reshape.op_type == "Reshape" else None
         if shape is None or len(shape) != 2 or shape[0] != -1:
             continue
@@ -114,8 +115,8 @@ def fold_projections(proto: Any) -> int:
             graph.node.remove(add)
         _insert_after(graph, reshape, [onnx.helper.make_node(
             "Split", [summed, f"{summed}.projections"], [add.output[0] for add, _, _ in dense], axis=1)])
-        return len(dense)
-    return 0
+        folded += len(dense)
+    return folded
 
 
 def _gathered_terms(name: str, producer: dict[str, Any], constants: dict[str, Any], readers: dict[str, list[Any]],
@@ -165,13 +166,14 @@ def last_rows(proto: Any) -> int:
 
     graph = proto.graph
     shapes = _shapes(proto)
-    producer, constants = producers_and_constants(graph)
-    readers = readers_of(graph)
     outputs = {output.name for output in graph.output}
     rewritten = 0
     for node in list(graph.node):
         if node.op_type != "Slice" or len(node.input) not in (4, 5) or node.output[0] in outputs:
             continue
+        # Read again at each node: a rewrite before this one may have rewired its readers.
+        producer, constants = producers_and_constants(graph)
+        readers = readers_of(graph)
         starts, ends, axes = (values(name, constants) for name in node.input[1:4])
         steps = values(node.input[4], constants) if len(node.input) == 5 else [1, 1]
         if axes != [0, 1] or starts is None or ends is None or steps != [1, 1] or starts[0] != 0 or \
@@ -221,6 +223,8 @@ def merge_output_layers(proto: Any) -> int:
     import onnx
     import onnx.numpy_helper
 
+    if opset(proto) < SPLIT_SIZES_OPSET:
+        return 0
     graph = proto.graph
     _, constants = producers_and_constants(graph)
     readers = readers_of(graph)
@@ -246,7 +250,7 @@ def merge_output_layers(proto: Any) -> int:
             onnx.helper.make_node("MatMul", [source, f"{name}.weights"], [f"{name}.product"]),
             onnx.helper.make_node("Add", [f"{name}.product", f"{name}.bias"], [f"{name}.logits"]),
             onnx.helper.make_node("Split", [f"{name}.logits", f"{name}.sizes"],
-                                  [add.output[0] for _, add, _, _ in layers], axis=1),
+                                  [add.output[0] for _, add, _, _ in layers], axis=-1),  # any rank
         ])
         for matmul, add, _, _ in layers:
             graph.node.remove(matmul)
@@ -271,7 +275,7 @@ def fold_residual_biases(proto: Any) -> int:
     producer, constants = producers_and_constants(graph)
     readers = readers_of(graph)
     outputs = {output.name for output in graph.output}
-    residuals = {}
+    residuals: dict[str, tuple[Any, Any, str, Any]] = {}
     for node in graph.node:
         found = _residual(node, producer, constants, readers, outputs, shapes)
         if found is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+GRAPH_OUTPUT = "graph output"  # the op type of the reader :func:`readers` gives each graph output
+
 
 def producers_and_constants(graph: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Each tensor's producing node, and the initializers that are constants (one also
@@ -15,11 +17,17 @@ def producers_and_constants(graph: Any) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 def readers(graph: Any) -> dict[str, list[Any]]:
-    """The nodes that read each tensor."""
+    """The nodes that read each tensor, and for a graph output one more reader: a node of
+    type :data:`GRAPH_OUTPUT`, which no rewrite's pattern matches, so that a tensor the
+    graph gives out counts as read elsewhere."""
+    import onnx
+
     found: dict[str, list[Any]] = {}
     for node in graph.node:
         for name in node.input:
             found.setdefault(name, []).append(node)
+    for output in graph.output:
+        found.setdefault(output.name, []).append(onnx.helper.make_node(GRAPH_OUTPUT, [output.name], [""]))
     return found
 
 

@@ -538,8 +538,9 @@ class Engine:
             # Counted once a chord's notes are all out, so that counting one does not hold
             # back the next. Decision time counts the whole chain (window -> model -> sampler
             # -> message), though the model's part ran ahead of the deadline.
-            for sent in sent_at if stats is not None else ():
-                stats.note_sent(decided_ns + (sent - started), sent - scheduled)
+            if stats is not None:
+                for sent in sent_at:
+                    stats.note_sent(decided_ns + (sent - started), sent - scheduled)
         # The notes first, the bookkeeping after: the window is next read when deciding ahead.
         self._settle_own_note()
         # Still True here for a performance's first token, whose onset its mode fixed.

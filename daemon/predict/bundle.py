@@ -398,9 +398,10 @@ class ModelRunner:
         windows = np.ascontiguousarray(windows, dtype=np.int32)
         feeds = {INPUT_NAME: windows}
         if self.heads:
+            if features is not None:
+                self._check_features(np.asarray(features))  # before the cast, as the ids
             feeds[FEATURES_NAME] = (np.zeros((*windows.shape, len(self.features)), np.int32) if features is None
                                     else np.ascontiguousarray(features, dtype=np.int32))
-            self._check_features(feeds[FEATURES_NAME])
         results = dict(zip(self._outputs, self._session.run(self._outputs, feeds), strict=True))
         return results | {name: by_token(results[name], self.tables[name]) for name in self.heads}
 

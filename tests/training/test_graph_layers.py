@@ -33,11 +33,12 @@ class Graph:
         b = self.constant(f"{name}.b", RNG.normal(size=units).astype(np.float32))
         return self.node("Add", [self.node("MatMul", [x, w], f"{name}.mm"), b], name)
 
-    def model(self, inputs: dict[str, tuple[int, list]], outputs: list[str]) -> onnx.ModelProto:
+    def model(self, inputs: dict[str, tuple[int, list]], outputs: list[str], opset: int = 17,
+              rank: int = 2) -> onnx.ModelProto:
         given = [helper.make_tensor_value_info(name, kind, shape) for name, (kind, shape) in inputs.items()]
-        made = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, None]) for name in outputs]
+        made = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * rank) for name in outputs]
         graph = helper.make_graph(self.nodes, "g", given, made, self.inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
         onnx.checker.check_model(model)
         return model
 
@@ -52,10 +53,13 @@ def same_outputs(model: onnx.ModelProto, feeds: dict[str, np.ndarray], before: l
         np.testing.assert_allclose(got, want, atol=2e-5)
 
 
-def embedded_sum(elsewhere: bool = False, last_axis: bool = False) -> onnx.ModelProto:
+def embedded_sum(elsewhere: bool = False, last_axis: bool = False, given_out: str | None = None,
+                 shared_table: bool = False) -> onnx.ModelProto:
     """``E[t] + Σ_k F[f_k]`` (a ReduceSum of one Gather) through two projections, as the
     export writes the two stacks' input; ``elsewhere``: the token's rows read by another
-    node too; ``last_axis``: the ReduceSum sums the width (not a sum of rows)."""
+    node too; ``last_axis``: the ReduceSum sums the width (not a sum of rows);
+    ``given_out``: that tensor is also one of the graph's outputs; ``shared_table``: a
+    second Gather reads the token's table."""
     g = Graph()
     token = g.node("Gather", [g.constant("E", RNG.normal(size=(9, C)).astype(np.float32)), "t"], "token", axis=0)
     rows = g.node("Gather", [g.constant("F", RNG.normal(size=(7, C)).astype(np.float32)), "f"], "rows", axis=0)
@@ -71,7 +75,12 @@ def embedded_sum(elsewhere: bool = False, last_axis: bool = False) -> onnx.Model
     outputs = [g.node("Relu", [g.dense("trunk", x, C, 3)], "a"), g.node("Tanh", [g.dense("expr", x, C, 2)], "b")]
     if elsewhere:
         outputs.append(g.node("Relu", [token], "c"))
-    return g.model({"t": (TensorProto.INT32, [None, 5]), "f": (TensorProto.INT32, [None, 5, 3])}, outputs)
+    if shared_table:
+        outputs.append(g.node("Relu", [g.node("Gather", ["E", "t"], "again", axis=0)], "d"))
+    if given_out:
+        outputs.append(given_out)
+    return g.model({"t": (TensorProto.INT32, [None, 5]), "f": (TensorProto.INT32, [None, 5, 3])}, outputs,
+                   rank=3 if given_out in ("x3", "token") or shared_table else 2)
 
 
 def embedded_feeds() -> dict[str, np.ndarray]:
@@ -89,21 +98,23 @@ def test_the_projections_are_folded_into_the_tables() -> None:
     assert numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "E")).shape == (9, 5)
 
 
-def test_projections_are_not_folded_where_a_table_is_read_elsewhere_or_the_width_summed() -> None:
-    for model in (embedded_sum(elsewhere=True), embedded_sum(last_axis=True)):
+def test_projections_are_not_folded_where_a_part_is_read_elsewhere_or_the_width_summed() -> None:
+    for model in (embedded_sum(elsewhere=True), embedded_sum(last_axis=True), embedded_sum(shared_table=True),
+                  embedded_sum(given_out="x3"), embedded_sum(given_out="token"), embedded_sum(given_out="x")):
         assert fold_projections(model) == 0
 
 
-def skips(length: int) -> onnx.ModelProto:
+def skips(length: int, wide_out: bool = False) -> onnx.ModelProto:
     """Each sequence's last row of ``z`` ([batch × length, C]), as the export reads a skip
-    (with one row per sequence, it slices ``z`` itself)."""
+    (with one row per sequence, it slices ``z`` itself); ``wide_out``: the reshaped rows
+    are also one of the graph's outputs."""
     g = Graph()
     wide = g.node("Reshape", ["z", g.constant("wide.shape", np.array([-1, length * C], np.int64))], "wide") \
         if length > 1 else "z"
     last = g.node("Slice", [wide, g.constant("starts", np.array([0, -C], np.int64)),
                             g.constant("ends", np.array([2**31 - 1] * 2, np.int64)),
                             g.constant("axes", np.array([0, 1], np.int64))], "last")
-    return g.model({"z": (TensorProto.FLOAT, [None, C])}, [g.node("Relu", [last], "y")])
+    return g.model({"z": (TensorProto.FLOAT, [None, C])}, [g.node("Relu", [last], "y"), *[wide] * wide_out])
 
 
 def test_each_sequences_last_row_is_one_strided_slice_or_the_tensor_itself() -> None:
@@ -115,15 +126,18 @@ def test_each_sequences_last_row_is_one_strided_slice_or_the_tensor_itself() -> 
         simplify(model)
         same_outputs(model, feeds, before)
         assert [n.op_type for n in model.graph.node] == ops
+    model = skips(4, wide_out=True)
+    assert last_rows(model) == 0, "the reshaped rows are an output: they stay"
+    onnx.checker.check_model(model)
 
 
-def heads(outputs: bool = True) -> onnx.ModelProto:
+def heads(outputs: bool = True, opset: int = 17, rank: int = 2) -> onnx.ModelProto:
     g = Graph()
     h = g.node("Relu", ["x"], "h")
     names = [g.dense(name, h, C, size) for name, size in (("delay", 3), ("bass", 2), ("spread", 5))]
     if not outputs:
         names = [g.node("Relu", [name], f"{name}.out") for name in names]
-    return g.model({"x": (TensorProto.FLOAT, [None, C])}, names)
+    return g.model({"x": (TensorProto.FLOAT, [None] * (rank - 1) + [C])}, names, opset=opset, rank=rank)
 
 
 def test_the_heads_reading_one_layer_are_one_matmul_and_a_split() -> None:
@@ -134,13 +148,19 @@ def test_the_heads_reading_one_layer_are_one_matmul_and_a_split() -> None:
     same_outputs(model, feeds, before)
     assert [n.op_type for n in model.graph.node] == ["Relu", "MatMul", "Add", "Split"]
     assert merge_output_layers(heads(outputs=False)) == 0, "not the graph's outputs: left alone"
+    assert merge_output_layers(heads(opset=12)) == 0, "before opset 13 Split takes no sizes input"
+    model, feeds = heads(rank=3), {"x": RNG.normal(size=(2, 5, C)).astype(np.float32)}
+    before = run(model, feeds)
+    assert merge_output_layers(model) == 3
+    same_outputs(model, feeds, before)  # split on the last axis, whatever the rank
 
 
-def residual_stream(blocks: int = 3, read_elsewhere: bool = False) -> onnx.ModelProto:
+def residual_stream(blocks: int = 3, read_elsewhere: bool = False, odd_out: bool = False) -> onnx.ModelProto:
     """The wavenet's residual stream over ``2 ** blocks`` positions: each block pairs the
     rows (``Reshape([-1, 2C])``), a Dense of the pair makes ``z``, and ``x(p) + Dense(z)``
     is the next stream; the last block's ``z`` is the output. ``read_elsewhere``: the first
-    residual is also an output."""
+    residual is also read by another node; ``odd_out``: the second block's ``x(p)`` is also
+    one of the graph's outputs."""
     g = Graph()
     x, outputs = "x", []
     pair = g.constant("pair", np.array([-1, 2 * C], np.int64))
@@ -155,6 +175,8 @@ def residual_stream(blocks: int = 3, read_elsewhere: bool = False) -> onnx.Model
         x = g.node("Add", [g.node("Slice", [pairs, *half], f"odd{i}"), g.dense(f"res{i}", z, C, C)], f"x{i + 1}")
         if read_elsewhere and i == 0:
             outputs.append(g.node("Relu", [x], "seen"))
+        if odd_out and i == 1:
+            outputs.append(f"odd{i}")
     return g.model({"x": (TensorProto.FLOAT, [None, C])}, outputs)
 
 
@@ -169,5 +191,5 @@ def test_the_residual_biases_are_carried_into_the_layers_reading_the_stream() ->
 
 
 def test_a_stream_read_elsewhere_keeps_its_biases() -> None:
-    model = residual_stream(read_elsewhere=True)
-    assert fold_residual_biases(model) == 0
+    for model in (residual_stream(read_elsewhere=True), residual_stream(odd_out=True)):
+        assert fold_residual_biases(model) == 0

@@ -265,3 +265,7 @@ def test_offline_features_out_of_range_are_refused(tmp_path):
     features[1, 5, 2] = runner.info.expression.feature_size(FEATURES[2])
     with pytest.raises(ValueError, match="each column below its feature's size"):
         runner.predict_batch(windows, features)
+    wide = np.zeros((2, 32, len(FEATURES)), np.int64)
+    wide[0, 3, 0] = 2**32  # 0 once cast to int32: checked before the cast
+    with pytest.raises(ValueError, match="each column below its feature's size"):
+        runner.predict_batch(windows, wide)
