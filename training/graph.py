@@ -32,7 +32,7 @@ from typing import Any
 from mididuet.daemon.predict.bundle import FEATURES_NAME, TABLE_SUFFIX
 
 from .graph_layers import fold_projections, fold_residual_biases, last_rows, merge_output_layers
-from .graph_reading import opset, producers_and_constants
+from .graph_reading import integer, opset, producers_and_constants, readers
 
 MIN_OPSET = 11  # where ONNX's Gather defines negative indices (counted from the end)
 REDUCE_AXES_OPSET = 13  # where Squeeze and ReduceSum take their axes as an input
@@ -78,17 +78,12 @@ def merge_feature_embeddings(proto: Any, source: str = FEATURES_NAME) -> int:
     dims = given.type.tensor_type.shape.dim
     columns = dims[-1].dim_value if len(dims) == 3 else 0
     producer, constants = producers_and_constants(graph)
-    readers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
-    for output in graph.output:
-        readers[output.name] = readers.get(output.name, 0) + 1
+    read = readers(graph)  # a graph output counts as a reader
     gathers = {}  # a column's embedding: its Gather's output -> (column, table)
     for node in graph.node:
-        if node.op_type == "Gather" and node.input[0] in constants and _axis(node) == 0:
+        if node.op_type == "Gather" and node.input[0] in constants and integer(node, "axis", 0) == 0:
             column = _column_of(node.input[1], source, producer, constants)
-            if column is not None and readers.get(node.output[0]) == 1:
+            if column is not None and len(read.get(node.output[0], [])) == 1:
                 gathers[node.output[0]] = (column, onnx.numpy_helper.to_array(constants[node.input[0]]))
     links = {}  # an Add of the chain: its output -> (the running sum it adds to, the column's embedding)
     for node in graph.node:
@@ -101,7 +96,7 @@ def merge_feature_embeddings(proto: Any, source: str = FEATURES_NAME) -> int:
         return 0
     end, out, used = ends[0], ends[0], []
     while out in links:
-        if out != end and readers.get(out) != 1:
+        if out != end and len(read.get(out, [])) != 1:
             return 0
         out, embedding = links[out]
         used.append(embedding)
@@ -139,10 +134,6 @@ def merge_feature_embeddings(proto: Any, source: str = FEATURES_NAME) -> int:
     for k, node in enumerate(merged):
         graph.node.insert(at + k, node)
     return len(used)
-
-
-def _axis(node: Any, default: int = 0) -> int:
-    return next((a.i for a in node.attribute if a.name == "axis"), default)
 
 
 def _column_of(name: str, source: str, producer: dict[str, Any], constants: dict[str, Any]) -> int | None:
@@ -222,7 +213,7 @@ def _softmax_of_sum(name: str, producer: dict[str, Any], constants: dict[str, An
     softmax = producer.get(name)
     if softmax is None or softmax.op_type != "Softmax":
         return None
-    if _axis(softmax, default_axis) not in (-1, 2):
+    if integer(softmax, "axis", default_axis) not in (-1, 2):
         return None
     add = producer.get(softmax.input[0])
     if add is None or add.op_type != "Add":
@@ -256,7 +247,7 @@ def unwrap_gather_indices(proto: Any) -> int:
     for node in graph.node:
         if node.op_type != "Gather" or len(node.input) < 2 or node.input[0] not in constants:
             continue
-        axis = _axis(node)
+        axis = integer(node, "axis", 0)
         dims = list(constants[node.input[0]].dims)
         if not -len(dims) <= axis < len(dims):
             continue

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .graph_reading import opset, producers_and_constants, values
+from .graph_reading import integer, opset, producers_and_constants, values
 from .graph_reading import readers as readers_of
 
 INT32_MAX = 2**31 - 1  # what tf2onnx writes for "to the end" in a Slice
@@ -77,9 +77,9 @@ def fold_projections(proto: Any) -> int:
     shapes = _shapes(proto)
     outputs = {output.name for output in graph.output}
     folded = 0
+    producer, constants = producers_and_constants(graph)
+    readers = readers_of(graph)
     for reshape in list(graph.node):
-        producer, constants = producers_and_constants(graph)  # read again: a fold before rewrote the graph
-        readers = readers_of(graph)
         shape = values(reshape.input[1], constants) if reshape.op_type == "Reshape" else None
         if shape is None or len(shape) != 2 or shape[0] != -1:
             continue
@@ -116,6 +116,8 @@ def fold_projections(proto: Any) -> int:
         _insert_after(graph, reshape, [onnx.helper.make_node(
             "Split", [summed, f"{summed}.projections"], [add.output[0] for add, _, _ in dense], axis=1)])
         folded += len(dense)
+        producer, constants = producers_and_constants(graph)  # read again: the fold rewrote the graph
+        readers = readers_of(graph)
     return folded
 
 
@@ -144,7 +146,7 @@ def _gathered_terms(name: str, producer: dict[str, Any], constants: dict[str, An
             return None
         node, one_row = summed, False
     if node.op_type != "Gather" or node.input[0] not in constants or len(readers.get(node.input[0], [])) != 1 or \
-            next((a.i for a in node.attribute if a.name == "axis"), 0) != 0:
+            integer(node, "axis", 0) != 0:
         return None
     return [(node, one_row)]
 
@@ -153,7 +155,7 @@ def _keeps_last(node: Any, rank: int, constants: dict[str, Any]) -> bool:
     """True when a ``ReduceSum`` of a tensor of ``rank`` (0: unknown) names its axes, drops
     them, and leaves the last alone (the embedding's width, which a projection acts on)."""
     axes = values(node.input[1], constants) if len(node.input) > 1 else None
-    dropped = next((a.i for a in node.attribute if a.name == "keepdims"), 1) == 0
+    dropped = integer(node, "keepdims", 1) == 0
     return bool(rank and axes and dropped and all(0 <= (axis % rank) < rank - 1 for axis in axes))
 
 
@@ -168,12 +170,11 @@ def last_rows(proto: Any) -> int:
     shapes = _shapes(proto)
     outputs = {output.name for output in graph.output}
     rewritten = 0
+    producer, constants = producers_and_constants(graph)
+    readers = readers_of(graph)
     for node in list(graph.node):
         if node.op_type != "Slice" or len(node.input) not in (4, 5) or node.output[0] in outputs:
             continue
-        # Read again at each node: a rewrite before this one may have rewired its readers.
-        producer, constants = producers_and_constants(graph)
-        readers = readers_of(graph)
         starts, ends, axes = (values(name, constants) for name in node.input[1:4])
         steps = values(node.input[4], constants) if len(node.input) == 5 else [1, 1]
         if axes != [0, 1] or starts is None or ends is None or steps != [1, 1] or starts[0] != 0 or \
@@ -185,22 +186,25 @@ def last_rows(proto: Any) -> int:
             for reader in readers.get(node.output[0], []):
                 reader.input[:] = [source if name == node.output[0] else name for name in reader.input]
             graph.node.remove(node)
-            rewritten += 1
-            continue
-        shape = values(reshape.input[1], constants) if reshape is not None and reshape.op_type == "Reshape" else None
-        if shape is None or len(shape) != 2 or shape[0] != -1 or shape[1] % width or \
-                shapes.get(reshape.input[0], [])[1:] != [width] or len(readers.get(source, [])) != 1:
-            continue
-        length, name = shape[1] // width, node.output[0]
-        graph.initializer.extend([onnx.numpy_helper.from_array(np.array([value], np.int64), f"{name}.{part}")
-                                  for part, value in (("first", length - 1), ("end", INT32_MAX), ("rows", 0),
-                                                      ("step", length))])
-        strided = onnx.helper.make_node("Slice", [reshape.input[0], *(f"{name}.{part}" for part in
-                                                                     ("first", "end", "rows", "step"))], [name])
-        _insert_after(graph, node, [strided])
-        graph.node.remove(node)
-        graph.node.remove(reshape)
+        else:
+            shape = values(reshape.input[1], constants) if reshape is not None and reshape.op_type == "Reshape" \
+                else None
+            if shape is None or len(shape) != 2 or shape[0] != -1 or shape[1] % width or \
+                    shapes.get(reshape.input[0], [])[1:] != [width] or len(readers.get(source, [])) != 1:
+                continue
+            length, name = shape[1] // width, node.output[0]
+            graph.initializer.extend([onnx.numpy_helper.from_array(np.array([value], np.int64), f"{name}.{part}")
+                                      for part, value in (("first", length - 1), ("end", INT32_MAX), ("rows", 0),
+                                                          ("step", length))])
+            strided = onnx.helper.make_node("Slice", [reshape.input[0], *(f"{name}.{part}" for part in
+                                                                         ("first", "end", "rows", "step"))], [name])
+            _insert_after(graph, node, [strided])
+            graph.node.remove(node)
+            graph.node.remove(reshape)
         rewritten += 1
+        # Read again: the rewrite rewired readers that a later Slice may share.
+        producer, constants = producers_and_constants(graph)
+        readers = readers_of(graph)
     return rewritten
 
 

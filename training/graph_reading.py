@@ -38,6 +38,11 @@ def values(name: str, constants: dict[str, Any]) -> list[int] | None:
     return onnx.numpy_helper.to_array(constants[name]).reshape(-1).tolist() if name in constants else None
 
 
+def integer(node: Any, name: str, default: int) -> int:
+    """A node's integer attribute ``name`` (an axis, a flag), or ``default`` when it names none."""
+    return next((a.i for a in node.attribute if a.name == name), default)
+
+
 def opset(proto: Any) -> int:
     """The model's version of the default ONNX operator set."""
     return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
