@@ -41,6 +41,7 @@ from mididuet.daemon.music.expression import (
     VOICING_HEADS,
     Encoding,
     running_median,
+    standing,
 )
 from mididuet.daemon.music.midi_reader import TokenRecord
 from mididuet.daemon.music.tokens import is_chord
@@ -101,7 +102,7 @@ def encode_records(records: Sequence[TokenRecord], vocabulary: dict[str, int],
         loud = encoding.loud_features(velocities[max(0, i + 1 - encoding.loud_count):i + 1], levels[i + 1])
         # The tokens before it as they stand at its onset, in the pulse after it: what the
         # daemon knows of their lengths when deciding the next token.
-        before = [(ends[j] - onsets[j], True) if ends[j] <= r.onset + EPSILON else (r.onset - onsets[j], False)
+        before = [standing(onsets[j], ends[j], r.onset, EPSILON)
                   for j in range(i - 1, max(i - 1 - encoding.known_count, -1), -1)]
         known = encoding.known_features(before, pulses[i + 1])
         features[i] = encoding.played(r.token, delay, timing, previous, velocity, r.lowest, r.highest, r.notes,

@@ -369,6 +369,15 @@ def _nearest(value: float, grid: Sequence[float]) -> int:
     return min(range(len(grid)), key=lambda i: abs(grid[i] - value))
 
 
+def standing(start: float, end: float, onset: float, tolerance: float = 0.0) -> tuple[float, bool]:
+    """A token that began at ``start`` and stops at ``end``, as it stands at a later
+    ``onset`` (what :meth:`Encoding.known_features` reads of it): (its length, True) if it
+    had stopped by then (``tolerance`` later at the most), else (how long it had sounded,
+    False). The trainer and the daemon's window both ask it, so the model reads live what
+    it read in training."""
+    return (end - start, True) if end <= onset + tolerance else (onset - start, False)
+
+
 def running_median(values: Sequence[float], end: int, history: int = HISTORY) -> float | None:
     """The (low) median of the (up to) ``history`` values before index ``end``, or None.
     The low median is one of the values, so a pulse is always an IOI that was played and

@@ -32,7 +32,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..music.expression import FEATURES, HISTORY, SOUNDING_LOOKBACK, UNKNOWN, Encoding, running_median
+from ..music.expression import (
+    FEATURES,
+    HISTORY,
+    SOUNDING_LOOKBACK,
+    UNKNOWN,
+    Encoding,
+    running_median,
+    standing,
+)
 from .bundle import WINDOW
 
 NO_ONSET = -1
@@ -154,7 +162,7 @@ class Window:
             if start == NO_ONSET or start >= onset_ns:
                 before.append(None)
             else:
-                before.append((end - start, True) if end <= onset_ns else (onset_ns - start, False))
+                before.append(standing(start, end, onset_ns))
         return before
 
     def _sounding(self, onset_ns: int) -> int:
