@@ -1,6 +1,8 @@
 """The rewrites of the wavenet's layers compute what the graph computed, in fewer nodes,
 and leave alone a graph where what they fold would be read elsewhere too."""
 
+from collections.abc import Callable
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -47,7 +49,14 @@ def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
 
 
-def same_outputs(model: onnx.ModelProto, feeds: dict[str, np.ndarray], before: list[np.ndarray]) -> None:
+def rewritten(model: onnx.ModelProto, feeds: dict[str, np.ndarray], rewrite: Callable[[onnx.ModelProto], int],
+              done: int, then_simplify: bool = True) -> None:
+    """``rewrite`` does ``done`` rewrites in ``model`` (then, ``then_simplify``, the whole
+    pass), and the model still checks and gives every output it gave before."""
+    before = run(model, feeds)
+    assert rewrite(model) == done
+    if then_simplify:
+        simplify(model)
     onnx.checker.check_model(model)
     for got, want in zip(run(model, feeds), before, strict=True):
         np.testing.assert_allclose(got, want, atol=2e-5)
@@ -89,10 +98,7 @@ def embedded_feeds() -> dict[str, np.ndarray]:
 
 def test_the_projections_are_folded_into_the_tables() -> None:
     model, feeds = embedded_sum(), embedded_feeds()
-    before = run(model, feeds)
-    assert fold_projections(model) == 2
-    simplify(model)
-    same_outputs(model, feeds, before)
+    rewritten(model, feeds, fold_projections, 2)
     ops = [n.op_type for n in model.graph.node]
     assert "MatMul" not in ops and ops.count("Split") == 1
     assert numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "E")).shape == (9, 5)
@@ -121,10 +127,7 @@ def test_each_sequences_last_row_is_one_strided_slice_or_the_tensor_itself() -> 
     for length, ops in ((4, ["Slice", "Relu"]), (1, ["Relu"])):
         model = skips(length)
         feeds = {"z": RNG.normal(size=(3 * length, C)).astype(np.float32)}
-        before = run(model, feeds)
-        assert last_rows(model) == 1
-        simplify(model)
-        same_outputs(model, feeds, before)
+        rewritten(model, feeds, last_rows, 1)
         assert [n.op_type for n in model.graph.node] == ops
     model = skips(4, wide_out=True)
     assert last_rows(model) == 0, "the reshaped rows are an output: they stay"
@@ -142,17 +145,12 @@ def heads(outputs: bool = True, opset: int = 17, rank: int = 2) -> onnx.ModelPro
 
 def test_the_heads_reading_one_layer_are_one_matmul_and_a_split() -> None:
     model, feeds = heads(), {"x": RNG.normal(size=(2, C)).astype(np.float32)}
-    before = run(model, feeds)
-    assert merge_output_layers(model) == 3
-    simplify(model)
-    same_outputs(model, feeds, before)
+    rewritten(model, feeds, merge_output_layers, 3)
     assert [n.op_type for n in model.graph.node] == ["Relu", "MatMul", "Add", "Split"]
     assert merge_output_layers(heads(outputs=False)) == 0, "not the graph's outputs: left alone"
     assert merge_output_layers(heads(opset=12)) == 0, "before opset 13 Split takes no sizes input"
     model, feeds = heads(rank=3), {"x": RNG.normal(size=(2, 5, C)).astype(np.float32)}
-    before = run(model, feeds)
-    assert merge_output_layers(model) == 3
-    same_outputs(model, feeds, before)  # split on the last axis, whatever the rank
+    rewritten(model, feeds, merge_output_layers, 3, then_simplify=False)  # split on the last axis, whatever the rank
 
 
 def residual_stream(blocks: int = 3, read_elsewhere: bool = False, odd_out: bool = False) -> onnx.ModelProto:
@@ -182,10 +180,7 @@ def residual_stream(blocks: int = 3, read_elsewhere: bool = False, odd_out: bool
 
 def test_the_residual_biases_are_carried_into_the_layers_reading_the_stream() -> None:
     model, feeds = residual_stream(), {"x": RNG.normal(size=(16, C)).astype(np.float32)}
-    before = run(model, feeds)
-    assert fold_residual_biases(model) == 2
-    simplify(model)
-    same_outputs(model, feeds, before)
+    rewritten(model, feeds, fold_residual_biases, 2)
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("Gemm") == 2 and ops.count("Add") == 3, "the filters' biases stay, the residuals' Adds went"
 
