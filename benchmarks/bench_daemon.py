@@ -47,6 +47,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.helpers (mididuet itself is installed)
 
+from machine import describe  # noqa: E402  (benchmarks/, the script's own directory)
+
 from mididuet.daemon.engine.settings import DEFAULT_MEMORY, DEFAULT_RHYTHM_TEMPERATURE  # noqa: E402
 from mididuet.daemon.engine.stats import Stats  # noqa: E402
 from mididuet.daemon.live import runner  # noqa: E402
@@ -570,6 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model_path, model_name = choose_model(Path(tmp))
         print(f"model: {model_name}")
+        print(f"machine: {describe()}")
         if args.watch_only:
             server = JackServer(period=args.period)
             server.start()

@@ -27,6 +27,8 @@ import tempfile
 import types
 from pathlib import Path
 
+from machine import describe  # benchmarks/, the script's own directory
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "chopin.onnx"
 
@@ -76,26 +78,30 @@ def main() -> int:
         parser.error(f"{args.revision!r} is not a commit of this repository")
     if not args.model.is_file():
         parser.error(f"{args.model} not found: build it with make model, or pass --model")
+    print(f"machine: {describe()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         other = Path(tmp) / "tree"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(other), args.revision],
                        check=True)
         their_model = other / "models" / "chopin.onnx" if args.revision_model else args.model
         try:
-            ratios = []
+            ratios, tails = [], []
             for pair in range(1, args.pairs + 1):
                 if pair % 2:
                     before, now = run(other, their_model), run(ROOT, args.model)
                 else:
                     now, before = run(ROOT, args.model), run(other, their_model)
                 ratios.append((now["p50"] / before["p50"], now["p99"] / before["p99"]))
+                tails.append((before["p99"], now["p99"]))
                 print(f"pair {pair}: {args.revision} p50 {before['p50']:.3f} p99 {before['p99']:.3f} ms; "
                       f"this tree p50 {now['p50']:.3f} p99 {now['p99']:.3f} ms; ÷ {ratios[-1][0]:.2f}x, "
                       f"{ratios[-1][1]:.2f}x", flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)], check=False)
     print(f"median of {args.pairs} pairs, this tree ÷ {args.revision}: p50 "
-          f"{statistics.median(r[0] for r in ratios):.2f}x, p99 {statistics.median(r[1] for r in ratios):.2f}x")
+          f"{statistics.median(r[0] for r in ratios):.2f}x, p99 {statistics.median(r[1] for r in ratios):.2f}x; "
+          f"p99 range {args.revision} {min(t[0] for t in tails):.3f}–{max(t[0] for t in tails):.3f} ms, "
+          f"this tree {min(t[1] for t in tails):.3f}–{max(t[1] for t in tails):.3f} ms")
     return 0
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -42,6 +41,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow: warnings and e
 warnings.filterwarnings("ignore", message="Unable to determine instrument")
 
 ROOT = Path(__file__).resolve().parent.parent
+from machine import describe, loadavg  # noqa: E402  (benchmarks/, the script's own directory)
+
 from mididuet.daemon.predict.bundle import WINDOW, ModelRunner  # noqa: E402
 from mididuet.training.corpus import Corpus, read_corpus  # noqa: E402
 
@@ -100,23 +101,6 @@ class Report:
 
     def target(self, name: str, met: bool, measured: str) -> None:
         self.verdicts.append((name, met, measured))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def loadavg() -> str:
-    try:
-        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def time_calls(call: Callable[[], object], iterations: int, warmup: int) -> Summary:
@@ -334,8 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report()
     started = time.perf_counter()
     report.say(f"# bench_training {'(quick)' if args.quick else '(full)'} — {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
-    report.say(f"machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {cpu_model()}; "
-               f"Python {platform.python_version()}; load average (1/5/15 min) at start: {loadavg()}")
+    report.say(f"machine: {describe()} at start")
     report.say()
 
     corpus = bench_reading(report, args.data, its, args.skip_music21)
