@@ -55,6 +55,7 @@ from mididuet.daemon.live import runner  # noqa: E402
 from mididuet.daemon.music.units import NS_PER_MS as MS  # noqa: E402
 from mididuet.daemon.predict.bundle import ModelRunner, shipped_model_path  # noqa: E402
 from tests.helpers.jack import JACK_BACKEND, DaemonProcess, JackServer, environment  # noqa: E402
+from tests.helpers.xruns import XrunStamper, near  # noqa: E402
 
 MONITOR_CLIENT = "bench-monitor"
 
@@ -287,19 +288,21 @@ def run_monitor() -> None:
 MATCH_NS = 50 * MS  # an arrival later than this after its schedule is another note's
 
 
-def through_jack(scheduled: list[int], arrivals: list[int]) -> list[int]:
-    """``arrival - scheduled`` for each note-on that arrived, both in send order. A
-    note-on lost on the way is skipped, not paired with the next one's arrival (pairing by
-    index made every later note look late by one note's interval); one arriving more than
-    :data:`MATCH_NS` after its schedule counts as lost too."""
-    through, k = [], 0
+def through_jack(scheduled: list[int], arrivals: list[int]) -> tuple[list[int], list[int]]:
+    """``arrival - scheduled`` for each note-on that arrived, both in send order, and the
+    schedules of those that did not. A note-on lost on the way is skipped, not paired with
+    the next one's arrival (pairing by index made every later note look late by one note's
+    interval); one arriving more than :data:`MATCH_NS` after its schedule counts as lost too."""
+    through, lost, k = [], [], 0
     for when in scheduled:
         while k < len(arrivals) and arrivals[k] < when - MS:  # (an arrival long before: not this note's)
             k += 1
         if k < len(arrivals) and arrivals[k] - when <= MATCH_NS:
             through.append(arrivals[k] - when)
             k += 1
-    return through
+        else:
+            lost.append(when)
+    return through, lost
 
 
 def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns: int, mode: str = "solo",
@@ -313,6 +316,7 @@ def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns
     from mididuet.daemon.engine.settings import EngineSettings
     from mididuet.daemon.live.runner import RunHooks, Runner, RunOptions
 
+    stamper = XrunStamper(server.env)
     monitor = subprocess.Popen([sys.executable, __file__, "--monitor"], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True, env={**os.environ, **server.env})
     assert monitor.stdout is not None and monitor.stdin is not None
@@ -346,15 +350,22 @@ def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns
     monitor.stdin.close()
     arrivals = json.loads(monitor.stdout.read())
     monitor.wait()
+    xruns = stamper.stop()
     ons = [t for t, status, _ in arrivals if status & 0xF0 == 0x90]
     offs = [t for t, status, _ in arrivals if status & 0xF0 == 0x80]
     sent = len(stats.scheduled)
-    through = through_jack(stats.scheduled, ons)
+    through, lost = through_jack(stats.scheduled, ons)
     period_ms = server.period_ms
+    # Did a lost note fall at a cycle JACK reported late? Within the target's bound of
+    # lateness (two periods and a millisecond), against how many of all note-ons do.
+    bound = round((2 * period_ms + 1.0) * MS)
+    playing = [t for t in xruns if stats.scheduled and stats.scheduled[0] <= t <= stats.scheduled[-1]]
     return {"exit_code": code, "notes": sent, "inside_p50": pct(stats.inside, 50),
             "inside_p99": pct(stats.inside, 99), "inside_max": max(stats.inside) / MS,
             "jack_p50": pct(through, 50), "jack_p99": pct(through, 99), "jack_max": max(through) / MS,
-            "period_ms": period_ms, "lost_note_ons": sent - len(through), "lost_note_offs": sent - len(offs),
+            "period_ms": period_ms, "lost_note_ons": len(lost), "lost_note_offs": sent - len(offs),
+            "xruns": len(playing), "lost_at_xrun": sum(near(xruns, when, bound) for when in lost),
+            "share_at_xrun": sum(near(xruns, when, bound) for when in stats.scheduled) / max(1, sent),
             "decision_p50": stats.decision.percentile(50) / MS, "decision_p99": stats.decision.percentile(99) / MS,
             "cpu_percent": cpu_percent, "spin_ms": spin_ns / MS}
 
@@ -482,6 +493,14 @@ def bench_watch(model_path: Path, server: JackServer, seconds: float, tmp: Path)
     return runs
 
 
+def at_xruns(runs: list[dict[str, Any]]) -> str:
+    """Where the runs' lost note-ons fell: at a cycle JACK reported late, or elsewhere."""
+    lost = sum(r["lost_note_ons"] for r in runs)
+    share = sum(r["share_at_xrun"] * r["notes"] for r in runs) / max(1, sum(r["notes"] for r in runs))
+    return (f"{sum(r['lost_at_xrun'] for r in runs)} of {lost} lost within 2 periods + 1 ms of an xrun JACK "
+            f"reported ({sum(r['xruns'] for r in runs)} while playing; {share:.0%} of all note-ons are that near one)")
+
+
 def report_watch(w: dict[str, dict[str, Any]], seconds: float) -> dict[str, bool]:
     """Print the rows with and without a watcher; their targets."""
     for name, label in (("solo", "solo at 400 BPM"), ("flood", "jam at 400 BPM under 2,000 input msg/s")):
@@ -492,8 +511,8 @@ def report_watch(w: dict[str, dict[str, Any]], seconds: float) -> dict[str, bool
               f"p50 {bare['inside_p50']:.3f} p99 {bare['inside_p99']:.3f} max {bare['inside_max']:.3f} ms "
               f"({bare['notes']} notes): with ÷ without p99 {watched['inside_p99'] / bare['inside_p99']:.2f}x; "
               f"through JACK p99 {watched['jack_p99']:.3f} ÷ {bare['jack_p99']:.3f} ms; lost note-ons "
-              f"{watched['lost_note_ons']}/{bare['lost_note_ons']}; CPU {watched['cpu_percent']:.1f} ÷ "
-              f"{bare['cpu_percent']:.1f} %")
+              f"{watched['lost_note_ons']}/{bare['lost_note_ons']} ({at_xruns([watched, bare])}); CPU "
+              f"{watched['cpu_percent']:.1f} ÷ {bare['cpu_percent']:.1f} %")
         view = w["views"].get(name, {})
         if "renders" in view:
             print(f"  the view ({label}): {view['renders'] / view['seconds']:.1f} piano-roll renders/s, "
@@ -629,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lateness through JACK (period {args.period} = {per:.3f} ms): p50 {lat['jack_p50']:.3f} ms "
           f"({lat['jack_p50'] / per:.2f} periods), p99 {lat['jack_p99']:.3f} ms ({lat['jack_p99'] / per:.2f} "
           f"periods), max {lat['jack_max']:.3f} ms; lost note-ons {lat['lost_note_ons']}, "
-          f"note-offs {lat['lost_note_offs']}; exit code after SIGTERM {lat['exit_code']}")
+          f"note-offs {lat['lost_note_offs']} ({at_xruns([lat])}); exit code after SIGTERM {lat['exit_code']}")
     print(f"start-up to ready: median {up['ready_s']:.3f} s (max {up['ready_max_s']:.3f} s), bare python "
           f"{up['bare_s']:.3f} s, ratio {up['ready_s'] / up['bare_s']:.1f}x; RSS while playing {up['rss_mb']:.1f} MB, "
           f"of which not JACK's shared segment {up['own_mb']:.1f} MB")
