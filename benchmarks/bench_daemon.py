@@ -10,7 +10,9 @@
    p99 <= 1 ms). A *separate process*, a JACK client, timestamps each arrival with
    CLOCK_MONOTONIC (the daemon's clock too), so ``arrival - scheduled`` is the lateness
    through JACK (target <= 2 periods + 1 ms), in ms and periods; lost messages counted
-   (target 0). The run ends with a real SIGTERM. It runs twice: first with the loop asleep
+   (target 0), each lost note-on placed against the xruns JACK reported meanwhile
+   (``tests/helpers/xruns.py``; ``--no-xruns`` leaves that client out of the graph). The
+   run ends with a real SIGTERM. It runs twice: first with the loop asleep
    until each deadline (baseline), then as shipped, awake for the last
    ``mididuet.daemon.live.runner.SPIN_NS`` before one; each with the process's CPU use.
 3. With ``mididuet watch`` attached (its app, headless, in a separate process) against
@@ -24,12 +26,14 @@
 The shipped model (models/chopin.onnx) is used when present, else a tiny test bundle;
 the output says which. Exit status 0 when every target is met, 1 otherwise.
 
-Run: ``.venv/bin/python benchmarks/bench_daemon.py [--seconds 30] [--period 64] [--watch-seconds 15]``.
+Run: ``.venv/bin/python benchmarks/bench_daemon.py [--seconds 30] [--period 64] [--watch-seconds 15]
+[--no-xruns]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -285,6 +289,9 @@ def run_monitor() -> None:
     print(json.dumps(arrivals), flush=True)
 
 
+# Each lateness run stamps the xruns JACK reports (tests/helpers/xruns.py), a client more
+# in the graph; --no-xruns runs without it.
+STAMP_XRUNS = True
 MATCH_NS = 50 * MS  # an arrival later than this after its schedule is another note's
 
 
@@ -307,7 +314,7 @@ def through_jack(scheduled: list[int], arrivals: list[int]) -> tuple[list[int], 
 
 def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns: int, mode: str = "solo",
                    in_port: str | None = None, control: str | None = None,
-                   on_ready: Callable[[], None] | None = None) -> dict[str, float]:
+                   on_ready: Callable[[], None] | None = None) -> dict[str, Any]:
     """A solo run of ``seconds``; ``spin_ns``: how long before each deadline the loop stops
     sleeping and waits awake (``mididuet.daemon.live.runner.SPIN_NS``; 0 sleeps to the deadline).
     ``mode``, ``in_port``: another mode, and an input (the flood); ``control``: the control
@@ -316,41 +323,43 @@ def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns
     from mididuet.daemon.engine.settings import EngineSettings
     from mididuet.daemon.live.runner import RunHooks, Runner, RunOptions
 
-    stamper = XrunStamper(server.env)
-    monitor = subprocess.Popen([sys.executable, __file__, "--monitor"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True, env={**os.environ, **server.env})
-    assert monitor.stdout is not None and monitor.stdin is not None
-    assert monitor.stdout.readline().strip() == "ready"
-    stats = ObservingStats()
-    settings = EngineSettings(mode=mode, bpm=400.0, seed=1)
-    ready: dict[str, float] = {}
-    options = RunOptions(settings=settings, model=model_path, out_port=f"{MONITOR_CLIENT}:in", in_port=in_port,
-                         api="jack")
-    if control is not None:
-        options.control = control
+    with contextlib.ExitStack() as cleanup:  # on an error too: no stamper or monitor outlives the run
+        stamper = cleanup.enter_context(XrunStamper(server.env)) if STAMP_XRUNS else None
+        monitor = subprocess.Popen([sys.executable, __file__, "--monitor"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, text=True, env={**os.environ, **server.env})
+        cleanup.callback(lambda: monitor.poll() is None and monitor.kill())
+        assert monitor.stdout is not None and monitor.stdin is not None
+        assert monitor.stdout.readline().strip() == "ready"
+        stats = ObservingStats()
+        settings = EngineSettings(mode=mode, bpm=400.0, seed=1)
+        ready: dict[str, float] = {}
+        options = RunOptions(settings=settings, model=model_path, out_port=f"{MONITOR_CLIENT}:in", in_port=in_port,
+                             api="jack")
+        if control is not None:
+            options.control = control
 
-    def when_ready(_line: str) -> None:
-        ready.update(cpu=time.process_time(), wall=time.monotonic())
-        if on_ready is not None:
-            threading.Thread(target=on_ready, daemon=True).start()
+        def when_ready(_line: str) -> None:
+            ready.update(cpu=time.process_time(), wall=time.monotonic())
+            if on_ready is not None:
+                threading.Thread(target=on_ready, daemon=True).start()
 
-    hooks = RunHooks(stats=stats, on_ready=when_ready)
-    # A real SIGTERM ends the run, through the runner's own handler.
-    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
-    default_spin, runner.SPIN_NS = runner.SPIN_NS, spin_ns
-    try:
-        code = Runner(options, hooks).run()
-    finally:
-        runner.SPIN_NS = default_spin
-    if not ready:
-        raise SystemExit(f"the daemon never said it was ready (exit code {code})")
-    # CPU of this process (the loop and its JACK clients' threads) from ready to the end.
-    cpu_percent = 100 * (time.process_time() - ready["cpu"]) / (time.monotonic() - ready["wall"])
-    monitor.stdin.close()
-    arrivals = json.loads(monitor.stdout.read())
-    monitor.wait()
-    xruns = stamper.stop()
+        hooks = RunHooks(stats=stats, on_ready=when_ready)
+        # A real SIGTERM ends the run, through the runner's own handler.
+        timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGTERM))
+        timer.start()
+        default_spin, runner.SPIN_NS = runner.SPIN_NS, spin_ns
+        try:
+            code = Runner(options, hooks).run()
+        finally:
+            runner.SPIN_NS = default_spin
+        if not ready:
+            raise SystemExit(f"the daemon never said it was ready (exit code {code})")
+        # CPU of this process (the loop and its JACK clients' threads) from ready to the end.
+        cpu_percent = 100 * (time.process_time() - ready["cpu"]) / (time.monotonic() - ready["wall"])
+        monitor.stdin.close()
+        arrivals = json.loads(monitor.stdout.read())
+        monitor.wait()
+        xruns = stamper.stop() if stamper is not None else None
     ons = [t for t, status, _ in arrivals if status & 0xF0 == 0x90]
     offs = [t for t, status, _ in arrivals if status & 0xF0 == 0x80]
     sent = len(stats.scheduled)
@@ -359,13 +368,16 @@ def bench_lateness(model_path: Path, server: JackServer, seconds: float, spin_ns
     # Did a lost note fall at a cycle JACK reported late? Within the target's bound of
     # lateness (two periods and a millisecond), against how many of all note-ons do.
     bound = round((2 * period_ms + 1.0) * MS)
-    playing = [t for t in xruns if stats.scheduled and stats.scheduled[0] <= t <= stats.scheduled[-1]]
+    stamped: dict[str, float | None] = dict.fromkeys(("xruns", "lost_at_xrun", "share_at_xrun"))
+    if xruns is not None:
+        stamped = {"xruns": sum(stats.scheduled[0] <= t <= stats.scheduled[-1] for t in xruns) if sent else 0,
+                   "lost_at_xrun": sum(near(xruns, when, bound) for when in lost),
+                   "share_at_xrun": sum(near(xruns, when, bound) for when in stats.scheduled) / max(1, sent)}
     return {"exit_code": code, "notes": sent, "inside_p50": pct(stats.inside, 50),
             "inside_p99": pct(stats.inside, 99), "inside_max": max(stats.inside) / MS,
             "jack_p50": pct(through, 50), "jack_p99": pct(through, 99), "jack_max": max(through) / MS,
             "period_ms": period_ms, "lost_note_ons": len(lost), "lost_note_offs": sent - len(offs),
-            "xruns": len(playing), "lost_at_xrun": sum(near(xruns, when, bound) for when in lost),
-            "share_at_xrun": sum(near(xruns, when, bound) for when in stats.scheduled) / max(1, sent),
+            **stamped,
             "decision_p50": stats.decision.percentile(50) / MS, "decision_p99": stats.decision.percentile(99) / MS,
             "cpu_percent": cpu_percent, "spin_ms": spin_ns / MS}
 
@@ -493,12 +505,12 @@ def bench_watch(model_path: Path, server: JackServer, seconds: float, tmp: Path)
     return runs
 
 
-def at_xruns(runs: list[dict[str, Any]]) -> str:
-    """Where the runs' lost note-ons fell: at a cycle JACK reported late, or elsewhere."""
-    lost = sum(r["lost_note_ons"] for r in runs)
-    share = sum(r["share_at_xrun"] * r["notes"] for r in runs) / max(1, sum(r["notes"] for r in runs))
-    return (f"{sum(r['lost_at_xrun'] for r in runs)} of {lost} lost within 2 periods + 1 ms of an xrun JACK "
-            f"reported ({sum(r['xruns'] for r in runs)} while playing; {share:.0%} of all note-ons are that near one)")
+def at_xruns(run: dict[str, Any]) -> str:
+    """Where a run's lost note-ons fell: at a cycle JACK reported late, or elsewhere."""
+    if run["xruns"] is None:
+        return "xruns not stamped"
+    return (f"{run['lost_at_xrun']} of {run['lost_note_ons']} within 2 periods + 1 ms of an xrun JACK reported; "
+            f"{run['xruns']} xruns while playing, {run['share_at_xrun']:.0%} of all note-ons that near one")
 
 
 def report_watch(w: dict[str, dict[str, Any]], seconds: float) -> dict[str, bool]:
@@ -511,8 +523,8 @@ def report_watch(w: dict[str, dict[str, Any]], seconds: float) -> dict[str, bool
               f"p50 {bare['inside_p50']:.3f} p99 {bare['inside_p99']:.3f} max {bare['inside_max']:.3f} ms "
               f"({bare['notes']} notes): with ÷ without p99 {watched['inside_p99'] / bare['inside_p99']:.2f}x; "
               f"through JACK p99 {watched['jack_p99']:.3f} ÷ {bare['jack_p99']:.3f} ms; lost note-ons "
-              f"{watched['lost_note_ons']}/{bare['lost_note_ons']} ({at_xruns([watched, bare])}); CPU "
-              f"{watched['cpu_percent']:.1f} ÷ {bare['cpu_percent']:.1f} %")
+              f"{watched['lost_note_ons']}/{bare['lost_note_ons']} (with: {at_xruns(watched)}; without: "
+              f"{at_xruns(bare)}); CPU {watched['cpu_percent']:.1f} ÷ {bare['cpu_percent']:.1f} %")
         view = w["views"].get(name, {})
         if "renders" in view:
             print(f"  the view ({label}): {view['renders'] / view['seconds']:.1f} piano-roll renders/s, "
@@ -526,7 +538,8 @@ def report_watch(w: dict[str, dict[str, Any]], seconds: float) -> dict[str, bool
     print(f"a client that never reads, under the flood: dropped {dropped_after:.2f} s "
           f"after it subscribed ({w['stuck'].get('line', 'no drop logged')}); lateness inside p50 "
           f"{stuck['inside_p50']:.3f} p99 {stuck['inside_p99']:.3f} max {stuck['inside_max']:.3f} ms, ÷ without a "
-          f"client p99 {stuck['inside_p99'] / flood['inside_p99']:.2f}x; lost note-ons {stuck['lost_note_ons']}")
+          f"client p99 {stuck['inside_p99'] / flood['inside_p99']:.2f}x; lost note-ons {stuck['lost_note_ons']} "
+          f"({at_xruns(stuck)})")
     view_rates = [v["renders"] / v["seconds"] for v in w["views"].values() if "renders" in v]
     stuck = w["flood_stuck"]
     return {
@@ -578,10 +591,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--period", type=int, default=64, help="JACK period in frames at 48 kHz (default 64)")
     parser.add_argument("--watch-seconds", type=float, default=15.0,
                         help="length of each run with and without a watcher (default 15)")
+    parser.add_argument("--no-xruns", action="store_true",
+                        help="do not stamp JACK's xruns (a client more in the graph) to say where lost notes fell")
     parser.add_argument("--monitor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--watch-only", action="store_true", help="only the runs with and without a watcher")
     parser.add_argument("--watch-view", nargs=2, metavar=("SOCKET", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    global STAMP_XRUNS
+    STAMP_XRUNS = not args.no_xruns
     if args.monitor:
         run_monitor()
         return 0
@@ -648,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lateness through JACK (period {args.period} = {per:.3f} ms): p50 {lat['jack_p50']:.3f} ms "
           f"({lat['jack_p50'] / per:.2f} periods), p99 {lat['jack_p99']:.3f} ms ({lat['jack_p99'] / per:.2f} "
           f"periods), max {lat['jack_max']:.3f} ms; lost note-ons {lat['lost_note_ons']}, "
-          f"note-offs {lat['lost_note_offs']} ({at_xruns([lat])}); exit code after SIGTERM {lat['exit_code']}")
+          f"note-offs {lat['lost_note_offs']} ({at_xruns(lat)}); exit code after SIGTERM {lat['exit_code']}")
     print(f"start-up to ready: median {up['ready_s']:.3f} s (max {up['ready_max_s']:.3f} s), bare python "
           f"{up['bare_s']:.3f} s, ratio {up['ready_s'] / up['bare_s']:.1f}x; RSS while playing {up['rss_mb']:.1f} MB, "
           f"of which not JACK's shared segment {up['own_mb']:.1f} MB")

@@ -1,8 +1,8 @@
 """What machine a benchmark ran on, in one line for its output.
 
-The same code's decision time differs by 2× between the hosts these benchmarks have run on
-(RESULTS.md), so a figure is read together with the processor, its second-level cache and
-the load it ran under.
+The same code's onnxruntime time has differed by up to 2.7× between sessions (RESULTS.md),
+probably between hosts, so a figure is read together with the processor, its second-level
+cache and the load it ran under.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def second_level_cache() -> str:
 
 
 def loadavg() -> str:
+    """The load average over 1, 5 and 15 minutes, or "n/a"."""
     try:
         return " / ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:

@@ -2,9 +2,10 @@
 benchmark can tell a message lost at one from a message lost anywhere else.
 
 A JACK client of its own (:class:`XrunStamper`), in a process of its own, stamps each xrun
-callback with CLOCK_MONOTONIC, the daemon's clock. Its own process, because it calls
-libjack through ``ctypes`` while the benchmark's clients go through python-rtmidi, whose
-libjack may be the PyPI wheel's copy: two copies in one process do not mix
+callback with CLOCK_MONOTONIC, the daemon's clock. Its own process, because it calls the
+libjack the dynamic linker finds (the system's; PipeWire's under ``pw-jack``) through
+``ctypes``, while the benchmark's clients go through python-rtmidi, whose libjack may be
+the PyPI wheel's copy: two copies in one process do not mix
 (``mididuet.daemon.ports.libjack``). Run as ``python -m tests.helpers.xruns`` it is that
 process: it says "ready", and prints the stamps as JSON once its stdin closes.
 """
@@ -29,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class XrunStamper:
     """The stamping process, started against the server ``env`` names; :meth:`stop` gives
-    the stamps (ns, CLOCK_MONOTONIC), in order."""
+    the stamps (ns, CLOCK_MONOTONIC), in order. As a context manager it never outlives
+    the block: a block that ends before :meth:`stop` (an error) kills it."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "tests.helpers.xruns"], cwd=ROOT,
@@ -37,11 +39,26 @@ class XrunStamper:
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         if self.process.stdout.readline().strip() != "ready":
-            _, err = self.process.communicate(timeout=10)
-            raise RuntimeError(f"the xrun stamper did not start: {err.strip()}")
+            self.kill()
+            assert self.process.stderr is not None
+            raise RuntimeError(f"the xrun stamper did not start: {self.process.stderr.read().strip()}")
+
+    def __enter__(self) -> XrunStamper:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.kill()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def stop(self) -> list[int]:
-        out, err = self.process.communicate(timeout=10)  # closing its stdin ends it
+        try:
+            out, err = self.process.communicate(timeout=10)  # closing its stdin ends it
+        finally:
+            self.kill()
         if self.process.returncode != 0:
             raise RuntimeError(f"the xrun stamper failed (exit {self.process.returncode}): {err.strip()}")
         return sorted(json.loads(out.strip().splitlines()[-1]))
@@ -73,7 +90,12 @@ def main() -> int:
         return 0
 
     callback = _JackXRun(stamp)  # kept referenced: libjack holds a raw pointer to it
-    lib.jack_set_xrun_callback(client, callback, None)  # before activating, as libjack requires
+    # Before activating, as libjack requires. Unchecked, a failure here would read as "no
+    # xruns", the benchmark's evidence against an xrun.
+    if lib.jack_set_xrun_callback(client, callback, None) != 0:
+        lib.jack_client_close(client)
+        print("could not register the xrun callback", file=sys.stderr)
+        return 1
     if lib.jack_activate(client) != 0:
         lib.jack_client_close(client)
         print("could not activate the JACK client", file=sys.stderr)
