@@ -28,8 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .graph_reading import integer, opset, producers_and_constants, values
-from .graph_reading import readers as readers_of
+from .graph_reading import integer, opset, reading, values
 
 INT32_MAX = 2**31 - 1  # what tf2onnx writes for "to the end" in a Slice
 SPLIT_SIZES_OPSET = 13  # where Split takes its sizes as an input
@@ -75,10 +74,8 @@ def fold_projections(proto: Any) -> int:
         return 0
     graph = proto.graph
     shapes = _shapes(proto)
-    outputs = {output.name for output in graph.output}
     folded = 0
-    producer, constants = producers_and_constants(graph)
-    readers = readers_of(graph)
+    producer, constants, readers, outputs = reading(graph)
     for reshape in list(graph.node):
         shape = values(reshape.input[1], constants) if reshape.op_type == "Reshape" else None
         if shape is None or len(shape) != 2 or shape[0] != -1:
@@ -116,8 +113,7 @@ def fold_projections(proto: Any) -> int:
         _insert_after(graph, reshape, [onnx.helper.make_node(
             "Split", [summed, f"{summed}.projections"], [add.output[0] for add, _, _ in dense], axis=1)])
         folded += len(dense)
-        producer, constants = producers_and_constants(graph)  # read again: the fold rewrote the graph
-        readers = readers_of(graph)
+        producer, constants, readers, outputs = reading(graph)  # read again: the fold rewrote the graph
     return folded
 
 
@@ -168,10 +164,8 @@ def last_rows(proto: Any) -> int:
 
     graph = proto.graph
     shapes = _shapes(proto)
-    outputs = {output.name for output in graph.output}
     rewritten = 0
-    producer, constants = producers_and_constants(graph)
-    readers = readers_of(graph)
+    producer, constants, readers, outputs = reading(graph)
     for node in list(graph.node):
         if node.op_type != "Slice" or len(node.input) not in (4, 5) or node.output[0] in outputs:
             continue
@@ -203,8 +197,7 @@ def last_rows(proto: Any) -> int:
             graph.node.remove(reshape)
         rewritten += 1
         # Read again: the rewrite rewired readers that a later Slice may share.
-        producer, constants = producers_and_constants(graph)
-        readers = readers_of(graph)
+        producer, constants, readers, outputs = reading(graph)
     return rewritten
 
 
@@ -230,9 +223,7 @@ def merge_output_layers(proto: Any) -> int:
     if opset(proto) < SPLIT_SIZES_OPSET:
         return 0
     graph = proto.graph
-    _, constants = producers_and_constants(graph)
-    readers = readers_of(graph)
-    outputs = {output.name for output in graph.output}
+    _, constants, readers, outputs = reading(graph)
     groups: dict[str, list[tuple[Any, Any, Any, Any]]] = {}
     for node in graph.node:
         dense = _dense(node, constants, readers, outputs)
@@ -276,9 +267,7 @@ def fold_residual_biases(proto: Any) -> int:
 
     graph = proto.graph
     shapes = _shapes(proto)
-    producer, constants = producers_and_constants(graph)
-    readers = readers_of(graph)
-    outputs = {output.name for output in graph.output}
+    producer, constants, readers, outputs = reading(graph)
     residuals: dict[str, tuple[Any, Any, str, Any]] = {}
     for node in graph.node:
         found = _residual(node, producer, constants, readers, outputs, shapes)

@@ -31,6 +31,14 @@ def readers(graph: Any) -> dict[str, list[Any]]:
     return found
 
 
+def reading(graph: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Any]], set[str]]:
+    """What a rewrite reads of a graph before it looks for its shape, and again after it
+    changes the graph: each tensor's producer, the constants, each tensor's readers
+    (:func:`readers`) and the names the graph gives out."""
+    producer, constants = producers_and_constants(graph)
+    return producer, constants, readers(graph), {output.name for output in graph.output}
+
+
 def values(name: str, constants: dict[str, Any]) -> list[int] | None:
     """A constant's values, flattened to a list; None when ``name`` is not a constant."""
     import onnx.numpy_helper
